@@ -1,0 +1,41 @@
+"""The ``medsweep`` command line. Each sub-command lives in ``pipeline/commands/<name>.py`` and exposes
+``register(subparsers)``, which adds its parser and sets ``handler`` to a function ``(args) -> int``.
+Command modules import their heavy dependencies inside the handler so that ``medsweep --help`` is fast."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from pipeline import __version__
+from pipeline.errors import MedsweepError
+
+_COMMANDS = ("eval", "status", "score", "report", "serve", "stop", "models", "sweep", "data")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="medsweep", description="Serve LLMs with vLLM and score them on medical tasks."
+    )
+    parser.add_argument("--version", action="version", version=f"medsweep {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in _COMMANDS:
+        module = importlib.import_module(f"pipeline.commands.{name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except MedsweepError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return code

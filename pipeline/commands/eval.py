@@ -1,0 +1,16 @@
+"""`medsweep eval` (not implemented yet)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser("eval", help="(not implemented yet)")
+    parser.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    print("medsweep eval: not implemented yet")
+    return 1

@@ -1,0 +1,76 @@
+"""One prompt to send, its sampling parameters, and the content key that identifies its result."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+
+EndpointKind = Literal["chat", "completion"]
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """Decoding parameters sent with every request. Defaults are greedy and seeded."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int = 1234
+    stop: tuple[str, ...] = ()
+
+    def as_body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"temperature": self.temperature, "top_p": self.top_p, "seed": self.seed}
+        if self.stop:
+            body["stop"] = list(self.stop)
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A rendered prompt of one task item (and repeat), ready to send.
+
+    ``messages`` is set for chat endpoints, ``prompt`` for completion endpoints. ``reference`` is the
+    gold answer as the task's scorer expects it (JSON-serialisable). ``prefix_group`` names the long
+    prefix the prompt shares with others (few-shot block, a patient's documents) so that requests of
+    one group can be sent together and hit vLLM's prefix cache.
+    """
+
+    task: str
+    item_id: str
+    kind: EndpointKind
+    max_tokens: int
+    reference: Any
+    messages: tuple[dict[str, str], ...] | None = None
+    prompt: str | None = None
+    subtask: str = ""
+    repeat: int = 0
+    response_format: dict[str, Any] | None = None
+    prefix_group: str = ""
+    extra_body: dict[str, Any] = field(default_factory=dict)
+
+    def prompt_payload(self) -> Any:
+        return list(self.messages) if self.messages is not None else self.prompt
+
+    def prompt_hash(self) -> str:
+        return hashlib.sha256(orjson.dumps(self.prompt_payload(), option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def content_key(model_identity: str, request: Request, sampling: Sampling) -> str:
+    """sha256 over what determines the answer: never the URL, port or API key.
+
+    The item's coordinates are part of the key so that two dataset rows with the same text (MeQSum has
+    some) stay two results.
+    """
+    material = {
+        "model": model_identity,
+        "item": (request.task, request.subtask, request.item_id, request.repeat),
+        "kind": request.kind,
+        "prompt": request.prompt_payload(),
+        "max_tokens": request.max_tokens,
+        "sampling": sampling.as_body(),
+        "response_format": request.response_format,
+        "extra": request.extra_body,
+    }
+    return hashlib.sha256(orjson.dumps(material, option=orjson.OPT_SORT_KEYS)).hexdigest()

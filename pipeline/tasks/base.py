@@ -1,0 +1,87 @@
+"""What every task provides to the engine: request expansion and scoring."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from pipeline.request import Request
+
+ChatMode = Literal["chat", "chat_nosystem", "base"]
+"""How a prompt is rendered: chat with a system role, chat with the system text merged into the first
+user turn, or one plain-text completion prompt (base models)."""
+
+Variant = Literal["paper", "structured"]
+"""``paper`` sends the paper's prompts; ``structured`` adds the answer's JSON schema as
+``response_format`` for closed-answer tasks. The two are never mixed in one score."""
+
+
+class TokenCounter(Protocol):
+    """Counts and truncates text in the served model's tokens (server ``/tokenize``, local, or estimate)."""
+
+    @property
+    def exact(self) -> bool: ...
+
+    async def count(self, text: str) -> int: ...
+
+    async def truncate(self, text: str, max_tokens: int, *, keep: Literal["start", "end"]) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RenderContext:
+    """What request expansion needs to know about the model and the run."""
+
+    chat_mode: ChatMode
+    max_model_len: int
+    counter: TokenCounter
+    variant: Variant = "paper"
+    limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredItem:
+    """The score of one output: what the strict (paper) parser extracted, whether it accepted the output,
+    and per-item metric values on a 0–100 scale (paper metrics plus lenient ones)."""
+
+    parsed: Any
+    strict_valid: bool
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskScore:
+    """Aggregate of one task (or LongHealth sub-task) over items: means of per-item metrics, on 0–100.
+
+    ``missing`` names optional metrics that could not be computed here (e.g. BERTScore without its model):
+    they are absent from ``metrics``, never 0.
+    """
+
+    n: int
+    metrics: dict[str, float]
+    missing: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+
+class Task(Protocol):
+    """A task of the study. ``name`` is the CLI name (``mednli``, ``longhealth``...)."""
+
+    name: str
+    level: int
+
+    def data_path(self, data_dir: Path) -> Path:
+        """The dataset file this task reads, under ``data_dir`` (``<task>/<original file name>``)."""
+        ...
+
+    def expected_count(self, data_dir: Path, limit: int | None) -> int:
+        """How many requests ``requests`` will yield (for progress totals), without rendering them."""
+        ...
+
+    def requests(self, data_dir: Path, ctx: RenderContext) -> AsyncIterator[Request]:
+        """Yield the task's requests lazily, ordered so that shared prefixes are adjacent."""
+        ...
+
+    def score_item(self, output: str, reference: Any, *, subtask: str = "") -> ScoredItem: ...
+
+    def aggregate(self, items: Sequence[ScoredItem], *, subtask: str = "") -> TaskScore: ...
