@@ -1,16 +1,111 @@
-"""`medsweep eval` (not implemented yet)."""
+"""`medsweep eval`: send every prompt of the chosen tasks to an endpoint, store and score the answers."""
 
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 from typing import Any
+
+DEFAULT_DATA_DIRS = (Path("data"), Path("demo_data"))
 
 
 def register(sub: Any) -> None:
-    parser: argparse.ArgumentParser = sub.add_parser("eval", help="(not implemented yet)")
-    parser.set_defaults(handler=_run)
+    p: argparse.ArgumentParser = sub.add_parser(
+        "eval",
+        help="evaluate a served model on the tasks",
+        description="Fan every prompt out to an OpenAI-compatible endpoint, store each answer durably, "
+        "score it. Rerunning the same command resumes: finished requests are never sent again.",
+    )
+    p.add_argument("--task", help="comma-separated tasks (default: every task with data)")
+    p.add_argument("--model", help="registry name (servers/) or served model id")
+    p.add_argument("--base-url", action="append", dest="base_urls", metavar="URL",
+                   help="endpoint, e.g. http://127.0.0.1:8000/v1; repeat for replicas")  # fmt: skip
+    p.add_argument("--data-dir", type=Path, help="one folder per task (default: data/, else demo_data/)")
+    p.add_argument("--out", type=Path, help="results directory (default: results)")
+    p.add_argument("--concurrency", type=int, help="requests in flight (default 64)")
+    p.add_argument("--rate", type=float, help="requests per second cap")
+    p.add_argument("--timeout", type=float, help="seconds per attempt (default 600)")
+    p.add_argument("--limit", type=int, help="items per task (after few-shot removal)")
+    p.add_argument("--config", type=Path, help="TOML config file (see README)")
+    p.add_argument("--variant", choices=("paper", "structured"), help="prompt variant (default paper)")
+    p.add_argument("--chat-mode", choices=("chat", "chat_nosystem", "base"),
+                   help="for models not in servers/ (default chat)")  # fmt: skip
+    p.add_argument("--revision", help="weights revision, part of the model identity")
+    p.add_argument("--max-model-len", type=int, help="context length when the endpoint does not report it")
+    p.add_argument("--max-attempts", type=int, help="attempts per request (default 8)")
+    p.add_argument("--seed", type=int, help="sampling seed (default 1234)")
+    p.add_argument("--no-backpressure", action="store_true", help="ignore vLLM's queue depth")
+    p.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    print("medsweep eval: not implemented yet")
-    return 1
+    from pipeline.config import load_config
+    from pipeline.evaluate import evaluate
+
+    endpoint: dict[str, Any] = {}
+    model: dict[str, Any] = {
+        "name": args.model,
+        "revision": args.revision,
+        "chat_mode": args.chat_mode,
+        "max_model_len": args.max_model_len,
+    }
+    if args.base_urls:
+        endpoint["base_urls"] = args.base_urls
+    elif not os.environ.get("OPENAI_BASE_URL") and not _config_has_urls(args.config):
+        _from_serve_state(endpoint, model)
+    data_dir = args.data_dir
+    if data_dir is None and not (args.config and _config_has(args.config, "run", "data_dir")):
+        data_dir = next((d for d in DEFAULT_DATA_DIRS if d.is_dir()), DEFAULT_DATA_DIRS[0])
+    out = args.out
+    if out is None and not (args.config and _config_has(args.config, "run", "out")):
+        out = Path("results")
+    overrides = {
+        "endpoint": endpoint,
+        "model": model,
+        "client": {
+            "concurrency": args.concurrency,
+            "rate": args.rate,
+            "timeout": args.timeout,
+            "max_attempts": args.max_attempts,
+            "backpressure": False if args.no_backpressure else None,
+        },
+        "sampling": {"seed": args.seed},
+        "run": {
+            "tasks": [t.strip() for t in args.task.split(",") if t.strip()] if args.task else None,
+            "data_dir": data_dir,
+            "out": out,
+            "limit": args.limit,
+            "variant": args.variant,
+        },
+    }
+    config = load_config(args.config, overrides)
+    return evaluate(config)
+
+
+def _from_serve_state(endpoint: dict[str, Any], model: dict[str, Any]) -> None:
+    """`make serve && make eval`: evaluate what `medsweep serve` started."""
+    from pipeline.serving.state import read_state
+
+    state = read_state()
+    if state is None:
+        return
+    endpoint["base_urls"] = [state.openai_base_url]
+    if state.api_key_env and os.environ.get(state.api_key_env):
+        endpoint["api_key"] = os.environ[state.api_key_env]
+    if not model.get("name"):
+        model["name"] = state.model
+        model["served_name"] = state.served_model
+
+
+def _config_has(path: Path, section: str, key: str) -> bool:
+    import tomllib
+
+    try:
+        return key in tomllib.loads(path.read_text()).get(section, {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+
+
+def _config_has_urls(path: Path | None) -> bool:
+    return path is not None and _config_has(path, "endpoint", "base_urls")

@@ -1,11 +1,11 @@
-"""What every task provides to the engine: request expansion and scoring."""
+"""What every task provides to the engine: request expansion. Scoring lives in ``pipeline.scoring``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from pipeline.request import Request
 
@@ -40,30 +40,6 @@ class RenderContext:
     limit: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ScoredItem:
-    """The score of one output: what the strict (paper) parser extracted, whether it accepted the output,
-    and per-item metric values on a 0–100 scale (paper metrics plus lenient ones)."""
-
-    parsed: Any
-    strict_valid: bool
-    metrics: dict[str, float]
-
-
-@dataclass(frozen=True, slots=True)
-class TaskScore:
-    """Aggregate of one task (or LongHealth sub-task) over items: means of per-item metrics, on 0–100.
-
-    ``missing`` names optional metrics that could not be computed here (e.g. BERTScore without its model):
-    they are absent from ``metrics``, never 0.
-    """
-
-    n: int
-    metrics: dict[str, float]
-    missing: tuple[str, ...] = ()
-    notes: tuple[str, ...] = field(default=())
-
-
 class Task(Protocol):
     """A task of the study. ``name`` is the CLI name (``mednli``, ``longhealth``...)."""
 
@@ -81,7 +57,3 @@ class Task(Protocol):
     def requests(self, data_dir: Path, ctx: RenderContext) -> AsyncIterator[Request]:
         """Yield the task's requests lazily, ordered so that shared prefixes are adjacent."""
         ...
-
-    def score_item(self, output: str, reference: Any, *, subtask: str = "") -> ScoredItem: ...
-
-    def aggregate(self, items: Sequence[ScoredItem], *, subtask: str = "") -> TaskScore: ...

@@ -1,0 +1,148 @@
+"""Run configuration: pydantic models read from a TOML file, overridden by environment and flags.
+
+Precedence, lowest first: defaults < TOML file < environment (``OPENAI_BASE_URL``, ``OPENAI_API_KEY``) <
+command-line flags. Unknown keys and bad values are errors that name the field.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from pipeline.errors import ConfigError
+from pipeline.request import Sampling
+
+ChatMode = Literal["chat", "chat_nosystem", "base"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EndpointConfig(_Strict):
+    """Where requests go. Several base URLs are replicas of one model, balanced by the client."""
+
+    base_urls: tuple[str, ...] = ()
+    api_key: SecretStr | None = Field(default=None, exclude=True, repr=False)
+
+    @field_validator("base_urls")
+    @classmethod
+    def _normalise(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(normalise_base_url(u) for u in urls)
+
+
+class ModelConfig(_Strict):
+    """Which model answers. ``name`` is a registry name (servers/) or the served model id."""
+
+    name: str = ""
+    served_name: str = ""
+    revision: str = ""
+    chat_mode: ChatMode = "chat"
+    max_model_len: int | None = Field(default=None, gt=0)
+
+    @property
+    def identity(self) -> str:
+        """What the content key hashes: the model, never the URL it is served at."""
+        base = self.name or self.served_name
+        return f"{base}@{self.revision}" if self.revision else base
+
+
+class SamplingConfig(_Strict):
+    temperature: float = Field(default=0.0, ge=0.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    seed: int = 1234
+    stop: tuple[str, ...] = ()
+
+    def to_sampling(self) -> Sampling:
+        return Sampling(temperature=self.temperature, top_p=self.top_p, seed=self.seed, stop=self.stop)
+
+
+class ClientConfig(_Strict):
+    concurrency: int = Field(default=64, ge=1, le=4096)
+    rate: float | None = Field(default=None, gt=0, description="requests per second cap")
+    timeout: float = Field(default=600.0, gt=0, description="seconds for one attempt")
+    max_attempts: int = Field(default=8, ge=1)
+    max_retry_time: float = Field(default=1800.0, gt=0, description="seconds across all attempts")
+    backoff_base: float = Field(default=0.5, gt=0)
+    backoff_max: float = Field(default=30.0, gt=0)
+    backpressure: bool = True
+    max_waiting: int = Field(default=16, ge=0, description="target vllm:num_requests_waiting")
+
+
+class RunConfig(_Strict):
+    tasks: tuple[str, ...] = ()
+    data_dir: Path = Path("demo_data")
+    out: Path = Path("runs/default")
+    limit: int | None = Field(default=None, ge=1)
+    variant: Literal["paper", "structured"] = "paper"
+
+
+class EvalConfig(_Strict):
+    endpoint: EndpointConfig = EndpointConfig()
+    model: ModelConfig = ModelConfig()
+    sampling: SamplingConfig = SamplingConfig()
+    client: ClientConfig = ClientConfig()
+    run: RunConfig = RunConfig()
+
+    def public_dict(self) -> dict[str, Any]:
+        """What may be written to disk: no API key, no URLs (they can carry credentials)."""
+        data = self.model_dump(mode="json", exclude={"endpoint"})
+        data["endpoint"] = {"replicas": len(self.endpoint.base_urls)}
+        return data
+
+
+def normalise_base_url(url: str) -> str:
+    """``http://h:8000``, ``http://h:8000/`` and ``http://h:8000/v1`` all mean ``http://h:8000/v1``."""
+    url = url.strip().rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"base URL {url!r} must start with http:// or https:// (e.g. http://127.0.0.1:8000/v1)"
+        )
+    return url if url.endswith("/v1") else f"{url}/v1"
+
+
+def load_config(
+    path: Path | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    environ: dict[str, str] | None = None,
+) -> EvalConfig:
+    """Build the configuration: TOML file, then environment, then ``overrides`` (flags, by section)."""
+    env = os.environ if environ is None else environ
+    data: dict[str, dict[str, Any]] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+        for section, values in raw.items():
+            if not isinstance(values, dict):
+                raise ConfigError(f"{path}: top-level key {section!r} must be a [section]")
+            data[section] = dict(values)
+    endpoint = data.setdefault("endpoint", {})
+    if env.get("OPENAI_BASE_URL") and not endpoint.get("base_urls"):
+        endpoint["base_urls"] = [env["OPENAI_BASE_URL"]]
+    if env.get("OPENAI_API_KEY"):
+        endpoint["api_key"] = env["OPENAI_API_KEY"]
+    for section, values in (overrides or {}).items():
+        data.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
+    try:
+        return EvalConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from None
+
+
+def _describe(exc: ValidationError, path: Path | None) -> str:
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first["loc"])
+    where = f"{path}: " if path else ""
+    if first["type"] == "extra_forbidden":
+        return f"{where}unknown field {field!r}: remove it or check its spelling (see README, Configuration)"
+    given = first.get("input")
+    shown = "" if isinstance(given, dict) or "api_key" in field else f" (got {given!r})"
+    return f"{where}field {field!r}: {first['msg']}{shown}"

@@ -1,0 +1,163 @@
+"""``medsweep eval`` end to end: resolve the endpoint and model, run the tasks, score, summarise.
+
+``evaluate`` is what the CLI, ``make eval`` and the sweep call. It raises ``MedsweepError`` for anything
+the user must fix before a request is sent (unreachable endpoint, wrong key, model not served, missing
+data) and returns normally once every request has a final outcome or the run was interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from pipeline.client import Client, ServedModel
+from pipeline.config import EvalConfig
+from pipeline.errors import DataError, EndpointError
+from pipeline.progress import Progress
+from pipeline.runner import EvalRun, RunResult, Target
+from pipeline.store import Store
+from pipeline.summary import TaskSummary, print_summary, score_tasks
+
+_DEFAULT_MAX_MODEL_LEN = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class EvalOutcome:
+    run: RunResult
+    target: Target
+    tasks: tuple[str, ...]
+    skipped_tasks: tuple[str, ...]
+    summaries: tuple[TaskSummary, ...]
+
+
+def select_tasks(requested: Sequence[str], data_dir: Path) -> tuple[list[str], list[str]]:
+    """The tasks to run and the tasks skipped for lack of data (only when none were named)."""
+    from pipeline.tasks import TASK_NAMES, get_task
+
+    if requested:
+        unknown = [t for t in requested if t not in TASK_NAMES]
+        if unknown:
+            raise DataError(f"unknown task {unknown[0]!r}: choose from {', '.join(TASK_NAMES)}")
+        for name in requested:
+            path = get_task(name).data_path(data_dir)
+            if not path.exists():
+                # The task's loader raises the error that says where to get the file.
+                get_task(name).expected_count(data_dir, None)
+                raise DataError(f"{path}: missing (see `medsweep data check`)")
+        return list(requested), []
+    have = [t for t in TASK_NAMES if get_task(t).data_path(data_dir).exists()]
+    if not have:
+        raise DataError(f"no task has data under {data_dir}: see `medsweep data check --data-dir {data_dir}`")
+    return have, [t for t in TASK_NAMES if t not in have]
+
+
+def resolve_target(config: EvalConfig, served: list[ServedModel], base_url: str) -> tuple[Target, EvalConfig]:
+    """Match the requested model to what the endpoint serves; fold in its registry config (stop strings)."""
+    from pipeline.registry import load_registry
+
+    registry = load_registry()
+    ids = [m.id for m in served]
+    wanted = config.model.served_name or config.model.name
+    entry = registry.get(config.model.name) if config.model.name else None
+    if not wanted:
+        if len(ids) != 1:
+            raise EndpointError(f"{base_url} serves {len(ids)} models ({', '.join(ids)}): pass --model NAME")
+        wanted = ids[0]
+    if wanted in ids:
+        served_id = wanted
+    elif entry is not None and entry.hf_id in ids:
+        served_id = entry.hf_id
+    else:
+        raise EndpointError(
+            f"model {wanted!r} is not served at {base_url} (it serves: {', '.join(ids) or 'nothing'}): "
+            "pass --model with one of those, or start it with `make serve MODEL=...`"
+        )
+    if entry is None:
+        entry = registry.get(served_id)
+    card = next(m for m in served if m.id == served_id)
+    max_len = card.max_model_len or config.model.max_model_len
+    if max_len is None and entry is not None:
+        max_len = entry.max_model_len
+    stop = tuple(config.sampling.stop) + tuple(
+        s for s in (entry.stop if entry else []) if s not in config.sampling.stop
+    )
+    config = config.model_copy(update={"sampling": config.sampling.model_copy(update={"stop": stop})})
+    if entry is not None:
+        identity = f"{entry.name}@{config.model.revision or entry.revision}"
+        chat_mode = entry.chat_mode
+    else:
+        identity = config.model.identity or served_id
+        chat_mode = config.model.chat_mode
+    return Target(identity, served_id, chat_mode, max_len or _DEFAULT_MAX_MODEL_LEN), config
+
+
+async def _evaluate(
+    config: EvalConfig, tasks: list[str], console: Console, provenance: dict[str, Any]
+) -> EvalOutcome:
+    from pipeline.backpressure import is_vllm
+    from pipeline.tasks import get_task
+    from pipeline.tokens import make_counter
+
+    api_key = config.endpoint.api_key.get_secret_value() if config.endpoint.api_key else None
+    async with Client(config.client, config.endpoint.base_urls, api_key) as client:
+        base_url = config.endpoint.base_urls[0]
+        served = await client.list_models()
+        target, config = resolve_target(config, served, base_url)
+        root = base_url.removesuffix("/v1")
+        counter = await make_counter(client.session, base_url, target.served_name, dict(client.headers))
+        metrics_url = f"{root}/metrics" if await is_vllm(client.session, f"{root}/metrics") else None
+        card = next(m for m in served if m.id == target.served_name)
+        provenance = {
+            **provenance,
+            "served_model": card.id,
+            "max_model_len": card.max_model_len,
+            "root": card.root,
+        }
+        store = Store.open(config.run.out)
+        try:
+            progress = Progress(tasks, console=console)
+            run = EvalRun(
+                config, target, [get_task(t) for t in tasks], client, store, counter, progress,
+                provenance=provenance, metrics_url=metrics_url,
+            )  # fmt: skip
+            result = await run.run()
+            summaries = score_tasks(store, target.identity, config.run.variant, tasks)
+        finally:
+            store.close()
+    return EvalOutcome(result, target, tuple(tasks), (), tuple(summaries))
+
+
+def evaluate(config: EvalConfig, *, console: Console | None = None, argv: Sequence[str] | None = None) -> int:
+    """Run the eval described by ``config``; print progress, a summary and, if interrupted, how to resume."""
+    console = console or Console(stderr=True)
+    tasks, skipped = select_tasks(config.run.tasks, config.run.data_dir)
+    if skipped:
+        console.print(f"skipping tasks without data under {config.run.data_dir}: {', '.join(skipped)}")
+    provenance = _provenance(config)
+    outcome = asyncio.run(_evaluate(config, tasks, console, provenance))
+    print_summary(outcome.summaries, outcome.target.identity, config.run.out, console=Console())
+    if outcome.run.interrupted:
+        resume = shlex.join(["medsweep", *(argv if argv is not None else sys.argv[1:])])
+        console.print(f"interrupted: finished results are committed. Resume with:\n  {resume}")
+        return 130
+    return 0
+
+
+def _provenance(config: EvalConfig) -> dict[str, Any]:
+    from pipeline import __version__
+
+    data: dict[str, Any] = {"medsweep_version": __version__, "replicas": len(config.endpoint.base_urls)}
+    try:
+        from pipeline.serving.provenance import static_provenance
+
+        data.update(static_provenance())
+    except ImportError:
+        pass
+    return data

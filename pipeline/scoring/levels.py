@@ -1,0 +1,58 @@
+"""The paper's Level-1 / Level-2 aggregation.
+
+Level score = mean over the level's tasks of (mean of that task's reported metrics); every metric on a
+0–100 scale. Worked out from the CLUE results site and pinned by tests/test_scoring_levels.py against
+every published model."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pipeline.scoring.api import paper_metrics
+from pipeline.scoring.settings import clue_settings
+from pipeline.scoring.types import LevelScores
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def _level(
+    tasks: tuple[str, ...],
+    task_metrics: Mapping[str, Mapping[str, float]],
+    used: dict[str, tuple[str, ...]],
+    missing: list[str],
+) -> tuple[float | None, float | None]:
+    task_means: list[float] = []
+    complete = True
+    for task in tasks:
+        given = task_metrics.get(task, {})
+        present = tuple(name for name in paper_metrics(task) if name in given)
+        absent = [f"{task}.{name}" for name in paper_metrics(task) if name not in given]
+        missing.extend(absent)
+        complete = complete and not absent
+        if present:
+            used[task] = present
+            task_means.append(_mean([float(given[name]) for name in present]))
+    full = _mean(task_means) if complete else None
+    partial = _mean(task_means) if task_means else None
+    return full, partial
+
+
+def level_scores(task_metrics: Mapping[str, Mapping[str, float]]) -> LevelScores:
+    """Level-1 and Level-2 from per-task metric means keyed by task and ``paper_metrics`` name
+    (LongHealth: ``task1_accuracy``, ``task2_accuracy``, ``task3_accuracy``). A level is ``None`` unless
+    every metric it averages is present; the ``*_partial`` values average what is present."""
+    levels = clue_settings().levels
+    used: dict[str, tuple[str, ...]] = {}
+    missing: list[str] = []
+    level1, level1_partial = _level(levels["level1"], task_metrics, used, missing)
+    level2, level2_partial = _level(levels["level2"], task_metrics, used, missing)
+    return LevelScores(
+        level1=level1,
+        level2=level2,
+        level1_partial=level1_partial,
+        level2_partial=level2_partial,
+        used=used,
+        missing=tuple(missing),
+    )

@@ -1,0 +1,115 @@
+"""LongHealth: the paper's ``The correct answer is X:`` rule and a lenient letter/option-text reading.
+
+The reference is the gold letter (``"C"``) or a mapping ``{"answer": "C", "options": {"A": text, ...}}``;
+the option texts are optional and only feed the lenient option-text match."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from pipeline.scoring.answers import ChoiceAnswer, is_valid
+from pipeline.scoring.types import ScoredItem
+
+SUBTASKS: tuple[str, ...] = ("task1", "task2", "task3")
+# Task 1 offers options A–E; Tasks 2/3 add F ("Question cannot be answered with provided documents").
+_LETTERS: dict[str, str] = {"task1": "ABCDE", "task2": "ABCDEF", "task3": "ABCDEF", "": "ABCDEF"}
+
+_PAPER = re.compile(r"The correct answer is (\w):")
+
+# Lenient prefixes before the letter, tried in order. A lower-case letter only counts when punctuation
+# or the end follows it, so that "the answer is a fracture" is not read as option A.
+_LENIENT_PREFIXES: tuple[re.Pattern[str], ...] = tuple(
+    re.compile(prefix + r"\(?([A-Fa-f])\)?([:.),]|\s|$)", re.IGNORECASE)
+    for prefix in (
+        r"answer\s+is\s*:?\s*(?:option\s+)?",
+        r"answer\s*:\s*(?:option\s+)?",
+        r"^\s*(?:option\s+)?",
+        r"\boption\s+",
+    )
+)
+_PARENTHESISED = re.compile(r"\(([A-Fa-f])\)")
+
+
+@dataclass(frozen=True, slots=True)
+class Gold:
+    letter: str
+    options: dict[str, str]
+
+
+def normalise_gold(reference: object, subtask: str) -> Gold:
+    """The gold letter (upper case) and option texts; ``ValueError`` if unusable."""
+    if subtask not in _LETTERS:
+        raise ValueError(f"LongHealth subtask must be one of {', '.join(SUBTASKS)}, got {subtask!r}")
+    options: dict[str, str] = {}
+    if isinstance(reference, Mapping):
+        raw_options = reference.get("options", {})
+        if not isinstance(raw_options, Mapping):
+            raise ValueError("LongHealth reference 'options' must map letters to option texts")
+        options = {str(k).strip().upper(): str(v) for k, v in raw_options.items()}
+        reference = reference.get("answer")
+    letter = str(reference).strip().upper() if isinstance(reference, str) else ""
+    if len(letter) != 1 or letter not in _LETTERS[subtask]:
+        raise ValueError(
+            f"LongHealth {subtask or 'reference'} gold must be one letter of {_LETTERS[subtask]}, "
+            f"got {reference!r}"
+        )
+    return Gold(letter, options)
+
+
+def paper_choice(output: str) -> str:
+    """The paper's parse: the first ``The correct answer is (\\w):`` capture, or ``""``."""
+    match = _PAPER.search(output)
+    return match.group(1) if match else ""
+
+
+def _lenient_choice(output: str, letters: str, options: Mapping[str, str]) -> str | None:
+    strict = paper_choice(output).upper()
+    if strict and strict in letters:
+        return strict
+    for pattern in _LENIENT_PREFIXES:
+        for match in pattern.finditer(output):
+            letter, after = str(match.group(1)), str(match.group(2))
+            if letter.islower() and after.isspace():
+                continue
+            if letter.upper() in letters:
+                return letter.upper()
+    in_brackets = {str(m).upper() for m in _PARENTHESISED.findall(output)} & set(letters)
+    if len(in_brackets) == 1:
+        return in_brackets.pop()
+    return _option_text_choice(output, letters, options)
+
+
+def _option_text_choice(output: str, letters: str, options: Mapping[str, str]) -> str | None:
+    text = output.casefold()
+    found = {
+        letter: option.casefold().strip().rstrip(".")
+        for letter, option in options.items()
+        if letter in letters and option.strip() and option.casefold().strip().rstrip(".") in text
+    }
+    # An option contained in a longer matched option ("Diabetes" in "Diabetes type 2") does not count.
+    maximal = [
+        letter
+        for letter, option in found.items()
+        if not any(option != other and option in other for other in found.values())
+    ]
+    return maximal[0] if len(maximal) == 1 else None
+
+
+def score(output: str, reference: object, subtask: str) -> ScoredItem:
+    gold = normalise_gold(reference, subtask)
+    letters = _LETTERS[subtask]
+    strict = paper_choice(output)
+    lenient = _lenient_choice(output, letters, gold.options)
+    # Adherence: the paper's regex matched and captured one of this sub-task's option letters.
+    valid = bool(strict) and strict in letters and is_valid(ChoiceAnswer, letter=strict)
+    return ScoredItem(
+        parsed={"strict": strict or None, "lenient": lenient},
+        strict_valid=valid,
+        metrics={
+            # Paper rule: case-sensitive comparison of the first capture with the gold letter.
+            "accuracy": 100.0 if strict == gold.letter else 0.0,
+            "accuracy_lenient": 100.0 if lenient == gold.letter else 0.0,
+        },
+    )

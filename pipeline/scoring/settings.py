@@ -1,0 +1,43 @@
+"""The study's scoring settings, read from ``clue.toml`` next to this module."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+TASKS: tuple[str, ...] = ("mednli", "meqsum", "probsum", "longhealth", "medisumqa", "medisumcode")
+
+
+@dataclass(frozen=True, slots=True)
+class BertScoreSetting:
+    model: str
+    layer: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClueSettings:
+    levels: dict[str, tuple[str, ...]]
+    paper_metrics: dict[str, tuple[str, ...]]
+    bertscore: dict[str, BertScoreSetting]
+    umls_tasks: frozenset[str]
+    umls_spacy_model: str
+    umls_linker: str
+
+
+@lru_cache(maxsize=1)
+def clue_settings() -> ClueSettings:
+    raw: dict[str, Any] = tomllib.loads(resources.files("pipeline.scoring").joinpath("clue.toml").read_text())
+    return ClueSettings(
+        levels={name: tuple(tasks) for name, tasks in raw["levels"].items()},
+        paper_metrics={task: tuple(names) for task, names in raw["paper_metrics"].items()},
+        bertscore={
+            task: BertScoreSetting(str(entry["model"]), int(entry["layer"]))
+            for task, entry in raw["bertscore"].items()
+        },
+        umls_tasks=frozenset(raw["umls"]["tasks"]),
+        umls_spacy_model=str(raw["umls"]["spacy_model"]),
+        umls_linker=str(raw["umls"]["linker"]),
+    )

@@ -1,0 +1,22 @@
+"""Serving: launch vLLM (docker, local or the embedded CPU build), wait for health, record the state file
+that `medsweep eval` reads, stop it again, and collect provenance.
+
+Public API others call:
+    read_state(path=None) -> ServeState | None;  write_state(state, path=None) -> Path
+    wait_healthy(base_url, timeout, api_key=None, served_model=None) -> dict  (the /v1/models body)
+    async collect_provenance(base_url, api_key=None, state=None) -> dict
+"""
+
+from pipeline.serving.health import wait_healthy
+from pipeline.serving.provenance import collect_provenance
+from pipeline.serving.state import ServeState, clear_state, read_state, state_path, write_state
+
+__all__ = [
+    "ServeState",
+    "clear_state",
+    "collect_provenance",
+    "read_state",
+    "state_path",
+    "wait_healthy",
+    "write_state",
+]

@@ -1,0 +1,161 @@
+"""Exact command lines for each engine. Pure functions (no I/O) so tests can assert the argv."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.registry import ServerConfig
+
+CONTAINER_PORT = 8000
+CONTAINER_HF_CACHE = "/root/.cache/huggingface"
+# Environment for the embedded CPU server (measured: /work/shared/docs/cpu-serving.md): 1 GiB of KV cache
+# (without it start-up fails on the memory check), no core reserved for the API process (~30 % faster).
+CPU_ENV: dict[str, str] = {
+    "VLLM_CPU_KVCACHE_SPACE": "1",
+    "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
+    "HF_HUB_OFFLINE": "1",
+}
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """What to run: argv, the environment entries to add (values, or None = pass through by name only),
+    and where the server will answer."""
+
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    url: str = ""
+
+    def shell(self) -> str:
+        """The command as one copy-pastable shell line (env assignments first)."""
+        prefix = [f"{k}={shlex.quote(v)}" for k, v in self.env.items()]
+        return " ".join([*prefix, shlex.join(self.argv)])
+
+
+def vllm_model_args(
+    cfg: ServerConfig,
+    *,
+    tensor_parallel: int,
+    pipeline_parallel: int = 1,
+    max_model_len: int | None = None,
+    model_ref: str | None = None,
+    with_revision: bool = True,
+) -> list[str]:
+    """The vLLM server flags shared by every engine (after the model/image)."""
+    args = ["--model", model_ref or cfg.hf_id]
+    if with_revision:
+        args += ["--revision", cfg.revision]
+    args += ["--served-model-name", cfg.name, "--tensor-parallel-size", str(tensor_parallel)]
+    if pipeline_parallel > 1:
+        args += ["--pipeline-parallel-size", str(pipeline_parallel)]
+    args += ["--max-model-len", str(max_model_len or cfg.max_model_len), "--dtype", cfg.dtype]
+    return args + list(cfg.extra_vllm_args)
+
+
+def container_name(cfg: ServerConfig, port: int) -> str:
+    return f"medsweep-{cfg.name}-{port}"
+
+
+def docker_run_argv(
+    cfg: ServerConfig,
+    *,
+    image: str,
+    gpus: Sequence[int],
+    port: int,
+    host: str,
+    hf_cache: Path,
+    api_key: bool,
+    max_model_len: int | None = None,
+) -> list[str]:
+    """``docker run -d ...`` for the vLLM OpenAI image; TP = number of GPUs. Secrets pass by name only
+    (``-e HF_TOKEN`` copies the variable from the caller's environment)."""
+    argv = [
+        "docker", "run", "-d",
+        "--name", container_name(cfg, port),
+        # docker splits --gpus on commas unless the device list is quoted inside the value.
+        "--gpus", f'"device={",".join(str(g) for g in gpus)}"',
+        "--ipc=host",
+        "-p", f"{host}:{port}:{CONTAINER_PORT}",
+        "-v", f"{hf_cache}:{CONTAINER_HF_CACHE}",
+        "-e", "HF_TOKEN",
+    ]  # fmt: skip
+    if api_key:
+        argv += ["-e", "VLLM_API_KEY"]
+    argv.append(image)
+    return argv + vllm_model_args(cfg, tensor_parallel=len(gpus), max_model_len=max_model_len)
+
+
+def local_argv(
+    cfg: ServerConfig,
+    *,
+    vllm_bin: str,
+    gpus: Sequence[int],
+    port: int,
+    host: str,
+    max_model_len: int | None = None,
+) -> LaunchPlan:
+    """``vllm serve`` on this machine's GPUs (CUDA_VISIBLE_DEVICES picks them)."""
+    args = vllm_model_args(cfg, tensor_parallel=len(gpus), max_model_len=max_model_len)
+    argv = [vllm_bin, "serve", *args, "--host", host, "--port", str(port)]
+    env = {"CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in gpus)}
+    return LaunchPlan(argv=argv, env=env, url=f"http://{_url_host(host)}:{port}")
+
+
+def cpu_argv(
+    cfg: ServerConfig,
+    *,
+    vllm_bin: str,
+    model_dir: Path,
+    port: int,
+    host: str,
+    max_model_len: int | None = None,
+) -> LaunchPlan:
+    """The embedded CPU server: the local model folder, TP 1, the CPU environment."""
+    args = vllm_model_args(
+        cfg, tensor_parallel=1, max_model_len=max_model_len, model_ref=str(model_dir), with_revision=False
+    )
+    # `vllm serve PATH` (positional) is the documented form; the flags after it are the shared ones.
+    args = args[2:]
+    argv = [vllm_bin, "serve", str(model_dir), *args, "--host", host, "--port", str(port)]
+    return LaunchPlan(argv=argv, env=dict(CPU_ENV), url=f"http://{_url_host(host)}:{port}")
+
+
+def multinode_plan(
+    cfg: ServerConfig,
+    *,
+    nodes: int,
+    gpus_per_node: int,
+    port: int,
+    host: str,
+    max_model_len: int | None = None,
+    head_address: str = "HEAD_IP",
+    ray_port: int = 6379,
+) -> list[tuple[str, str]]:
+    """(where, shell command) steps for one model over a Ray cluster: TP inside a node, PP across nodes."""
+    serve = [
+        "vllm", "serve", cfg.hf_id,
+        *vllm_model_args(cfg, tensor_parallel=gpus_per_node, pipeline_parallel=nodes,
+                         max_model_len=max_model_len)[2:],
+        "--distributed-executor-backend", "ray",
+        "--host", host, "--port", str(port),
+    ]  # fmt: skip
+    return [
+        ("head node", f"ray start --head --port={ray_port}"),
+        (f"each of the {nodes - 1} worker node(s)", f"ray start --address={head_address}:{ray_port}"),
+        ("head node, after `ray status` shows all GPUs", "export HF_TOKEN  # and VLLM_API_KEY if used"),
+        ("head node", shlex.join(serve)),
+    ]
+
+
+def shell_env_prefix(env: Mapping[str, str]) -> str:
+    return " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+
+
+def _url_host(host: str) -> str:
+    # A server bound to all interfaces is reached locally through the loopback address.
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host

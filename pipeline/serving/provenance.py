@@ -1,0 +1,104 @@
+"""Provenance of a run's server: vLLM version, served model, context, image, GPUs, TP, medsweep version, commit.
+
+Stored by the engine in ``runs.provenance_json``. Endpoints a server lacks give None, never an exception:
+provenance must not stop an evaluation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from typing import Any
+
+import aiohttp
+
+from pipeline import __version__
+from pipeline.registry import REPO_ROOT
+from pipeline.serving.health import server_root
+from pipeline.serving.state import ServeState, read_state
+
+
+async def collect_provenance(
+    base_url: str,
+    api_key: str | None = None,
+    state: ServeState | None = None,
+    served_model: str | None = None,
+    timeout: float = 10.0,
+) -> dict[str, Any]:
+    """Read ``/version`` and ``/v1/models`` from the server at ``base_url`` (root or ``.../v1``) and merge
+    what the serve state file recorded (image, GPUs, TP) when it describes the same server."""
+    root = server_root(base_url)
+    if state is None:
+        recorded = read_state()
+        state = recorded if recorded is not None and server_root(recorded.url) == root else None
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    async with aiohttp.ClientSession(
+        headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
+    ) as session:
+        version_body, models_body = await asyncio.gather(
+            _get_json(session, f"{root}/version"), _get_json(session, f"{root}/v1/models")
+        )
+    model_entry = _pick_model(models_body, served_model or (state.served_model if state else None))
+    return {
+        "base_url": root,
+        "vllm_version": version_body.get("version") if isinstance(version_body, dict) else None,
+        "served_model": model_entry.get("id"),
+        "max_model_len": model_entry.get("max_model_len"),
+        "root": model_entry.get("root"),
+        "registry_model": state.model if state else None,
+        "hf_id": state.hf_id if state else None,
+        "revision": state.revision if state else None,
+        "engine": state.engine if state else None,
+        "image": state.image if state else None,
+        "gpus": state.gpus if state else None,
+        "tensor_parallel_size": state.tensor_parallel_size if state else None,
+        "pipeline_parallel_size": state.pipeline_parallel_size if state else None,
+        "memory_class": state.memory_class if state else None,
+        "medsweep_version": __version__,
+        "git_commit": git_commit(),
+    }
+
+
+async def _get_json(session: aiohttp.ClientSession, url: str) -> Any:
+    try:
+        async with session.get(url) as response:
+            if response.status != 200:
+                return None
+            return await response.json(content_type=None)
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return None
+
+
+def _pick_model(body: Any, served_model: str | None) -> dict[str, Any]:
+    try:
+        entries = [m for m in body["data"] if isinstance(m, dict)]
+    except (TypeError, KeyError):
+        return {}
+    for entry in entries:
+        if served_model is None or entry.get("id") == served_model:
+            return entry
+    return {}
+
+
+def git_commit() -> str | None:
+    """``git rev-parse HEAD`` of the medsweep checkout (with ``-dirty`` when the tree has changes)."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=5,
+        )
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")

@@ -1,0 +1,89 @@
+"""The serve state file (``.medsweep/serve.json``, mode 0600): what `medsweep serve` started and where.
+
+`medsweep eval` reads it to find the endpoint; `medsweep stop` reads it to stop the server. It never holds a
+key or token: only the *name* of the environment variable that holds the API key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pipeline.errors import ConfigError
+
+STATE_DIR_ENV = "MEDSWEEP_STATE_DIR"
+STATE_FILE = "serve.json"
+
+
+class ServeState(BaseModel):
+    """One running server. ``url`` is the server root (``/health``, ``/tokenize``, ``/metrics``);
+    ``openai_base_url`` is ``url + "/v1"`` for OpenAI-style clients."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str
+    openai_base_url: str
+    served_model: str
+    model: str  # registry name (servers/<model>.toml)
+    engine: Literal["docker", "local", "cpu"]
+    host: str
+    port: int
+    container_id: str | None = None
+    pid: int | None = None
+    hf_id: str | None = None
+    revision: str | None = None
+    image: str | None = None
+    gpus: list[int] = Field(default_factory=list)
+    tensor_parallel_size: int = 1
+    pipeline_parallel_size: int = 1
+    memory_class: int | None = None
+    max_model_len: int | None = None
+    chat_mode: str | None = None
+    stop: list[str] = Field(default_factory=list)
+    api_key_env: str | None = None  # name of the variable holding the key; never the key
+    log_path: str | None = None
+    started_at: float = Field(default_factory=time.time)
+
+
+def state_dir() -> Path:
+    """``$MEDSWEEP_STATE_DIR`` or ``./.medsweep``."""
+    return Path(os.environ.get(STATE_DIR_ENV) or ".medsweep")
+
+
+def state_path(path: Path | None = None) -> Path:
+    return path if path is not None else state_dir() / STATE_FILE
+
+
+def read_state(path: Path | None = None) -> ServeState | None:
+    """The recorded server, or None when nothing is being served. A corrupt file is a ConfigError."""
+    p = state_path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        return ServeState.model_validate(json.loads(text))
+    except (json.JSONDecodeError, ValidationError) as exc:
+        raise ConfigError(f"{p}: not a valid serve state file ({exc.__class__.__name__}); delete it") from exc
+
+
+def write_state(state: ServeState, path: Path | None = None) -> Path:
+    """Write atomically with mode 0600 in a 0700 directory."""
+    p = state_path(path)
+    p.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(state.model_dump_json(indent=2) + "\n")
+    os.chmod(tmp, 0o600)
+    tmp.replace(p)
+    return p
+
+
+def clear_state(path: Path | None = None) -> None:
+    state_path(path).unlink(missing_ok=True)

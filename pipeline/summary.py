@@ -1,0 +1,123 @@
+"""Score the stored outputs of a run and print the per-task summary table.
+
+Scoring reads the store, not the live run, so it gives the same numbers after a resume or on its own.
+Failed requests are counted, never scored: a failure is not a wrong answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSummary:
+    task: str
+    subtask: str
+    n: int
+    failed: int
+    metrics: dict[str, float]
+    missing: tuple[str, ...]
+
+
+def score_tasks(store: Store, model: str, variant: str, tasks: Sequence[str]) -> list[TaskSummary]:
+    """Score every succeeded output of ``model`` on ``tasks``; write the scores table; aggregate."""
+    from pipeline import scoring
+
+    failed = _failed_counts(store, model, variant)
+    summaries: list[TaskSummary] = []
+    for task in tasks:
+        rows = list(store.iter_results(model, variant, task))
+        by_subtask: dict[str, list[Any]] = {}
+        if rows:
+            items = scoring.score_batch(
+                task,
+                [r["output"] or "" for r in rows],
+                [orjson.loads(r["reference_json"]) for r in rows],
+                subtasks=[r["subtask"] for r in rows],
+            )
+            store.write_scores(
+                (
+                    r["key"],
+                    model,
+                    variant,
+                    task,
+                    r["subtask"],
+                    r["item_id"],
+                    r["repeat"],
+                    orjson.dumps(item.parsed).decode(),
+                    int(item.strict_valid),
+                    orjson.dumps(item.metrics).decode(),
+                )
+                for r, item in zip(rows, items, strict=True)
+            )
+            for r, item in zip(rows, items, strict=True):
+                by_subtask.setdefault(r["subtask"], []).append(item)
+        subtasks = sorted(by_subtask) or [""]
+        for subtask in subtasks:
+            agg = scoring.aggregate(task, by_subtask.get(subtask, []))
+            summaries.append(
+                TaskSummary(
+                    task, subtask, agg.n, failed.get((task, subtask), 0), dict(agg.metrics), agg.missing
+                )
+            )
+        for (t, sub), n in sorted(failed.items()):
+            if t == task and sub not in by_subtask and subtasks != [""]:
+                summaries.append(TaskSummary(task, sub, 0, n, {}, ()))
+    return summaries
+
+
+def _failed_counts(store: Store, model: str, variant: str) -> dict[tuple[str, str], int]:
+    cur = store.conn.execute(
+        "SELECT task, subtask, COUNT(*) FROM results WHERE model = ? AND variant = ? AND status = 'failed' "
+        "GROUP BY task, subtask",
+        (model, variant),
+    )
+    return {(t, s): n for t, s, n in cur}
+
+
+_COLUMNS = (
+    ("accuracy", "acc"),
+    ("rougeL", "R-L"),
+    ("rouge1", "R-1"),
+    ("rouge2", "R-2"),
+    ("icd_em_f1", "EM-F1"),
+    ("icd_ap_f1", "AP-F1"),
+    ("icd_valid", "valid%"),
+    ("format_adherence", "format%"),
+)
+
+
+def print_summary(summaries: Sequence[TaskSummary], model: str, out: Path, *, console: Console) -> None:
+    table = Table(title=f"{model} — results in {out}", title_justify="left")
+    table.add_column("task")
+    table.add_column("scored", justify="right")
+    table.add_column("failed", justify="right")
+    for _, label in _COLUMNS:
+        table.add_column(label, justify="right")
+    table.add_column("lenient", justify="right")
+    for s in summaries:
+        lenient = next((v for k, v in s.metrics.items() if k.endswith("_lenient")), None)
+        table.add_row(
+            s.task + (f"/{s.subtask}" if s.subtask else ""),
+            str(s.n),
+            str(s.failed),
+            *(_fmt(s.metrics.get(key)) for key, _ in _COLUMNS),
+            _fmt(lenient),
+        )
+    console.print(table)
+    missing = sorted({m for s in summaries for m in s.missing})
+    if missing:
+        console.print(f"not computed here (optional models not installed): {', '.join(missing)}")
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"

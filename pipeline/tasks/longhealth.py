@@ -1,0 +1,226 @@
+"""LongHealth (Adams et al. 2024): multiple-choice questions over a patient's documents, in three sub-tasks.
+
+- ``task1``: the answer documents plus the same patient's other texts; options A-E.
+- ``task2``: the answer documents plus texts of other patients (distractors); options A-F.
+- ``task3``: only the distractors; options A-F; the gold answer is F ("cannot be answered").
+
+Each question is asked ``repeats`` times per sub-task with a new document order (and new distractors). The
+shuffles are seeded per (sub-task, patient, question, repeat), so every run and machine sends the same
+prompts. A patient's requests are adjacent and share ``prefix_group`` = the patient id.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import random
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import DataError
+from pipeline.request import Request
+from pipeline.tasks.base import ChatMode, RenderContext, TokenCounter
+from pipeline.tasks.budget import prompt_cap
+from pipeline.tasks.fewshot import missing_data_error
+from pipeline.tasks.loaders import LongHealthPatient, LongHealthQuestion, load_longhealth
+from pipeline.tasks.prompts import LongHealthSettings, TaskPrompts, load_budget, load_prompts, response_format
+from pipeline.tasks.render import render_longhealth
+
+SUBTASKS = ("task1", "task2", "task3")
+_TASK1_LABELS = "abcde"
+_TASK23_LABELS = "abcdef"
+
+
+def derive_seed(*parts: str) -> int:
+    """A 64-bit seed from names (not ``hash()``, which changes per process)."""
+    return int.from_bytes(hashlib.sha256("/".join(parts).encode()).digest()[:8], "big")
+
+
+def option_texts(question: LongHealthQuestion, option_f: str) -> dict[str, str]:
+    return {
+        "a": question.answer_a,
+        "b": question.answer_b,
+        "c": question.answer_c,
+        "d": question.answer_d,
+        "e": question.answer_e,
+        "f": option_f,
+    }
+
+
+def gold_letter(question: LongHealthQuestion, labels: str, option_f: str, rule: str) -> str | None:
+    """The option whose text contains ``correct`` (a substring test, as the paper's code does); with several,
+    the first or the last one by ``rule``."""
+    texts = option_texts(question, option_f)
+    matches = [label.upper() for label in labels if question.correct in texts[label]]
+    if not matches:
+        return None
+    return matches[0] if rule == "first" else matches[-1]
+
+
+def _n_messages(mode: ChatMode) -> int:
+    return 2 if mode == "chat" else 1
+
+
+async def pack_documents(
+    counter: TokenCounter,
+    answer_docs: Sequence[str],
+    other_docs: Sequence[str],
+    budget: int,
+    separator_tokens: int,
+) -> list[str]:
+    """Answer documents first, then the others while they fit; the document that overflows is cut (its
+    start kept) and packing stops. Each document is charged one separator."""
+    selected: list[str] = []
+    total = 0
+    for doc in [*answer_docs, *other_docs]:
+        n = await counter.count(doc)
+        if total + n <= budget:
+            selected.append(doc)
+            total += n + separator_tokens
+            continue
+        remaining = budget - total
+        if remaining > 0:
+            cut = await counter.truncate(doc, remaining, keep="start")
+            if cut:
+                selected.append(cut)
+        break
+    return selected
+
+
+class LongHealthTask:
+    name = "longhealth"
+    level = 2
+
+    @property
+    def spec(self) -> TaskPrompts:
+        return load_prompts(self.name)
+
+    @property
+    def settings(self) -> LongHealthSettings:
+        settings = self.spec.longhealth
+        if settings is None:
+            raise DataError(
+                "prompts/longhealth.toml has no [longhealth] table; restore it from the repository"
+            )
+        return settings
+
+    def data_path(self, data_dir: Path) -> Path:
+        return data_dir / self.name / self.spec.data.file
+
+    def load(self, data_dir: Path) -> dict[str, LongHealthPatient]:
+        path = self.data_path(data_dir)
+        if not path.is_file():
+            raise missing_data_error(self.name, path, self.spec)
+        patients = load_longhealth(path)
+        settings = self.settings
+        for patient_id, patient in patients.items():
+            for index, question in enumerate(patient.questions):
+                if gold_letter(question, _TASK1_LABELS, settings.option_f, settings.gold_match) is None:
+                    raise DataError(
+                        f"{path}: patient {patient_id!r}: field 'questions.{index}.correct': "
+                        f"{question.correct!r} is not part of any option answer_a..answer_e; fix the question"
+                    )
+        return patients
+
+    def rows(self, data_dir: Path) -> int:
+        return sum(len(p.questions) for p in self.load(data_dir).values())
+
+    def _questions(
+        self, patients: dict[str, LongHealthPatient], limit: int | None
+    ) -> list[tuple[str, LongHealthQuestion]]:
+        pairs = [(pid, q) for pid, patient in patients.items() for q in patient.questions]
+        return pairs if limit is None else pairs[:limit]
+
+    def expected_count(self, data_dir: Path, limit: int | None) -> int:
+        return len(self._questions(self.load(data_dir), limit)) * len(SUBTASKS) * self.settings.repeats
+
+    async def requests(self, data_dir: Path, ctx: RenderContext) -> AsyncIterator[Request]:
+        patients = self.load(data_dir)
+        for patient_id, question in self._questions(patients, ctx.limit):
+            for subtask in SUBTASKS:
+                for repeat in range(self.settings.repeats):
+                    yield await self._request(patients, patient_id, question, subtask, repeat, ctx)
+
+    def _max_len(self, subtask: str, ctx: RenderContext) -> int:
+        settings = self.settings
+        cap = prompt_cap(
+            ctx.max_model_len, self.spec.prompt.max_new_tokens, load_budget(), _n_messages(ctx.chat_mode)
+        )
+        configured = settings.task1_max_len if subtask == "task1" else settings.task23_max_len
+        return min(configured, cap) if configured else cap
+
+    def _response_format(self, labels: str) -> dict[str, Any] | None:
+        structured = self.spec.structured
+        if structured is None:
+            return None
+        schema = copy.deepcopy(structured.json_schema)
+        schema["properties"]["answer"]["enum"] = [label.upper() for label in labels]
+        return response_format(structured, schema)
+
+    async def _request(
+        self,
+        patients: dict[str, LongHealthPatient],
+        patient_id: str,
+        question: LongHealthQuestion,
+        subtask: str,
+        repeat: int,
+        ctx: RenderContext,
+    ) -> Request:
+        settings = self.settings
+        prompt = self.spec.prompt
+        patient = patients[patient_id]
+        labels = _TASK1_LABELS if subtask == "task1" else _TASK23_LABELS
+        texts = option_texts(question, settings.option_f)
+        options = "\n".join(f"{label.upper()}: {texts[label]}" for label in labels)
+        rng = random.Random(derive_seed(self.name, subtask, patient_id, str(question.No), str(repeat)))
+
+        answer_docs = [patient.texts[t] for t in question.answer_location]
+        if subtask == "task1":
+            others = [text for t, text in patient.texts.items() if t not in question.answer_location]
+        else:
+            pool = [text for pid, p in patients.items() if pid != patient_id for text in p.texts.values()]
+            others = rng.sample(pool, min(settings.distractors, len(pool)))
+            if subtask == "task3":
+                answer_docs = []
+
+        counter = ctx.counter
+        fixed = await counter.count(prompt.system) + await counter.count(
+            prompt.user.format(documents="", question_text=question.question, options=options)
+        )
+        separator_tokens = await counter.count(settings.document_separator)
+        budget = self._max_len(subtask, ctx) - fixed
+        documents = await pack_documents(counter, answer_docs, others, budget, separator_tokens)
+        rng.shuffle(documents)
+
+        user = prompt.user.format(
+            documents=settings.document_separator.join(documents),
+            question_text=question.question,
+            options=options,
+        )
+        rendered = render_longhealth(
+            ctx.chat_mode,
+            prompt.system,
+            user,
+            nosystem_join=settings.nosystem_join,
+            base_join=settings.base_join,
+        )
+        if subtask == "task3":
+            reference = "F"
+        else:
+            reference = gold_letter(question, labels, settings.option_f, settings.gold_match) or ""
+        fmt = self._response_format(labels) if ctx.variant == "structured" else None
+        return Request(
+            task=self.name,
+            item_id=f"{patient_id}/{question.No}",
+            kind=rendered.kind,
+            max_tokens=prompt.max_new_tokens,
+            reference=reference,
+            messages=rendered.messages,
+            prompt=rendered.prompt,
+            subtask=subtask,
+            repeat=repeat,
+            response_format=fmt,
+            prefix_group=patient_id,
+            extra_body=dict(rendered.extra_body),
+        )
