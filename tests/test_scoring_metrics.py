@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.scoring import ScoredItem, aggregate, aggregate_by_subtask, paper_metrics, score_batch, score_item
+from pipeline.scoring import (
+    ScoredItem,
+    aggregate,
+    aggregate_by_subtask,
+    paper_metrics,
+    score_batch,
+    score_item,
+)
 from pipeline.scoring import extras as extras_module
 
 # ---- ROUGE (rouge-score, no stemmer, default tokenizer: lower-cases, keeps [a-z0-9] tokens) ----
@@ -78,7 +85,10 @@ def test_aggregate_of_nothing() -> None:
 
 
 def test_partial_metric_is_noted() -> None:
-    items = [ScoredItem("a", True, {"rouge1": 10.0, "bertscore_f1": 50.0}), ScoredItem("b", False, {"rouge1": 20.0})]
+    items = [
+        ScoredItem("a", True, {"rouge1": 10.0, "bertscore_f1": 50.0}),
+        ScoredItem("b", False, {"rouge1": 20.0}),
+    ]
     score = aggregate("meqsum", items)
     assert score.metrics["bertscore_f1"] == 50.0
     assert any("1 of 2" in note for note in score.notes)
@@ -193,10 +203,20 @@ def test_bertscore_model_override(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_umls_set_f1() -> None:
-    assert extras_module.set_f1({"a", "b"}, {"b", "c", "d"}) == pytest.approx(2 * 0.5 * (1 / 3) / (0.5 + 1 / 3))
+    assert extras_module.set_f1({"a", "b"}, {"b", "c", "d"}) == pytest.approx(
+        2 * 0.5 * (1 / 3) / (0.5 + 1 / 3)
+    )
     assert extras_module.set_f1(set(), {"a"}) == 0.0
 
 
 def test_extras_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
     items = score_batch("meqsum", ["a"], ["a"], extras=False)
     assert set(items[0].metrics) == {"rouge1", "rouge2", "rougeL"}
+
+
+def test_umls_pair_keeps_probsum_case() -> None:
+    from pipeline.scoring.summaries import prepare, prepare_for_umls
+
+    assert prepare("probsum", "Acute MI", "STEMI") == ("acute mi", "stemi")
+    assert prepare_for_umls("probsum", "Acute MI", "STEMI") == ("Acute MI", "STEMI")
+    assert prepare_for_umls("medisumqa", " Yes \n", "Yes") == ("Yes", "Yes")

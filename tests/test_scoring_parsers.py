@@ -129,7 +129,7 @@ def test_longhealth_lenient_option_text_match() -> None:
 
 
 def test_longhealth_rejects_unknown_subtask_and_bad_gold() -> None:
-    with pytest.raises(DataError, match="subtask"):
+    with pytest.raises(DataError, match="field 'subtask'"):
         score_item("longhealth", "x", "A", subtask="task4")
     with pytest.raises(DataError, match="field 'reference'"):
         score_item("longhealth", "x", "F", subtask="task1")

@@ -1,16 +1,133 @@
-"""`medsweep data` (not implemented yet)."""
+"""`medsweep data check` (which datasets are present and load) and `medsweep data fetch` (download the public
+ones: MeQSum and LongHealth)."""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
+
+MIRROR_ENV = "MEDSWEEP_DATA_MIRROR"
+"""A base URL laid out like a data dir (``<mirror>/<task>/<file>``) to fetch from instead of the sources."""
+
+_FETCH_DEFAULT_DIR = Path("data")
 
 
 def register(sub: Any) -> None:
-    parser: argparse.ArgumentParser = sub.add_parser("data", help="(not implemented yet)")
-    parser.set_defaults(handler=_run)
+    parser: argparse.ArgumentParser = sub.add_parser("data", help="check or fetch the task datasets")
+    actions = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    check = actions.add_parser("check", help="which tasks have data (path, rows, ok/missing/malformed)")
+    check.add_argument("--data-dir", type=Path, default=Path("demo_data"), help="default: demo_data")
+    check.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    check.set_defaults(handler=_check)
+
+    fetch = actions.add_parser("fetch", help="download the public datasets (MeQSum, LongHealth)")
+    fetch.add_argument("--data-dir", type=Path, default=_FETCH_DEFAULT_DIR, help="default: data")
+    fetch.add_argument(
+        "--mirror",
+        default=os.environ.get(MIRROR_ENV, ""),
+        help=f"fetch <mirror>/<task>/<file> instead of the public sources (env {MIRROR_ENV})",
+    )
+    fetch.add_argument("--force", action="store_true", help="download again even if the file is there")
+    fetch.set_defaults(handler=_fetch)
 
 
-def _run(args: argparse.Namespace) -> int:
-    print("medsweep data: not implemented yet")
-    return 1
+def _check(args: argparse.Namespace) -> int:
+    from pipeline.tasks import TASK_NAMES, check_data
+
+    checks = [check_data(name, args.data_dir) for name in TASK_NAMES]
+    if args.json:
+        payload = {
+            "data_dir": str(args.data_dir),
+            "tasks": {
+                c.task: {"path": str(c.path), "state": c.state, "rows": c.rows, "reason": c.reason}
+                for c in checks
+            },
+        }
+        print(json.dumps(payload, indent=2))
+    else:
+        print(f"data dir: {args.data_dir}")
+        for c in checks:
+            detail = f"{c.rows} rows" if c.state == "ok" else c.reason
+            print(f"  {c.task:<12} {c.state:<10} {c.path}  {detail}")
+    return 0 if all(c.state == "ok" for c in checks) else 1
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download(url: str, target: Path, expected_sha256: str) -> str:
+    """Stream ``url`` into a temporary file next to ``target``, check its sha256 when one is pinned, then
+    move it into place (atomic: a failed download never leaves a partial file). Returns the sha256."""
+    import httpx
+
+    from pipeline.errors import DataError
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    tmp = Path(tmp_name)
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(handle, "wb") as out:
+            try:
+                with httpx.stream("GET", url, follow_redirects=True, timeout=60.0) as response:
+                    if response.status_code != 200:
+                        raise DataError(
+                            f"GET {url} answered HTTP {response.status_code}; check the URL or mirror"
+                        )
+                    for chunk in response.iter_bytes():
+                        digest.update(chunk)
+                        out.write(chunk)
+            except httpx.HTTPError as exc:
+                raise DataError(
+                    f"cannot download {url} ({type(exc).__name__}: {exc}); check the network"
+                ) from None
+        actual = digest.hexdigest()
+        if expected_sha256 and actual != expected_sha256:
+            raise DataError(
+                f"{url}: sha256 {actual} does not match the pinned {expected_sha256}; "
+                "the source changed or the download is corrupt, so the file was not saved"
+            )
+        os.replace(tmp, target)
+        return actual
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from pipeline.tasks import TASK_NAMES, get_task
+    from pipeline.tasks.prompts import load_prompts
+
+    for name in TASK_NAMES:
+        source = load_prompts(name).data
+        if source.access != "public" or not source.url:
+            continue
+        target = get_task(name).data_path(args.data_dir)
+        if target.is_file() and not args.force:
+            if not source.sha256:
+                print(f"{name}: {target} is already there (no checksum pinned; --force downloads it again)")
+                continue
+            if _sha256(target) == source.sha256:
+                print(f"{name}: {target} is already there (sha256 verified)")
+                continue
+            print(f"{name}: {target} does not match the pinned sha256; downloading it again")
+        url = f"{args.mirror.rstrip('/')}/{name}/{source.file}" if args.mirror else source.url
+        actual = download(url, target, source.sha256)
+        if source.sha256:
+            print(f"{name}: {url} -> {target} (sha256 {actual} verified)")
+        else:
+            print(
+                f"{name}: {url} -> {target} (sha256 {actual}; no checksum is pinned yet for this file, "
+                f"so it was not verified)"
+            )
+    return 0

@@ -125,15 +125,22 @@ def level_table(metrics: pl.DataFrame) -> pl.DataFrame:
                 "level1_partial": levels.level1_partial,
                 "level2_partial": levels.level2_partial,
                 **{f"task:{t}": sum(v.values()) / len(v) for t, v in sorted(task_metrics.items())},
-                "metrics_used": "; ".join(f"{t}: {', '.join(names)}" for t, names in sorted(levels.used.items())),
+                "metrics_used": "; ".join(
+                    f"{t}: {', '.join(names)}" for t, names in sorted(levels.used.items())
+                ),
                 "missing": "; ".join(missing),
             }
         )
     level_cols = ["level1", "level2", "level1_partial", "level2_partial"]
     if not rows:
         return pl.DataFrame(
-            schema={"model": pl.String, "variant": pl.String, **dict.fromkeys(level_cols, pl.Float64),
-                    "metrics_used": pl.String, "missing": pl.String}
+            schema={
+                "model": pl.String,
+                "variant": pl.String,
+                **dict.fromkeys(level_cols, pl.Float64),
+                "metrics_used": pl.String,
+                "missing": pl.String,
+            }
         )
     frame = pl.DataFrame(rows, infer_schema_length=None)
     task_cols = sorted(c for c in frame.columns if c.startswith("task:"))

@@ -45,7 +45,12 @@ class Report:
             self.levels.join(roles, on="model", how="left")
             .join(failed, on=["model", "variant"], how="left")
             .with_columns(pl.col("role").fill_null(OTHER), pl.col("failed").fill_null(0))
-            .sort(["level1", "level2"], descending=True, nulls_last=True)
+            .sort(
+                pl.coalesce("level1", "level1_partial"),
+                pl.coalesce("level2", "level2_partial"),
+                descending=True,
+                nulls_last=True,
+            )
             .drop("metrics_used", "missing")
         )
         first = ["model", "variant", "role", "level1", "level2"]
@@ -196,7 +201,12 @@ def _level_delta(levels: pl.DataFrame, bio: str, gen: str, variant: str) -> str:
 
     parts = []
     for level in (1, 2):
-        a, b = get(bio, f"level{level}"), get(gen, f"level{level}")
-        if a is not None and b is not None:
-            parts.append(f"Level {level} {a:.1f} vs {b:.1f} ({a - b:+.1f})")
+        for column, label in (
+            (f"level{level}", ""),
+            (f"level{level}_partial", " (partial: metrics missing)"),
+        ):
+            a, b = get(bio, column), get(gen, column)
+            if a is not None and b is not None:
+                parts.append(f"Level {level}{label} {a:.1f} vs {b:.1f} ({a - b:+.1f})")
+                break
     return ", ".join(parts)

@@ -68,50 +68,63 @@ def forest_plot(paired: pl.DataFrame, title: str, xlabel: str) -> bytes:
         Line2D([], [], marker="o", linestyle="", color=c, label=v) for v, c in _VERDICT_COLOURS.items()
     ]
     handles.append(Line2D([], [], marker="o", linestyle="", color="#555555", label=compare.NO_DIFFERENCE))
-    ax.legend(handles=handles, loc="best", fontsize=8, title="after Holm, α=0.05", title_fontsize=8)
+    ax.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.5 / height - 0.08),
+        ncol=3,
+        fontsize=8,
+        title="verdict after Holm correction, α = 0.05",
+        title_fontsize=8,
+    )
     return _png(fig)
 
 
 def level_scatter(report: Report) -> bytes:
-    """Level-1 against Level-2 score per model, as in the paper's figure; arrows go base -> biomedical."""
+    """Level-1 against Level-2 score per model, as in the paper's figure; arrows go base -> biomedical.
+    A level with some paper metrics missing (e.g. BERTScore not installed) is drawn hollow, from the
+    metrics present."""
     title = "Level 1 vs Level 2 (points 0-100)"
-    board = report.leaderboard()
-    both = board.filter(pl.col("level1").is_not_null() & pl.col("level2").is_not_null())
+    board = report.leaderboard().with_columns(
+        pl.coalesce("level1", "level1_partial").alias("x"),
+        pl.coalesce("level2", "level2_partial").alias("y"),
+        (pl.col("level1").is_null() | pl.col("level2").is_null()).alias("partial"),
+    )
+    both = board.filter(pl.col("x").is_not_null() & pl.col("y").is_not_null())
     if both.is_empty():
         return _empty(
-            title, "No model has both a Level-1 and a Level-2 score (a level needs all three of its tasks)."
+            title, "No model has scores on both levels (each level needs at least one of its tasks)."
         )
     fig, ax = plt.subplots(figsize=(8, 6.5))
     placed: dict[tuple[str, str], tuple[float, float]] = {}
     for role, style in _ROLE_STYLE.items():
-        subset = both.filter(pl.col("role") == role)
-        if subset.is_empty():
-            continue
-        ax.scatter(
-            subset["level1"],
-            subset["level2"],
-            s=60,
-            marker=style["marker"],
-            color=style["color"],
-            label=style["label"],
-            zorder=3,
-        )
-        for row in subset.iter_rows(named=True):
-            placed[(row["model"], row["variant"])] = (row["level1"], row["level2"])
-            name = row["model"] if row["variant"] == "paper" else f"{row['model']} [{row['variant']}]"
-            ax.annotate(
-                name, (row["level1"], row["level2"]), textcoords="offset points", xytext=(5, 4), fontsize=8
+        for partial in (False, True):
+            subset = both.filter((pl.col("role") == role) & (pl.col("partial") == partial))
+            if subset.is_empty():
+                continue
+            ax.scatter(
+                subset["x"],
+                subset["y"],
+                s=70,
+                marker=style["marker"],
+                zorder=3,
+                linewidths=1.5,
+                facecolors="none" if partial else style["color"],
+                edgecolors=style["color"],
+                label=style["label"] + (" (partial level)" if partial else ""),
             )
+            for row in subset.iter_rows(named=True):
+                placed[(row["model"], row["variant"])] = (row["x"], row["y"])
+                name = row["model"] if row["variant"] == "paper" else f"{row['model']} [{row['variant']}]"
+                ax.annotate(name, (row["x"], row["y"]), textcoords="offset points", xytext=(6, 4), fontsize=8)
     for pair in report.pairs:
         for (model, variant), start in placed.items():
             end = placed.get((pair.biomedical, variant))
             if model == pair.general and end is not None:
-                ax.annotate(
-                    "",
-                    xy=end,
-                    xytext=start,
-                    arrowprops={"arrowstyle": "->", "color": "#999999", "linestyle": "--"},
-                )
+                arrow = {"arrowstyle": "->", "color": "#999999", "linestyle": "--"}
+                ax.annotate("", xy=end, xytext=start, arrowprops=arrow)
+    ax.set_xlim(0, 100)  # the paper's figure uses the whole scale, so distances read as points
+    ax.set_ylim(0, 100)
     ax.set_xlabel("Level 1 score (MedNLI, MeQSum, Problem List Summarization)")
     ax.set_ylabel("Level 2 score (LongHealth, MeDiSumQA, MeDiSumCode)")
     left_out = board.height - both.height

@@ -38,7 +38,16 @@ def named_tables(report: Report) -> dict[str, tuple[str, pl.DataFrame]]:
         "task_metrics": ("Per model x task metrics with 95% bootstrap CIs", report.task_metrics),
         "levels": (
             "Level composition: metrics used and missing",
-            report.levels.select("model", "variant", "level1", "level2", "level1_partial", "level2_partial", "metrics_used", "missing"),
+            report.levels.select(
+                "model",
+                "variant",
+                "level1",
+                "level2",
+                "level1_partial",
+                "level2_partial",
+                "metrics_used",
+                "missing",
+            ),
         ),
         "adherence": ("Answer-format adherence per model x task (% strict-valid)", report.adherence),
         "failures": (
@@ -85,45 +94,41 @@ def to_csv(frame: pl.DataFrame) -> str:
 
 
 def print_terminal(report: Report, console: Console) -> None:
-    """The tables a person reads first: leaderboard, paired comparisons, failures (when there are any)."""
-    shown = {
-        "leaderboard": None,
-        "paired": [
-            "biomedical",
-            "general",
-            "variant",
-            "unit",
-            "n_pairs",
-            "mean_diff",
-            "ci_low",
-            "ci_high",
-            "p_holm",
-            "wins",
-            "ties",
-            "losses",
-            "verdict",
-        ],
-        "format_paired": [
-            "biomedical",
-            "general",
-            "unit",
-            "n_pairs",
-            "mean_diff",
-            "ci_low",
-            "ci_high",
-            "p_holm",
-            "verdict",
-        ],
-    }
-    tables = named_tables(report)
-    for stem, columns in shown.items():
-        title, frame = tables[stem]
+    """What a person reads first, narrow enough for 80 columns: leaderboard, comparisons, failures."""
+    board = report.leaderboard().select(
+        "model",
+        "role",
+        pl.coalesce("level1", "level1_partial").alias("L1"),
+        pl.coalesce("level2", "level2_partial").alias("L2"),
+        (pl.col("level1").is_null() | pl.col("level2").is_null()).alias("partial"),
+        "failed",
+    )
+    console.print(_rich("Leaderboard (0-100; partial = some paper metrics or tasks missing)", board))
+    for title, frame in (
+        ("Biomedical − general: task score", report.paired),
+        ("Biomedical − general: format adherence", report.format_paired),
+    ):
         if frame.is_empty():
             continue
-        console.print(_rich(title, frame.select(columns) if columns else frame))
+        view = frame.select(
+            pl.format("{} − {}", "biomedical", "general").alias("pair"),
+            "unit",
+            "n_pairs",
+            pl.col("mean_diff").round(2).alias("diff"),
+            pl.format("[{}, {}]", pl.col("ci_low").round(2), pl.col("ci_high").round(2)).alias("95% CI"),
+            "p_holm",
+            pl.format("{}/{}/{}", "wins", "ties", "losses").alias("w/t/l"),
+            "verdict",
+        )
+        console.print(_rich(title, view))
     failures = report.failures.filter((pl.col("failed") > 0) | (pl.col("unscored") > 0))
     if not failures.is_empty():
-        console.print(_rich("Failed (excluded) and unscored requests", failures))
+        console.print(
+            _rich(
+                "Failed (excluded, not scored as wrong) and unscored requests",
+                failures.drop("variant", "succeeded"),
+            )
+        )
     for line in report.summary:
         console.print(f"• {line}", highlight=False)
     for note in report.notes:

@@ -26,6 +26,8 @@ def score_item(task: str, output: str, reference: Any, *, subtask: str = "") -> 
     _check_task(task)
     if task != "longhealth" and subtask:
         raise DataError(f"field 'subtask': only longhealth has sub-tasks, got {subtask!r} for {task}")
+    if task == "longhealth" and subtask not in ("", *longhealth.SUBTASKS):
+        raise DataError(f"field 'subtask': use one of {', '.join(longhealth.SUBTASKS)}, got {subtask!r}")
     if not isinstance(output, str):
         raise DataError(f"field 'prediction': expected text, got {type(output).__name__}")
     try:
@@ -68,12 +70,13 @@ def _add_extras(
     if not wanted:
         return items
     cannot = extras.unavailable(task)
-    pairs = [summaries.prepare(task, out, ref) for out, ref in zip(outputs, references, strict=True)]
-    predictions, targets = [p for p, _ in pairs], [t for _, t in pairs]
+    pairs = list(zip(outputs, references, strict=True))
+    bert_pred, bert_ref = zip(*(summaries.prepare(task, out, ref) for out, ref in pairs), strict=True)
+    umls_pred, umls_ref = zip(*(summaries.prepare_for_umls(task, o, r) for o, r in pairs), strict=True)
     computed: dict[str, list[float]] = {}
     runners: dict[str, Callable[[], list[float]]] = {
-        extras.BERTSCORE: lambda: extras.bertscore_f1(task, predictions, targets),
-        extras.UMLS: lambda: extras.umls_f1(predictions, targets),
+        extras.BERTSCORE: lambda: extras.bertscore_f1(task, bert_pred, bert_ref),
+        extras.UMLS: lambda: extras.umls_f1(umls_pred, umls_ref),
     }
     for metric in wanted:
         if metric in cannot:

@@ -27,6 +27,16 @@ def prepare(task: str, output: str, reference: object) -> tuple[str, str]:
     return prediction, reference
 
 
+def prepare_for_umls(task: str, output: str, reference: object) -> tuple[str, str]:
+    """The pair for UMLS-F1: as ``prepare`` but without ProbSum's lower-casing, which v3 applied to ROUGE
+    and BERTScore only (see docs/fidelity.md)."""
+    prediction, target = prepare(task, output, reference)
+    if task == "probsum":
+        assert isinstance(reference, str)  # checked by prepare
+        return clean_output(task, output), reference
+    return prediction, target
+
+
 @lru_cache(maxsize=1)
 def _scorer() -> rouge_scorer.RougeScorer:
     # As evaluate's "rouge" metric calls it: no stemmer, the default tokenizer.

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import ConfigError, EndpointError
-from pipeline.registry import REPO_ROOT, ServerConfig, get_model, pp_size, tp_size
+from pipeline.registry import GPUS_PER_NODE, REPO_ROOT, ServerConfig, get_model, pp_size, tp_size
 from pipeline.serving import docker, process
 from pipeline.serving.argv import (
     LaunchPlan,
@@ -87,7 +87,12 @@ def resolve(request: ServeRequest) -> tuple[ServerConfig, str]:
 
 
 def _gpu_list(cfg: ServerConfig, request: ServeRequest, memory_class: int) -> list[int]:
-    need = tp_size(cfg, memory_class)
+    need = tp_size(cfg, memory_class) * pp_size(cfg, memory_class)
+    if need > GPUS_PER_NODE:
+        raise ConfigError(
+            f"{cfg.name} needs {need} GPUs of {memory_class} GB (more than one node): print a Ray launch with "
+            "--nodes N --dry-run (docs/multinode.md) or use a larger --memory-class"
+        )
     if request.gpus is None:
         return list(range(need))
     if len(request.gpus) < need:
@@ -164,10 +169,6 @@ def _refuse_if_running() -> None:
 def _serve_docker(cfg: ServerConfig, request: ServeRequest) -> ServeState | None:
     memory_class = request.memory_class or detect_memory_class()
     gpus = _gpu_list(cfg, request, memory_class)
-    if len(gpus) > 8:
-        raise ConfigError(
-            f"{cfg.name} needs {len(gpus)} GPUs of {memory_class} GB: use --nodes (docs/multinode.md)"
-        )
     image = pinned_image()
     argv = docker_run_argv(
         cfg,
@@ -219,6 +220,8 @@ def _serve_docker(cfg: ServerConfig, request: ServeRequest) -> ServeState | None
     except EndpointError:
         print(f"--- docker logs --tail 50 {container_id[:12]} ---", file=sys.stderr)
         print(docker.logs_tail(container_id), file=sys.stderr)
+        docker.stop_and_remove(container_id)
+        clear_state()
         raise
     return state
 

@@ -288,8 +288,10 @@ def load_probsum(path: Path) -> list[ProbSumRow]:
                     "File ID, Subjectives, Objectives, Assessment, Summary"
                 )
         for record in reader:
+            # A row with more cells than the header puts the surplus under the key None: not a column.
+            cells = {k: v for k, v in record.items() if k is not None}
             try:
-                rows.append(ProbSumRow.model_validate(record))
+                rows.append(ProbSumRow.model_validate(cells))
             except ValidationError as exc:
                 raise validation_error(
                     path,

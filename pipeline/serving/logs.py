@@ -1,0 +1,57 @@
+"""`make logs`: show the log of the server in .medsweep/serve.json (container logs or the process log file).
+
+Run: ``python -m pipeline.serving.logs [--lines N] [--follow]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipeline.errors import MedsweepError
+from pipeline.serving import docker, process
+from pipeline.serving.state import read_state
+
+
+def show_logs(lines: int = 200, follow: bool = False) -> int:
+    state = read_state()
+    if state is None:
+        print("no server recorded in .medsweep/serve.json (start one with `make serve`)", file=sys.stderr)
+        return 1
+    if state.container_id:
+        argv = [
+            docker.docker_bin(),
+            "logs",
+            "--tail",
+            str(lines),
+            *(["-f"] if follow else []),
+            state.container_id,
+        ]
+    elif state.log_path:
+        if not follow:
+            print(process.tail_file(Path(state.log_path), lines))
+            return 0
+        argv = ["tail", "-n", str(lines), "-f", state.log_path]
+    else:
+        print("the recorded server has no container id and no log file", file=sys.stderr)
+        return 1
+    os.execvp(argv[0], argv)  # hand the terminal over (Ctrl-C ends the follow)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.serving.logs", description=__doc__)
+    parser.add_argument("--lines", type=int, default=200)
+    parser.add_argument("--follow", "-f", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        return show_logs(args.lines, args.follow)
+    except MedsweepError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
