@@ -102,6 +102,7 @@ async def _evaluate(
     config: EvalConfig, tasks: list[str], console: Console, provenance: dict[str, Any]
 ) -> EvalOutcome:
     from pipeline.backpressure import is_vllm
+    from pipeline.serving.provenance import collect_provenance
     from pipeline.tasks import get_task
     from pipeline.tokens import make_counter
 
@@ -113,12 +114,9 @@ async def _evaluate(
         root = base_url.removesuffix("/v1")
         counter = await make_counter(client.session, base_url, target.served_name, dict(client.headers))
         metrics_url = f"{root}/metrics" if await is_vllm(client.session, f"{root}/metrics") else None
-        card = next(m for m in served if m.id == target.served_name)
         provenance = {
+            **await collect_provenance(base_url, api_key, served_model=target.served_name),
             **provenance,
-            "served_model": card.id,
-            "max_model_len": card.max_model_len,
-            "root": card.root,
         }
         store = Store.open(config.run.out)
         try:
@@ -134,14 +132,26 @@ async def _evaluate(
     return EvalOutcome(result, target, tuple(tasks), (), tuple(summaries))
 
 
-def evaluate(config: EvalConfig, *, console: Console | None = None, argv: Sequence[str] | None = None) -> int:
-    """Run the eval described by ``config``; print progress, a summary and, if interrupted, how to resume."""
+def run_evaluation(
+    config: EvalConfig, *, console: Console | None = None, provenance: dict[str, Any] | None = None
+) -> EvalOutcome:
+    """Run the eval described by ``config`` (progress on ``console``) and score it; print nothing else.
+
+    ``provenance`` adds what the caller knows about the server (image, GPUs, TP size) to the run's record.
+    """
     console = console or Console(stderr=True)
     tasks, skipped = select_tasks(config.run.tasks, config.run.data_dir)
     if skipped:
         console.print(f"skipping tasks without data under {config.run.data_dir}: {', '.join(skipped)}")
-    provenance = _provenance(config)
-    outcome = asyncio.run(_evaluate(config, tasks, console, provenance))
+    full = {**_provenance(config), **(provenance or {})}
+    outcome = asyncio.run(_evaluate(config, tasks, console, full))
+    return EvalOutcome(outcome.run, outcome.target, outcome.tasks, tuple(skipped), outcome.summaries)
+
+
+def evaluate(config: EvalConfig, *, console: Console | None = None, argv: Sequence[str] | None = None) -> int:
+    """The CLI's eval: run, print the summary and, if interrupted, the command that resumes."""
+    console = console or Console(stderr=True)
+    outcome = run_evaluation(config, console=console)
     print_summary(outcome.summaries, outcome.target.identity, config.run.out, console=Console())
     if outcome.run.interrupted:
         resume = shlex.join(["medsweep", *(argv if argv is not None else sys.argv[1:])])
@@ -151,13 +161,4 @@ def evaluate(config: EvalConfig, *, console: Console | None = None, argv: Sequen
 
 
 def _provenance(config: EvalConfig) -> dict[str, Any]:
-    from pipeline import __version__
-
-    data: dict[str, Any] = {"medsweep_version": __version__, "replicas": len(config.endpoint.base_urls)}
-    try:
-        from pipeline.serving.provenance import static_provenance
-
-        data.update(static_provenance())
-    except ImportError:
-        pass
-    return data
+    return {"replicas": len(config.endpoint.base_urls)}

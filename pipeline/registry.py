@@ -124,7 +124,8 @@ def load_registry(directory: Path = SERVERS_DIR) -> dict[str, ServerConfig]:
             )
         if base.role != "general":
             raise ConfigError(
-                f"{directory / (name + '.toml')}: field 'counterpart': '{cfg.counterpart}' is not a general model"
+                f"{directory / (name + '.toml')}: field 'counterpart': "
+                f"'{cfg.counterpart}' is not a general model"
             )
     return registry
 

@@ -11,12 +11,12 @@ from pipeline.registry import SERVERS_DIR, get_model, load_registry, pairs, pp_s
 
 # The 25 models of the published table (clue-spec §2/§3) by their site label.
 SITE_LABELS = {
-    "llama2-7b", "meditron-7b", "llama2-7b-hf", "Mistral-7B-v0.1", "internistai/base-7b-v0.2", "BioMistral-7B",
-    "BioMistral-7B-DARE", "Mistral-7B-Instruct-v0.1", "zephyr-7b-beta", "Mistral-7B-Instruct-v0.2",
-    "Meta-Llama-3-8B-Instruct", "Llama3-OpenBioLLM-8B", "JSL-Med-Sft-Llama-3-8B", "JSL-MedLlama-3-8B-v1.0",
-    "JSL-MedLlama-3-8B-v2.0", "Llama3-Aloe-8B-Alpha", "Phi-3-mini-128k-instruct", "Mixtral-8x7B-Instruct-v0.1",
-    "Llama-2-70b", "meditron-70b", "ClinicalCamel-70B", "Llama-2-70b-chat", "Meta-Llama-3-70B-Instruct",
-    "Llama3-OpenBioLLM-70B", "Mixtral-8x22B-Instruct-v0.1",
+    "llama2-7b", "meditron-7b", "llama2-7b-hf", "Mistral-7B-v0.1", "internistai/base-7b-v0.2",
+    "BioMistral-7B", "BioMistral-7B-DARE", "Mistral-7B-Instruct-v0.1", "zephyr-7b-beta",
+    "Mistral-7B-Instruct-v0.2", "Meta-Llama-3-8B-Instruct", "Llama3-OpenBioLLM-8B", "JSL-Med-Sft-Llama-3-8B",
+    "JSL-MedLlama-3-8B-v1.0", "JSL-MedLlama-3-8B-v2.0", "Llama3-Aloe-8B-Alpha", "Phi-3-mini-128k-instruct",
+    "Mixtral-8x7B-Instruct-v0.1", "Llama-2-70b", "meditron-70b", "ClinicalCamel-70B", "Llama-2-70b-chat",
+    "Meta-Llama-3-70B-Instruct", "Llama3-OpenBioLLM-70B", "Mixtral-8x22B-Instruct-v0.1",
 }  # fmt: skip
 
 GOOD = """

@@ -107,7 +107,8 @@ def test_tp1_8b_with_api_key_passed_by_name(
     assert isinstance(argv, list)
     assert argv[:11] == [
         "run", "-d", "--name", f"medsweep-{name}-{server.port}", "--gpus", '"device=0"', "--ipc=host",
-        "-p", f"127.0.0.1:{server.port}:8000", "-v", f"{tmp_path}/home/.cache/huggingface:/root/.cache/huggingface",
+        "-p", f"127.0.0.1:{server.port}:8000",
+        "-v", f"{tmp_path}/home/.cache/huggingface:/root/.cache/huggingface",
     ]  # fmt: skip
     assert argv[11:16] == ["-e", "HF_TOKEN", "-e", "VLLM_API_KEY", IMAGE]
     assert argv[argv.index("--tensor-parallel-size") + 1] == "1"

@@ -87,9 +87,11 @@ def test_times_out_naming_last_status() -> None:
 
 
 def test_wrong_model_is_not_ready() -> None:
-    with ReadyLaterServer(not_ready=0, model="other") as server:
-        with pytest.raises(EndpointError, match=r"lists \['other'\], not 'smollm'"):
-            wait_healthy(server.url, timeout=0.2, served_model="smollm", poll_interval=0.05)
+    with (
+        ReadyLaterServer(not_ready=0, model="other") as server,
+        pytest.raises(EndpointError, match=r"lists \['other'\], not 'smollm'"),
+    ):
+        wait_healthy(server.url, timeout=0.2, served_model="smollm", poll_interval=0.05)
 
 
 def test_exited_process_stops_the_wait_at_once() -> None:

@@ -125,8 +125,8 @@ def test_cpu_default_dry_run_is_the_measured_recipe(
     assert out == (
         "VLLM_CPU_KVCACHE_SPACE=1 VLLM_CPU_NUM_OF_RESERVED_CPU=0 HF_HUB_OFFLINE=1 "
         f"{REPO_ROOT}/.venv-vllm/bin/vllm serve {REPO_ROOT}/models/smollm2-135m-instruct "
-        "--served-model-name smollm2-135m-instruct --tensor-parallel-size 1 --max-model-len 2048 --dtype auto "
-        "--enforce-eager --generation-config vllm --host 127.0.0.1 --port 8123"
+        "--served-model-name smollm2-135m-instruct --tensor-parallel-size 1 --max-model-len 2048 "
+        "--dtype auto --enforce-eager --generation-config vllm --host 127.0.0.1 --port 8123"
     )
 
 
@@ -149,17 +149,21 @@ def test_state_roundtrip_permissions_and_corruption(tmp_path: Path, monkeypatch:
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert read_state() == state
     path.write_text("{not json")
-    with pytest.raises(ConfigError, match="serve.json: not a valid serve state file"):
+    with pytest.raises(ConfigError, match=r"serve\.json: not a valid serve state file"):
         read_state()
 
 
 async def test_provenance_reads_server_and_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MEDSWEEP_STATE_DIR", str(tmp_path))
     with ReadyLaterServer(not_ready=0, model="meta-llama-3.1-70b-instruct", api_key="k") as server:
-        write_state(ServeState(url=server.url, openai_base_url=server.url + "/v1",
-                               served_model="meta-llama-3.1-70b-instruct", model="meta-llama-3.1-70b-instruct",
-                               engine="docker", host="127.0.0.1", port=server.port, container_id="abc",
-                               image="vllm/vllm-openai:v0.32.0", gpus=[0, 1, 2, 3], tensor_parallel_size=4))  # fmt: skip
+        name = "meta-llama-3.1-70b-instruct"
+        state = ServeState(
+            url=server.url, openai_base_url=server.url + "/v1", served_model=name, model=name,
+            engine="docker",
+            host="127.0.0.1", port=server.port, container_id="abc", image="vllm/vllm-openai:v0.32.0",
+            gpus=[0, 1, 2, 3], tensor_parallel_size=4,
+        )  # fmt: skip
+        write_state(state)
         prov = await collect_provenance(server.url + "/v1", api_key="k")
     assert prov["vllm_version"] == "0.32.0"
     assert (prov["served_model"], prov["max_model_len"], prov["root"]) == (
@@ -204,8 +208,8 @@ def test_real_cpu_server_serves_tokenizes_chats_and_stops(
         assert (
             models["data"][0]["id"] == "smollm2-135m-instruct" and models["data"][0]["max_model_len"] == 2048
         )
-        tok = httpx.post(f"{state.url}/tokenize", json={"model": "smollm2-135m-instruct", "prompt": "Hello world"},
-                         timeout=30).json()  # fmt: skip
+        body = {"model": "smollm2-135m-instruct", "prompt": "Hello world"}
+        tok = httpx.post(f"{state.url}/tokenize", json=body, timeout=30).json()
         assert tok["count"] == len(tok["tokens"]) > 0
         chat = httpx.post(
             f"{state.openai_base_url}/chat/completions",

@@ -113,7 +113,7 @@ async def test_layouts_per_mode() -> None:
     [
         (EstimateCounter(), 700, True),
         (EstimateCounter(), 1400, False),
-        (WordCounter(), 400, True),
+        (WordCounter(), 360, True),
         (WordCounter(), 800, False),
     ],
     ids=["estimate-tight", "estimate-roomy", "fake-tight", "fake-roomy"],

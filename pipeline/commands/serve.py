@@ -1,4 +1,4 @@
-"""`medsweep serve`: start a vLLM server for a registry model (docker, local vLLM, or the embedded CPU build)."""
+"""`medsweep serve`: start a vLLM server for a model (docker, local vLLM or the embedded CPU build)."""
 
 from __future__ import annotations
 

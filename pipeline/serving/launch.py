@@ -90,20 +90,21 @@ def _gpu_list(cfg: ServerConfig, request: ServeRequest, memory_class: int) -> li
     need = tp_size(cfg, memory_class) * pp_size(cfg, memory_class)
     if need > GPUS_PER_NODE:
         raise ConfigError(
-            f"{cfg.name} needs {need} GPUs of {memory_class} GB (more than one node): print a Ray launch with "
-            "--nodes N --dry-run (docs/multinode.md) or use a larger --memory-class"
+            f"{cfg.name} needs {need} GPUs of {memory_class} GB (more than one node): print a Ray launch "
+            "with --nodes N --dry-run (docs/multinode.md) or use a larger --memory-class"
         )
     if request.gpus is None:
         return list(range(need))
     if len(request.gpus) < need:
         raise ConfigError(
-            f"--gpus: {cfg.name} needs {need} GPUs of {memory_class} GB (servers/{cfg.name}.toml gpus.{memory_class}); "
-            f"got {len(request.gpus)}"
+            f"--gpus: {cfg.name} needs {need} GPUs of {memory_class} GB "
+            f"(servers/{cfg.name}.toml gpus.{memory_class}); got {len(request.gpus)}"
         )
     n = len(request.gpus)
     if cfg.attention_heads % n:
         raise ConfigError(
-            f"--gpus: tensor-parallel size {n} must divide the {cfg.attention_heads} attention heads of {cfg.name}"
+            f"--gpus: tensor-parallel size {n} must divide the {cfg.attention_heads} attention heads "
+            f"of {cfg.name}"
         )
     return request.gpus
 

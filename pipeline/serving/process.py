@@ -15,7 +15,7 @@ from pipeline.errors import EndpointError
 def spawn_detached(
     argv: Sequence[str], env: Mapping[str, str], log_path: Path, cwd: Path | None = None
 ) -> int:
-    """Start ``argv`` in its own session (survives this CLI, one process group to signal) logging to a file."""
+    """Start ``argv`` in its own session (one process group to signal), logging to a file."""
     log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:

@@ -1,4 +1,4 @@
-"""Provenance of a run's server: vLLM version, served model, context, image, GPUs, TP, medsweep version, commit.
+"""Provenance of a run's server: vLLM version, served model, context, image, GPUs, TP, medsweep commit.
 
 Stored by the engine in ``runs.provenance_json``. Endpoints a server lacks give None, never an exception:
 provenance must not stop an evaluation.
