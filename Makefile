@@ -16,8 +16,41 @@ $(STAMP): pyproject.toml
 	@$(PY) -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
-test: setup
+test: setup setup-server test-tools
 	$(PY) -m pytest -q
+
+# Debian tools the tests drive: docker-compose 1.29 (validates docker/compose.yaml without an engine) and
+# headless Chromium (screenshots of the HTML report). Installed once; skipped when present.
+test-tools:
+	@./scripts/setup_test_tools.sh
+
+# --- evaluation ---------------------------------------------------------------------------------------------
+# `make eval` evaluates what `make serve` started (.medsweep/serve.json), on every task with data.
+# EVAL_ARGS passes flags through, e.g. EVAL_ARGS="--task mednli,meqsum --limit 50".
+OUT ?= results
+EVAL_ARGS ?=
+REPORT_ARGS ?=
+PLAN ?= docs/plans/demo.toml
+
+eval: setup
+	$(MEDSWEEP) eval --out $(OUT) $(EVAL_ARGS)
+
+status: setup
+	$(MEDSWEEP) status --out $(OUT)
+
+report: setup
+	$(MEDSWEEP) report --out $(OUT) $(REPORT_ARGS)
+
+sweep: setup
+	$(MEDSWEEP) sweep --plan $(PLAN)
+
+# The embedded default end to end: CPU vLLM serving SmolLM2-135M, all six tasks on the synthetic demo data,
+# then the report. Its own port and state directory, so a server from `make serve` is left alone.
+demo: setup setup-server
+	@./scripts/demo.sh
+
+bench: setup
+	$(PY) bench/client_overhead.py --requests 2000 --rss 100000
 
 lint: setup
 	$(VENV)/bin/ruff check pipeline tests bench

@@ -191,6 +191,7 @@ class EvalRun:
                 outcome = await send("chat/completions" if chat else "completions", body, chat=chat)
             finally:
                 self._in_flight -= 1
+                self.progress.in_flight = self._in_flight
             self._sent += 1
             self._record(request, key, outcome)
 

@@ -84,33 +84,37 @@ def _failed_counts(store: Store, model: str, variant: str) -> dict[tuple[str, st
     return {(t, s): n for t, s, n in cur}
 
 
-_COLUMNS = (
-    ("accuracy", "acc"),
-    ("rougeL", "R-L"),
-    ("rouge1", "R-1"),
-    ("rouge2", "R-2"),
-    ("icd_em_f1", "EM-F1"),
-    ("icd_ap_f1", "AP-F1"),
-    ("icd_valid", "valid%"),
-    ("format_adherence", "format%"),
-)
+_LABELS = {
+    "accuracy": "acc",
+    "rougeL": "R-L",
+    "rouge1": "R-1",
+    "rouge2": "R-2",
+    "bertscore_f1": "BERT-F1",
+    "umls_f1": "UMLS-F1",
+    "icd_em_f1": "EM-F1",
+    "icd_ap_f1": "AP-F1",
+    "icd_valid": "valid%",
+}
 
 
 def print_summary(summaries: Sequence[TaskSummary], model: str, out: Path, *, console: Console) -> None:
+    """One row per task (LongHealth: per sub-task): the paper's metrics, format adherence, lenient score."""
     table = Table(title=f"{model} — results in {out}", title_justify="left")
     table.add_column("task")
     table.add_column("scored", justify="right")
     table.add_column("failed", justify="right")
-    for _, label in _COLUMNS:
-        table.add_column(label, justify="right")
+    table.add_column("paper metrics (0-100)")
+    table.add_column("format %", justify="right")
     table.add_column("lenient", justify="right")
     for s in summaries:
+        paper = "  ".join(f"{label} {s.metrics[key]:.1f}" for key, label in _LABELS.items() if key in s.metrics)
         lenient = next((v for k, v in s.metrics.items() if k.endswith("_lenient")), None)
         table.add_row(
             s.task + (f"/{s.subtask}" if s.subtask else ""),
             str(s.n),
             str(s.failed),
-            *(_fmt(s.metrics.get(key)) for key, _ in _COLUMNS),
+            paper,
+            _fmt(s.metrics.get("format_adherence")),
             _fmt(lenient),
         )
     console.print(table)
@@ -120,4 +124,4 @@ def print_summary(summaries: Sequence[TaskSummary], model: str, out: Path, *, co
 
 
 def _fmt(value: float | None) -> str:
-    return "" if value is None else f"{value:.2f}"
+    return "" if value is None else f"{value:.1f}"

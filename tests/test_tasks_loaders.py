@@ -96,12 +96,16 @@ def test_jsonl_wrong_value_names_line_and_field(tmp_path: Path) -> None:
     path = _write(tmp_path / "mli.jsonl", f"{_nli('1')}\n{_nli('2', 'maybe')}\n")
     with pytest.raises(DataError, match=r"line 2: field 'gold_label'"):
         load_mednli(path)
-    path = _write(tmp_path / "mli.jsonl", json.dumps({"pairID": "1", "gold_label": "neutral", "sentence1": 3}))
+    path = _write(
+        tmp_path / "mli.jsonl", json.dumps({"pairID": "1", "gold_label": "neutral", "sentence1": 3})
+    )
     with pytest.raises(DataError, match=r"line 1: field 'sentence1'"):
         load_mednli(path)
 
 
-@pytest.mark.parametrize("loader", [load_mednli, load_probsum, load_medisumqa, load_medisumcode, load_longhealth])
+@pytest.mark.parametrize(
+    "loader", [load_mednli, load_probsum, load_medisumqa, load_medisumcode, load_longhealth]
+)
 def test_empty_file_is_an_error(tmp_path: Path, loader: object) -> None:
     path = _write(tmp_path / "empty", "\n  \n")
     with pytest.raises(DataError, match="is empty"):
@@ -155,7 +159,7 @@ def test_xlsx_missing_column_empty_cell_and_garbage(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"row 3: field 'CHQ'"):
         load_meqsum(path)
     path = _write(tmp_path / "bad.xlsx", "not a zip")
-    with pytest.raises(DataError, match="not a readable .xlsx"):
+    with pytest.raises(DataError, match=r"not a readable \.xlsx"):
         load_meqsum(path)
     path = tmp_path / "zero.xlsx"
     path.write_bytes(b"")

@@ -38,7 +38,9 @@ async def _all(ctx: RenderContext) -> list[Request]:
     return [r async for r in get_task("longhealth").requests(DEMO, ctx)]
 
 
-def _ctx(mode: ChatMode = "chat", max_len: int = 2048, counter: TokenCounter | None = None, **kw: object) -> RenderContext:
+def _ctx(
+    mode: ChatMode = "chat", max_len: int = 2048, counter: TokenCounter | None = None, **kw: object
+) -> RenderContext:
     return RenderContext(chat_mode=mode, max_model_len=max_len, counter=counter or EstimateCounter(), **kw)  # type: ignore[arg-type]
 
 
@@ -72,7 +74,9 @@ async def test_gold_letters_and_options() -> None:
     assert by[("task2", "patient_01/2", 3)].reference == "C"
     assert all(r.reference == "F" for r in requests if r.subtask == "task3")
     assert "\nE: Pseudomonas aeruginosa\n\n" in _user(by[("task1", "patient_01/1", 0)])
-    assert "\nF: Question cannot be answered with provided documents\n" in _user(by[("task2", "patient_01/1", 0)])
+    assert "\nF: Question cannot be answered with provided documents\n" in _user(
+        by[("task2", "patient_01/1", 0)]
+    )
 
 
 async def test_documents_per_subtask() -> None:

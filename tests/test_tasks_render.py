@@ -95,7 +95,10 @@ async def test_mednli_chat_uses_first_rows_as_demos_in_v3() -> None:
     first = requests[0]
     assert first.messages is not None and first.kind == "chat"
     assert first.messages[0]["content"] == load_prompts("mednli").prompt.system
-    assert first.messages[1]["content"] == f"\nSENTENCE_1: {rows[0]['sentence1']}\nSENTENCE_2: {rows[0]['sentence2']}\n"
+    assert (
+        first.messages[1]["content"]
+        == f"\nSENTENCE_1: {rows[0]['sentence1']}\nSENTENCE_2: {rows[0]['sentence2']}\n"
+    )
     assert first.messages[2] == {"role": "assistant", "content": rows[0]["gold_label"]}
     assert first.messages[-1]["content"] == (
         f"\nSENTENCE_1: {rows[3]['sentence1']}\nSENTENCE_2: {rows[3]['sentence2']}\n"
@@ -109,7 +112,9 @@ async def test_meqsum_base_prompt_exact() -> None:
     spec = load_prompts("meqsum").prompt
     prompt = requests[0].prompt
     assert prompt is not None and requests[0].kind == "completion"
-    assert prompt.startswith(spec.system + "\n\n--------------PATIENT INQUIRY--------------\nSUBJECT: knee pain")
+    assert prompt.startswith(
+        spec.system + "\n\n--------------PATIENT INQUIRY--------------\nSUBJECT: knee pain"
+    )
     assert prompt.count("\n\nQuestion: ") == 4  # three demonstrations + the prefill
     assert prompt.endswith("--------------END PATIENT INQUIRY--------------\n\nQuestion: ")
 

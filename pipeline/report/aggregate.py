@@ -51,7 +51,11 @@ def task_metric_table(long: pl.DataFrame, seed: int) -> pl.DataFrame:
     rows: list[dict[str, object]] = []
     groups = long.group_by([*SYSTEM, *UNIT, "metric"], maintain_order=True)
     for (model, variant, task, subtask, metric), frame in groups:
-        per_item = frame.group_by("item_id").agg(pl.col("value").sum().alias("s"), pl.len().alias("n"))
+        per_item = (
+            frame.group_by("item_id")
+            .agg(pl.col("value").sum().alias("s"), pl.len().alias("n"))
+            .sort("item_id")
+        )
         sums, counts = per_item["s"].to_numpy(), per_item["n"].to_numpy()
         rng = seeded_rng(seed, "metric", str(model), str(variant), str(task), str(subtask), str(metric))
         ci = cluster_bootstrap_ci(sums, counts, rng)
@@ -153,9 +157,11 @@ def adherence_table(items: pl.DataFrame, seed: int) -> pl.DataFrame:
     rows: list[dict[str, object]] = []
     valid = items.filter(pl.col("scored") & pl.col("strict_valid").is_not_null())
     for (model, variant, task, subtask), frame in valid.group_by([*SYSTEM, *UNIT], maintain_order=True):
-        per_item = frame.group_by("item_id").agg(
-            (pl.col("strict_valid").cast(pl.Float64) * 100).sum().alias("s"), pl.len().alias("n")
-        )
+        per_item = (
+            frame.group_by("item_id")
+            .agg((pl.col("strict_valid").cast(pl.Float64) * 100).sum().alias("s"), pl.len().alias("n"))
+            .sort("item_id")
+        )  # a fixed item order: the seeded resamples must pick the same items every time
         sums, counts = per_item["s"].to_numpy(), per_item["n"].to_numpy()
         ci = cluster_bootstrap_ci(
             sums, counts, seeded_rng(seed, "valid", str(model), str(variant), str(task), str(subtask))

@@ -69,7 +69,9 @@ def _compare(bio: pl.DataFrame, gen: pl.DataFrame, seed: int, labels: tuple[str,
     if n == 0:
         return out | {"n_items": 0, "test": "", "verdict": NOT_COMPARABLE, "wins": 0, "ties": 0, "losses": 0}
     joined = joined.with_columns((pl.col("value") - pl.col("value_g")).alias("d"))
-    per_item = joined.group_by("item_id").agg(pl.col("d").sum().alias("s"), pl.len().alias("n"))
+    per_item = (
+        joined.group_by("item_id").agg(pl.col("d").sum().alias("s"), pl.len().alias("n")).sort("item_id")
+    )
     sums, counts = per_item["s"].to_numpy(), per_item["n"].to_numpy()
     ci = cluster_bootstrap_ci(sums, counts, seeded_rng(seed, "paired", *labels))
     binary = joined.select(
