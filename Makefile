@@ -78,3 +78,8 @@ stop: setup
 
 logs: setup
 	@$(PY) -m pipeline.serving.logs $(LOGS_ARGS)
+
+# --- reliability (owner: reliability) -----------------------------------------------------------------------
+# The full fault soak (10,000 requests against the fault-injecting server; SOAK_REQUESTS=N to change).
+soak: setup
+	$(PY) -m pytest -q -m slow tests/test_reliability_soak.py

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -13,6 +14,10 @@ from pipeline import __version__
 from pipeline.errors import MedsweepError
 
 _COMMANDS = ("eval", "status", "score", "report", "serve", "stop", "models", "sweep", "data")
+# Commands that write results (outputs and references can hold credentialed patient text): everything they
+# create, SQLite's -wal/-shm files and report files included, is private to the user. Not for `serve`,
+# whose child processes share caches (HF hub) with other users.
+_PRIVATE_OUTPUT = frozenset({"eval", "score", "report", "status"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in _PRIVATE_OUTPUT:
+        os.umask(0o077)
     try:
         code: int = args.handler(args)
     except MedsweepError as exc:

@@ -193,7 +193,10 @@ class Client:
                 "OPENAI_API_KEY to the key the server was started with"
             )
         if status != 200:
-            raise EndpointError(f"GET {url} answered HTTP {status}: is this an OpenAI-compatible endpoint?")
+            raise EndpointError(
+                f"GET {url} answered HTTP {status}: not an OpenAI-compatible endpoint; check --base-url "
+                "(e.g. http://127.0.0.1:8000/v1)"
+            )
         try:
             listing = _ModelList.model_validate_json(body)
         except ValidationError:

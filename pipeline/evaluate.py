@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import shlex
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,11 +52,20 @@ def select_tasks(requested: Sequence[str], data_dir: Path) -> tuple[list[str], l
                 # The task's loader raises the error that says where to get the file.
                 get_task(name).expected_count(data_dir, None)
                 raise DataError(f"{path}: missing (see `medsweep data check`)")
-        return list(requested), []
-    have = [t for t in TASK_NAMES if get_task(t).data_path(data_dir).exists()]
-    if not have:
-        raise DataError(f"no task has data under {data_dir}: see `medsweep data check --data-dir {data_dir}`")
-    return have, [t for t in TASK_NAMES if t not in have]
+        selected = list(requested)
+        skipped: list[str] = []
+    else:
+        selected = [t for t in TASK_NAMES if get_task(t).data_path(data_dir).exists()]
+        if not selected:
+            raise DataError(
+                f"no task has data under {data_dir}: see `medsweep data check --data-dir {data_dir}`"
+            )
+        skipped = [t for t in TASK_NAMES if t not in selected]
+    # Load every dataset now, so that a malformed file fails before the endpoint is contacted or anything
+    # is written to the store (the loaders' errors name the file, line and field).
+    for name in selected:
+        get_task(name).expected_count(data_dir, None)
+    return selected, skipped
 
 
 def resolve_target(config: EvalConfig, served: list[ServedModel], base_url: str) -> tuple[Target, EvalConfig]:
@@ -149,15 +159,76 @@ def run_evaluation(
 
 
 def evaluate(config: EvalConfig, *, console: Console | None = None, argv: Sequence[str] | None = None) -> int:
-    """The CLI's eval: run, print the summary and, if interrupted, the command that resumes."""
+    """The CLI's eval: run, print the summary and, if interrupted, the command that resumes.
+
+    Exit codes: 0 every request succeeded, 1 some requests ended failed (they are listed by class with
+    the fix, and a rerun retries them), 130 interrupted (SIGINT or SIGTERM; the resume command is printed).
+    """
     console = console or Console(stderr=True)
-    outcome = run_evaluation(config, console=console)
+    resume = shlex.join(["medsweep", *(argv if argv is not None else sys.argv[1:])])
+    # SIGTERM before the runner installs its handlers (while loading data, probing the server) or while
+    # scoring would otherwise end the process without the resume line; treat it as Ctrl-C.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        outcome = run_evaluation(config, console=console)
+    except KeyboardInterrupt:
+        console.print(
+            f"interrupted: finished results are committed. Resume with:\n  {resume}", soft_wrap=True
+        )
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print_summary(outcome.summaries, outcome.target.identity, config.run.out, console=Console())
     if outcome.run.interrupted:
-        resume = shlex.join(["medsweep", *(argv if argv is not None else sys.argv[1:])])
-        console.print(f"interrupted: finished results are committed. Resume with:\n  {resume}")
+        console.print(
+            f"interrupted: finished results are committed. Resume with:\n  {resume}", soft_wrap=True
+        )
         return 130
+    failed = _failed_by_class(config.run.out, outcome.target.identity, config.run.variant, outcome.tasks)
+    if failed:
+        console.print(_failed_line(failed, config.run.out), highlight=False, soft_wrap=True)
+        return 1
     return 0
+
+
+# What to do about requests that ended failed, by error class (see docs/architecture.md).
+_FAILURE_FIXES = {
+    "context_length": "the prompt plus max_tokens is longer than the served context; serve the model "
+    "with a larger --max-model-len",
+    "auth": "the endpoint rejected the API key; set OPENAI_API_KEY to the key the server was started with",
+    "not_found": "the endpoint does not serve the model under the name sent; check --model against "
+    "GET /v1/models",
+    "bad_request": "the server rejected the request (HTTP 4xx); see results.error_message in the store",
+    "invalid_response": "the server's answers were not valid OpenAI responses",
+}
+_TRANSIENT_FIX = "transient; raise --timeout or --max-attempts if it persists"
+
+
+def _failed_by_class(out: Path, model: str, variant: str, tasks: Sequence[str]) -> dict[str, int]:
+    store = Store.open_readonly(out)
+    try:
+        marks = ",".join("?" * len(tasks))
+        cur = store.conn.execute(
+            "SELECT COALESCE(error_class, ''), COUNT(*) FROM results WHERE model = ? AND variant = ? "
+            f"AND status = 'failed' AND task IN ({marks}) GROUP BY 1",
+            (model, variant, *tasks),
+        )
+        return {cls: n for cls, n in cur}
+    finally:
+        store.close()
+
+
+def _failed_line(failed: dict[str, int], out: Path) -> str:
+    total = sum(failed.values())
+    parts = [f"{cls} {n} ({_FAILURE_FIXES.get(cls, _TRANSIENT_FIX)})" for cls, n in sorted(failed.items())]
+    return (
+        f"error: {total} request(s) ended failed and are not scored: {'; '.join(parts)}. "
+        f"`medsweep status --out {out}` lists them; rerun the same command to retry them."
+    )
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _provenance(config: EvalConfig) -> dict[str, Any]:

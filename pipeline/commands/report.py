@@ -11,7 +11,7 @@ def register(sub: Any) -> None:
     parser: argparse.ArgumentParser = sub.add_parser(
         "report",
         help="aggregate scores, compare biomedical models with their base (Markdown/CSV/HTML/Parquet/PNG)",
-        description="Read the store(s) of eval runs and report per-task metrics with 95%% bootstrap CIs, "
+        description="Read the store(s) of eval runs and report per-task metrics with 95% bootstrap CIs, "
         "Level-1/Level-2 scores and paired biomedical-vs-general comparisons.",
     )
     parser.add_argument(

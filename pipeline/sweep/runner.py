@@ -1,0 +1,418 @@
+"""Run a sweep: schedule models onto free GPUs, and per model serve → eval → stop under a watchdog.
+
+Each model runs in its own thread; its eval runs in a child process (``run_evaluation`` owns an event
+loop and signal handlers, and a child can be stopped cleanly with SIGTERM when its server cannot be kept
+up). A model's failure ends in its report, never in the sweep. GPUs go back to the pool once its server is
+stopped, and the next model that fits (largest first) starts.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import socket
+import threading
+import time
+import traceback
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from pipeline.config import EvalConfig, load_config
+from pipeline.errors import ConfigError, EndpointError, MedsweepError
+from pipeline.sweep.journal import Journal
+from pipeline.sweep.launcher import Launcher, ServerHandle
+from pipeline.sweep.packing import Need, allocate, check_fits, order
+from pipeline.sweep.plan import PlannedModel, SweepSettings
+from pipeline.sweep.summary import ModelReport, ModelStats, model_stats
+from pipeline.sweep.watchdog import ServerKeeper, Watchdog
+
+_TERM_GRACE_S = 30.0  # an eval asked to stop settles in-flight requests (10 s) and commits
+_SHOWN_EVENTS = {"server_started", "healthy", "server_down", "restart", "gave_up", "unhealthy", "eval_rerun",
+                 "leftover_stopped"}  # fmt: skip
+
+
+def slots_for(settings: SweepSettings, model: PlannedModel) -> tuple[list[int], int]:
+    """(inventory, need) for packing: the cpu engine is a one-slot inventory (one model at a time)."""
+    if settings.engine == "cpu":
+        return [0], 1
+    return list(settings.gpus), model.gpu_count
+
+
+class SweepRunner:
+    def __init__(
+        self,
+        settings: SweepSettings,
+        models: list[PlannedModel],
+        launcher: Launcher,
+        *,
+        console: Console | None = None,
+        environ: dict[str, str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.models = models
+        self.launcher = launcher
+        self.console = console or Console(stderr=True)
+        self.environ = dict(os.environ) if environ is None else environ
+        self.out = settings.out
+        self.log_dir = self.out / "logs"
+        self.journal = Journal(self.out)
+        self._cancel = threading.Event()
+        self._api_key = self._read_api_key()
+
+    # --- the sweep ---
+
+    def run(self) -> list[ModelReport]:
+        """Run every model of the plan; return one report per model, in plan order."""
+        self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        inventory = slots_for(self.settings, self.models[0])[0] if self.models else []
+        needs = {m.name: Need(m.name, slots_for(self.settings, m)[1]) for m in self.models}
+        check_fits(list(needs.values()), inventory)
+        self._check_eval_inputs()
+        self._stop_leftovers()
+        finished = self.journal.finished()
+        by_name = {m.name: m for m in self.models}
+        reports: dict[str, ModelReport] = {}
+        queue: list[PlannedModel] = []
+        for need in order(list(needs.values())):
+            model = by_name[need.name]
+            skipped = self._already_done(model, finished.get(model.name))
+            if skipped is not None:
+                reports[model.name] = skipped
+                self.console.print(f"{model.name}: done in an earlier run of this plan; skipped")
+            else:
+                queue.append(model)
+        free = set(inventory)
+        running: dict[Future[ModelReport], tuple[PlannedModel, tuple[int, ...]]] = {}
+        with ThreadPoolExecutor(max_workers=max(1, len(queue)), thread_name_prefix="sweep") as pool:
+            try:
+                while queue or running:
+                    for model in list(queue):
+                        got = allocate(needs[model.name].gpus, free, inventory)
+                        if got is None or self._cancel.is_set():
+                            continue
+                        free -= set(got)
+                        queue.remove(model)
+                        gpus = () if self.settings.engine == "cpu" else got
+                        running[pool.submit(self._run_model_safely, model, gpus)] = (model, got)
+                    if self._cancel.is_set():
+                        for model in queue:
+                            reports[model.name] = ModelReport(model.name, [], model.port, "interrupted")
+                        queue.clear()
+                    done, _ = wait(running, timeout=1.0, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        model, got = running.pop(future)
+                        reports[model.name] = future.result()
+                        free |= set(got)
+            except KeyboardInterrupt:
+                self._cancel.set()
+                self.console.print("interrupted: stopping the evals (results so far are kept) and servers")
+                for future in list(running):
+                    model, _ = running.pop(future)
+                    reports[model.name] = future.result()
+                for model in queue:
+                    reports[model.name] = ModelReport(model.name, [], model.port, "interrupted")
+        return [reports[m.name] for m in self.models]
+
+    def cancel(self) -> None:
+        """Stop starting models; running evals stop cleanly and their servers are stopped."""
+        self._cancel.set()
+
+    # --- one model ---
+
+    def _run_model_safely(self, model: PlannedModel, gpus: tuple[int, ...]) -> ModelReport:
+        try:
+            return self._run_model(model, gpus)
+        except Exception as exc:  # a bug for one model must not end the sweep
+            self.journal.append(model.name, "model_done", status="failed", error=repr(exc))
+            return ModelReport(model.name, list(gpus), model.port, "failed", error=f"internal error: {exc!r}")
+
+    def _run_model(self, model: PlannedModel, gpus: tuple[int, ...]) -> ModelReport:
+        report = ModelReport(model.name, list(gpus), model.port)
+        started = time.monotonic()
+        self._event(model.name, "model_start", gpus=list(gpus), port=model.port)
+        keeper = ServerKeeper(
+            self.launcher,
+            model.server,
+            gpus,
+            model.port,
+            max_restarts=self.settings.max_restarts,
+            startup_timeout=self.settings.startup_timeout,
+            api_key=self._api_key,
+            on_event=lambda event, **details: self._event(model.name, event, **details),
+            cancelled=self._cancel,
+        )
+        tasks: tuple[str, ...] = ()
+        try:
+            self._check_port_free(model.port)
+            handle = keeper.start()
+            with Watchdog(
+                keeper, interval=self.settings.health_interval, hang_timeout=self.settings.hang_timeout
+            ):
+                while True:
+                    report.eval_passes += 1
+                    result = self._eval_pass(model, handle, keeper, report.eval_passes)
+                    if "error" in result:
+                        report.error = str(result["error"])
+                        break
+                    report.identity, tasks = result["identity"], tuple(result["tasks"])
+                    report.sent += int(result["sent"])
+                    if result["interrupted"] or self._cancel.is_set():
+                        report.status = "interrupted"
+                        break
+                    if keeper.gave_up is not None:
+                        break
+                    stats = model_stats(self.out, report.identity, self.settings.variant, tasks)
+                    down = stats.count("connection", "timeout")
+                    if not down or report.eval_passes > self.settings.max_restarts:
+                        break
+                    # The server was down long enough for requests to fail: resend those once it is back.
+                    self._event(model.name, "eval_rerun", failed=down)
+                    handle = keeper.ensure_healthy()
+        except MedsweepError as exc:
+            report.error = str(exc)
+        finally:
+            keeper.stop()
+        report.restarts = keeper.restarts
+        report.wall_s = round(time.monotonic() - started, 1)
+        report.stats = model_stats(self.out, report.identity, self.settings.variant, tasks)
+        if report.status != "interrupted":
+            report.status, note = _status(report.stats, keeper.gave_up, report.error)
+            report.error = report.error or note
+        self._event(
+            model.name,
+            "model_done",
+            status=report.status,
+            identity=report.identity,
+            tasks=list(tasks),
+            settings=self._settings(model),
+            restarts=report.restarts,
+            sent=report.sent,
+            wall_s=report.wall_s,
+            error=report.error,
+        )
+        return report
+
+    def _eval_pass(
+        self, model: PlannedModel, handle: ServerHandle, keeper: ServerKeeper, n: int
+    ) -> dict[str, Any]:
+        config = self._eval_config(model, handle.base_url)
+        provenance = {**handle.provenance, "sweep": {"port": model.port, "pass": n}}
+        log_path = self.log_dir / f"{model.name}.eval.log"
+        self._event(model.name, "eval_start", eval_pass=n)
+        ctx = multiprocessing.get_context("spawn")
+        receive, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(
+            target=eval_process, args=(config, provenance, str(log_path), send), name=f"eval-{model.name}"
+        )
+        proc.start()
+        send.close()
+        asked_to_stop: float | None = None
+        while proc.is_alive():
+            proc.join(0.5)
+            if asked_to_stop is None and (keeper.gave_up is not None or self._cancel.is_set()):
+                asked_to_stop = time.monotonic()
+                proc.terminate()  # SIGTERM: the eval stops sending, settles and commits
+            elif asked_to_stop is not None and time.monotonic() - asked_to_stop > _TERM_GRACE_S:
+                proc.kill()
+        result: dict[str, Any] = {}
+        try:
+            if receive.poll():
+                result = receive.recv()
+        except (EOFError, OSError):
+            pass
+        receive.close()
+        if not result:
+            why = "stopped" if asked_to_stop is not None else f"exited with status {proc.exitcode}"
+            result = {"error": f"eval process {why} (log: {log_path})"}
+        self._event(model.name, "eval_done", eval_pass=n, **{k: v for k, v in result.items() if k != "tasks"})
+        return result
+
+    # --- inputs ---
+
+    def _eval_config(self, model: PlannedModel, base_url: str) -> EvalConfig:
+        s = self.settings
+        client: dict[str, Any] = {"concurrency": model.concurrency}
+        if s.max_retry_time is not None:
+            client["max_retry_time"] = s.max_retry_time
+        overrides: dict[str, dict[str, Any]] = {
+            "endpoint": {"base_urls": [base_url]},
+            "model": {"name": model.name},
+            "client": client,
+            "run": {"tasks": list(model.tasks), "data_dir": s.data_dir, "out": s.out, "limit": model.limit,
+                    "variant": s.variant},
+        }  # fmt: skip
+        environ = {"OPENAI_API_KEY": self._api_key} if self._api_key else {}
+        return load_config(s.eval_config, overrides, environ=environ)
+
+    def _check_eval_inputs(self) -> None:
+        """Config and data errors stop the sweep before any server starts."""
+        from pipeline.evaluate import select_tasks
+
+        for model in self.models:
+            self._eval_config(model, "http://127.0.0.1:1")
+            select_tasks(list(model.tasks), self.settings.data_dir)
+
+    def _read_api_key(self) -> str | None:
+        name = self.settings.api_key_env
+        if name is None:
+            return None
+        key = self.environ.get(name)
+        if not key:
+            raise ConfigError(f"[sweep] api_key_env: environment variable {name} is not set or empty")
+        return key
+
+    def _settings(self, model: PlannedModel) -> dict[str, Any]:
+        """What must match for an earlier `done` to count on a rerun."""
+        return {
+            "revision": model.server.revision,
+            "tasks": list(model.tasks),
+            "limit": model.limit,
+            "variant": self.settings.variant,
+            "data_dir": str(self.settings.data_dir),
+            "max_model_len": model.server.max_model_len,
+        }
+
+    def _already_done(self, model: PlannedModel, record: dict[str, Any] | None) -> ModelReport | None:
+        if record is None or record.get("settings") != self._settings(model):
+            return None
+        identity = str(record.get("identity") or "")
+        stats = model_stats(self.out, identity, self.settings.variant, tuple(record.get("tasks") or ()))
+        if stats.total == 0 or stats.pending or stats.retryable:
+            return None
+        return ModelReport(model.name, [], model.port, "skipped", identity=identity, stats=stats)
+
+    # --- servers ---
+
+    def _check_port_free(self, port: int) -> None:
+        host = "127.0.0.1" if self.settings.host in ("0.0.0.0", "::", "") else self.settings.host
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+            sock.settimeout(1.0)
+            if sock.connect_ex((host, port)) == 0:
+                raise EndpointError(
+                    f"port {port} is already in use (another server?): stop it or change [sweep] base_port"
+                )
+
+    def _stop_leftovers(self) -> None:
+        """Stop the servers a crashed earlier sweep left running (found in the journal)."""
+        for record in self.journal.leftover_servers():
+            pid = record.get("pid")
+            if pid and not _cmdline_mentions(int(pid), str(record["model"]), str(record["port"])):
+                self.journal.append(str(record["model"]), "server_stopped", port=record["port"], note="gone")
+                continue
+            handle = ServerHandle(
+                model=str(record["model"]),
+                gpus=tuple(record.get("gpus") or ()),
+                port=int(record["port"]),
+                url="",
+                container_id=record.get("container_id"),
+                pid=int(pid) if pid else None,
+            )
+            try:
+                if self.launcher.alive(handle) is None:
+                    self.launcher.stop(handle)
+                    self._event(handle.model, "leftover_stopped", port=handle.port)
+            except (MedsweepError, OSError) as exc:
+                self.console.print(f"{handle.model}: could not stop a leftover server: {exc}")
+            self.journal.append(handle.model, "server_stopped", port=handle.port, note="leftover")
+
+    # --- output ---
+
+    def _event(self, model: str, event: str, **details: Any) -> None:
+        self.journal.append(model, event, **details)
+        if event in _SHOWN_EVENTS or event in ("model_start", "model_done"):
+            shown = {
+                k: v for k, v in details.items() if k not in ("settings", "log_path") and v not in (None, "")
+            }
+            text = ", ".join(f"{k}={v}" for k, v in shown.items())
+            self.console.print(f"[bold]{model}[/bold]: {event} {text}", highlight=False, soft_wrap=True)
+
+
+def eval_process(config: EvalConfig, provenance: dict[str, Any], log_path: str, conn: Connection) -> None:
+    """Child-process entry: run one eval, progress into ``log_path``, send back a small result dict."""
+    from pipeline.evaluate import run_evaluation
+
+    with open(log_path, "a", encoding="utf-8") as log:
+        console = Console(file=log, force_terminal=False, width=120)
+        try:
+            outcome = run_evaluation(config, console=console, provenance=provenance)
+            message: dict[str, Any] = {
+                "identity": outcome.target.identity,
+                "tasks": list(outcome.tasks),
+                "sent": outcome.run.sent,
+                "interrupted": outcome.run.interrupted,
+            }
+        except MedsweepError as exc:
+            message = {"error": str(exc)}
+        except Exception as exc:
+            log.write(traceback.format_exc())
+            message = {"error": f"{type(exc).__name__}: {exc}"}
+    conn.send(message)
+    conn.close()
+
+
+def _status(stats: ModelStats, gave_up: str | None, error: str) -> tuple[Any, str]:
+    if gave_up is not None:
+        return "failed", f"server not kept up: {gave_up}"
+    if error:
+        return "failed", error
+    if stats.total and not stats.succeeded:
+        classes = ", ".join(f"{k} {v}" for k, v in sorted(stats.failed_by_class.items()))
+        return "failed", f"no request succeeded ({classes})"
+    if stats.pending or stats.retryable:
+        return "incomplete", "rerun the plan to retry the failed requests"
+    return "done", ""
+
+
+def _cmdline_mentions(pid: int, *words: str) -> bool:
+    """Guard against pid reuse before stopping a recorded server: its command line names model and port."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    return all(w in cmdline for w in words)
+
+
+def print_dry_run(
+    settings: SweepSettings, models: list[PlannedModel], launcher: Launcher, console: Console
+) -> None:
+    """The packing as waves and, per model, the exact command that starts its server."""
+    from pipeline.sweep.packing import pack
+
+    if not models:
+        return
+    inventory = slots_for(settings, models[0])[0]
+    needs = [Need(m.name, slots_for(settings, m)[1]) for m in models]
+    waves = pack(needs, inventory)
+    by_name = {m.name: m for m in models}
+    where = "one model at a time (cpu engine)" if settings.engine == "cpu" else f"GPUs {list(settings.gpus)}"
+    console.print(
+        f"# {len(models)} models on {where}, {settings.memory_class} GB class, engine {settings.engine}; "
+        f"results in {settings.out}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(
+        "# waves assume the models of a wave finish together; in the run a model starts as soon as its GPUs "
+        "are free",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for wave in waves:
+        console.print(f"\n# wave {wave.index}", highlight=False, soft_wrap=True)
+        for a in wave.assignments:
+            m = by_name[a.name]
+            gpus = () if settings.engine == "cpu" else a.gpus
+            label = ",".join(map(str, gpus)) or "cpu"
+            tasks = ", ".join(m.tasks) or "all with data"
+            console.print(
+                f"# {m.name}: GPUs {label} (TP {max(1, len(gpus))}), port {m.port}, tasks: {tasks}, "
+                f"limit {m.limit or 'none'}",
+                highlight=False,
+            )
+            console.print(
+                launcher.command(m.server, gpus, m.port), highlight=False, soft_wrap=True, markup=False
+            )

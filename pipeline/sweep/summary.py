@@ -1,0 +1,141 @@
+"""The end-of-sweep summary: one row per model, printed as a rich table and written as JSON."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.store import Store, db_path
+
+SUMMARY_NAME = "sweep-summary.json"
+# Failures a rerun may fix (the server was down or overloaded); the others are final answers of the model.
+RETRYABLE_CLASSES = frozenset({"connection", "timeout", "server_error", "rate_limited", "invalid_response"})
+Status = Literal["done", "incomplete", "failed", "skipped", "interrupted"]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelStats:
+    """What the store holds for one model (all runs, so a resumed model counts its earlier results)."""
+
+    total: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    failed_by_class: dict[str, int] = field(default_factory=dict)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def pending(self) -> int:
+        return max(self.total - self.succeeded - self.failed, 0)
+
+    @property
+    def retryable(self) -> int:
+        return sum(n for cls, n in self.failed_by_class.items() if cls in RETRYABLE_CLASSES)
+
+    def count(self, *classes: str) -> int:
+        return sum(self.failed_by_class.get(c, 0) for c in classes)
+
+
+@dataclass
+class ModelReport:
+    model: str
+    gpus: list[int]
+    port: int
+    status: Status = "failed"
+    identity: str = ""
+    restarts: int = 0
+    eval_passes: int = 0
+    sent: int = 0
+    wall_s: float = 0.0
+    error: str = ""
+    stats: ModelStats = field(default_factory=ModelStats)
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["stats"]["pending"] = self.stats.pending
+        return data
+
+
+def model_stats(out: Path, identity: str, variant: str, tasks: tuple[str, ...] = ()) -> ModelStats:
+    """Counts and tokens of ``identity`` in the store under ``out`` (only ``tasks`` when given)."""
+    if not identity or not db_path(out).exists():
+        return ModelStats()
+    store = Store.open_readonly(out)
+    try:
+        total = succeeded = failed = 0
+        by_class: dict[str, int] = {}
+        for (model, var, task), c in store.counts().items():
+            if model != identity or var != variant or (tasks and task not in tasks):
+                continue
+            total, succeeded, failed = total + c.total, succeeded + c.succeeded, failed + c.failed
+            for cls, n in c.failed_by_class.items():
+                by_class[cls] = by_class.get(cls, 0) + n
+        wanted = tuple(tasks) or tuple({t for (m, _, t) in store.counts() if m == identity})
+        marks = ",".join("?" * len(wanted)) or "''"
+        row = store.conn.execute(
+            "SELECT COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0) FROM results "
+            f"WHERE model = ? AND variant = ? AND status = 'succeeded' AND task IN ({marks})",
+            (identity, variant, *wanted),
+        ).fetchone()
+    finally:
+        store.close()
+    return ModelStats(total, succeeded, failed, by_class, int(row[0]), int(row[1]))
+
+
+def write_summary(out: Path, reports: list[ModelReport], wall_s: float) -> Path:
+    path = out / SUMMARY_NAME
+    totals: dict[str, int] = {}
+    for r in reports:
+        totals[r.status] = totals.get(r.status, 0) + 1
+    data = {"wall_s": round(wall_s, 1), "models": totals, "results": [r.as_json() for r in reports]}
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+    tmp.replace(path)
+    return path
+
+
+def print_summary(reports: list[ModelReport], wall_s: float, console: Console) -> None:
+    table = Table(title=f"sweep: {_counts_line(reports)} in {_fmt_time(wall_s)}", title_justify="left")
+    for col in ("model", "GPUs", "status", "restarts", "ok/total", "failed", "tokens in/out", "time", "note"):
+        table.add_column(col, justify="right" if col in ("restarts", "ok/total", "time") else "left")
+    for r in reports:
+        s = r.stats
+        failed = ", ".join(f"{k} {v}" for k, v in sorted(s.failed_by_class.items())) or "0"
+        table.add_row(
+            r.model,
+            ",".join(map(str, r.gpus)) or "-",
+            _styled(r.status),
+            str(r.restarts),
+            f"{s.succeeded}/{s.total}",
+            failed,
+            f"{s.prompt_tokens:,}/{s.completion_tokens:,}",
+            _fmt_time(r.wall_s),
+            r.error,
+        )
+    console.print(table)
+
+
+def _counts_line(reports: list[ModelReport]) -> str:
+    counts: dict[str, int] = {}
+    for r in reports:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+
+
+def _styled(status: str) -> str:
+    colour = {"done": "green", "skipped": "green", "incomplete": "yellow"}.get(status, "red")
+    return f"[{colour}]{status}[/{colour}]"
+
+
+def _fmt_time(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
