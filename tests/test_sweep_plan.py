@@ -14,7 +14,7 @@ from pipeline.sweep.plan import load_plan, resolve_models
 INVENTORY = [0, 1, 2, 3, 4, 5, 6, 7]
 
 
-def _plan(tmp_path: Path, body: str, sweep: str = 'gpus = [0, 1, 2, 3, 4, 5, 6, 7]') -> Path:
+def _plan(tmp_path: Path, body: str, sweep: str = "gpus = [0, 1, 2, 3, 4, 5, 6, 7]") -> Path:
     path = tmp_path / "plan.toml"
     path.write_text(f'[sweep]\nout = "{tmp_path / "out"}"\n{sweep}\n\n{body}')
     return path
@@ -69,13 +69,25 @@ def test_plan_resolves_registry_gpus_and_ports(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("body", "sweep", "message"),
     [
-        ('[[models]]\nname = "zephyr-7b-beta"\ncolour = 1\n', "gpus = [0]", r"unknown field 'models.0.colour'"),
-        ('[[models]]\nname = "zephyr-7b-bet"\n', "gpus = [0]", r"models\[0\]\.name.*did you mean: zephyr-7b-beta"),
+        (
+            '[[models]]\nname = "zephyr-7b-beta"\ncolour = 1\n',
+            "gpus = [0]",
+            r"unknown field 'models.0.colour'",
+        ),
+        (
+            '[[models]]\nname = "zephyr-7b-bet"\n',
+            "gpus = [0]",
+            r"models\[0\]\.name.*did you mean: zephyr-7b-beta",
+        ),
         ('[[models]]\nname = "zephyr-7b-beta"\n', "gpus = [0, 0]", r"field 'sweep.gpus'.*distinct"),
         ('[[models]]\nname = "zephyr-7b-beta"\n', "", r"gpus: list the GPU ids"),
         ('[[models]]\nname = "zephyr-7b-beta"\n[[models]]\nname = "zephyr-7b-beta"\n', "gpus = [0]", "twice"),
         ('[[models]]\nname = "zephyr-7b-beta"\ngpus = 3\n', "gpus = [0, 1, 2]", r"models\[0\]\.gpus"),
-        ('[[models]]\nname = "mixtral-8x22b-instruct-v0.1"\n', "gpus = [0]\nmemory_class = 24", "more than one node"),
+        (
+            '[[models]]\nname = "mixtral-8x22b-instruct-v0.1"\n',
+            "gpus = [0]\nmemory_class = 24",
+            "more than one node",
+        ),
         ('[[models]]\nname = "zephyr-7b-beta"\n', 'gpus = [0]\nengine = "gpu"', r"field 'sweep.engine'"),
     ],
 )
@@ -86,20 +98,28 @@ def test_bad_plans_name_the_field(tmp_path: Path, body: str, sweep: str, message
     assert str(path) in str(info.value)
 
 
-def test_dry_run_prints_packing_and_exact_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_dry_run_prints_packing_and_exact_commands(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = _plan(
         tmp_path,
-        "".join(f'[[models]]\nname = "{n}"\n\n' for n in ("meta-llama-3-8b-instruct", "meta-llama-3-70b-instruct")),
+        "".join(
+            f'[[models]]\nname = "{n}"\n\n' for n in ("meta-llama-3-8b-instruct", "meta-llama-3-70b-instruct")
+        ),
         "gpus = [2, 3, 4, 5, 6, 7]\nbase_port = 9100",
     )
     assert main(["sweep", "--plan", str(path), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "# wave 1" in out and "# wave 2" not in out
     lines = out.splitlines()
-    big = next(line for line in lines if line.startswith("docker run") and "meta-llama-3-70b-instruct" in line)
+    big = next(
+        line for line in lines if line.startswith("docker run") and "meta-llama-3-70b-instruct" in line
+    )
     assert "--gpus '\"device=2,3,4,5\"'" in big and "--tensor-parallel-size 4" in big
     assert "-p 127.0.0.1:9101:8000" in big and "--served-model-name meta-llama-3-70b-instruct" in big
-    small = next(line for line in lines if line.startswith("docker run") and "meta-llama-3-8b-instruct" in line)
+    small = next(
+        line for line in lines if line.startswith("docker run") and "meta-llama-3-8b-instruct" in line
+    )
     assert "--gpus '\"device=6\"'" in small and "-p 127.0.0.1:9100:8000" in small
     assert not (tmp_path / "out").exists()  # a dry run writes nothing
 

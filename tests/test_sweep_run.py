@@ -99,7 +99,10 @@ class FakeLauncher:
                 port = next((p for m, _, p in self.starts if m == model), None)
                 if proc is not None and port is not None:
                     try:
-                        if httpx.get(f"http://127.0.0.1:{port}/_stats", timeout=2).json()["received"] >= after:
+                        if (
+                            httpx.get(f"http://127.0.0.1:{port}/_stats", timeout=2).json()["received"]
+                            >= after
+                        ):
                             proc.kill()
                             return
                     except httpx.HTTPError:
@@ -119,7 +122,7 @@ def _write_plan(tmp_path: Path, models: list[str], base_port: int) -> Path:
     plan = tmp_path / "plan.toml"
     plan.write_text(
         f'[sweep]\nout = "{tmp_path / "out"}"\ndata_dir = "{DEMO}"\ntasks = ["mednli", "meqsum"]\n'
-        f"gpus = [0, 1, 2, 3, 4, 5, 6, 7]\nengine = \"local\"\nbase_port = {base_port}\nlimit = 3\n"
+        f'gpus = [0, 1, 2, 3, 4, 5, 6, 7]\nengine = "local"\nbase_port = {base_port}\nlimit = 3\n'
         f'concurrency = 2\neval_config = "{eval_config}"\nmax_restarts = 2\nstartup_timeout = 20\n'
         "health_interval = 0.2\nhang_timeout = 2\nmax_retry_time = 30\n\n"
         + "".join(f'[[models]]\nname = "{m}"\n\n' for m in models)
@@ -129,7 +132,9 @@ def _write_plan(tmp_path: Path, models: list[str], base_port: int) -> Path:
 
 def _sweep(plan: Path, launcher: FakeLauncher) -> list[ModelReport]:
     loaded = load_plan(plan)
-    runner = SweepRunner(loaded.sweep, resolve_models(loaded, plan), launcher, console=Console(file=io.StringIO()))
+    runner = SweepRunner(
+        loaded.sweep, resolve_models(loaded, plan), launcher, console=Console(file=io.StringIO())
+    )
     return runner.run()
 
 
@@ -148,7 +153,8 @@ def first_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, FakeLau
     models = [SMALL_A, BIG, SMALL_B, FAILING_500, SMALL_C, FAILING_START]
     plan = _write_plan(tmp_path, models, free_port() // 10 * 10 % 50000 + 10000)
     launcher = FakeLauncher(
-        extra={SMALL_B: ["--delay", "0.3"], FAILING_500: ["--status-always", "500"]}, fail_start=[FAILING_START]
+        extra={SMALL_B: ["--delay", "0.3"], FAILING_500: ["--status-always", "500"]},
+        fail_start=[FAILING_START],
     )
     killer = launcher.kill_when_busy(SMALL_B, after=2)
     reports = _sweep(plan, launcher)
@@ -190,7 +196,9 @@ def test_watchdog_restarts_a_killed_server_and_every_good_model_completes(
         assert r.stats.prompt_tokens > 0 and r.stats.completion_tokens > 0
 
 
-def test_a_failing_model_does_not_stop_the_others(first_sweep: tuple[Path, FakeLauncher, list[ModelReport]]) -> None:
+def test_a_failing_model_does_not_stop_the_others(
+    first_sweep: tuple[Path, FakeLauncher, list[ModelReport]],
+) -> None:
     _, _, reports = first_sweep
     by = _by_name(reports)
     assert by[FAILING_500].status == "failed" and "server_error" in by[FAILING_500].error
@@ -224,7 +232,9 @@ def test_rerun_skips_finished_models_and_sends_nothing(
     reports = _by_name(_sweep(plan, launcher))
     for name in (SMALL_A, BIG, SMALL_B, SMALL_C):
         assert reports[name].status == "skipped"
-    assert {m for m, _, _ in launcher.starts} == {FAILING_500}  # the failed one is tried again (and now works)
+    assert {m for m, _, _ in launcher.starts} == {
+        FAILING_500
+    }  # the failed one is tried again (and now works)
     assert reports[FAILING_500].status == "done"
     # Without the journal the servers start again, and the store still sends nothing for finished keys.
     out = load_plan(plan).sweep.out

@@ -266,8 +266,12 @@ class SweepRunner:
         return key
 
     def _settings(self, model: PlannedModel) -> dict[str, Any]:
-        """What must match for an earlier `done` to count on a rerun."""
+        """What must match for an earlier `done` to count on a rerun (the keys depend on all of it)."""
+        from pipeline.runner import prompt_hashes
+
         return {
+            "prompts_sha256": prompt_hashes(list(model.tasks)),
+            "data": _data_stamps(model.tasks, self.settings.data_dir),
             "revision": model.server.revision,
             "tasks": list(model.tasks),
             "limit": model.limit,
@@ -365,6 +369,20 @@ def _status(stats: ModelStats, gave_up: str | None, error: str) -> tuple[Any, st
     if stats.pending or stats.retryable:
         return "incomplete", "rerun the plan to retry the failed requests"
     return "done", ""
+
+
+def _data_stamps(tasks: tuple[str, ...], data_dir: Path) -> dict[str, list[int]]:
+    """(size, mtime) of each task's data file: a changed file means new keys, so no skipping."""
+    from pipeline.tasks import TASK_NAMES, get_task
+
+    stamps: dict[str, list[int]] = {}
+    for name in tasks or TASK_NAMES:
+        try:
+            st = get_task(name).data_path(data_dir).stat()
+        except OSError:
+            continue
+        stamps[name] = [st.st_size, st.st_mtime_ns]
+    return stamps
 
 
 def _cmdline_mentions(pid: int, *words: str) -> bool:
