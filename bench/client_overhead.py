@@ -90,7 +90,7 @@ async def _medsweep(base_url: str, n: int, concurrency: int, out: Path) -> tuple
         store = Store.open(out)
         progress = Progress(["bench"], console=Console(file=io.StringIO()), log_every=1e9)
         target = Target("fake-model", "fake-model", "chat", 4096)
-        run = EvalRun(config, target, [_SyntheticTask(n)], client, store, EstimateCounter(), progress)  # type: ignore[list-item]
+        run = EvalRun(config, target, [_SyntheticTask(n)], client, store, EstimateCounter(), progress)
         result = await run.run()
         store.close()
     assert result.sent == n, result
@@ -130,11 +130,15 @@ def _rss_child(n: int, concurrency: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; the best of each is kept")
-    parser.add_argument("--rss", type=int, default=0, help="also measure peak RSS of a run of this many requests")
+    parser.add_argument(
+        "--rss", type=int, default=0, help="also measure peak RSS of a run of this many requests"
+    )
     parser.add_argument("--rss-child", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child:
@@ -150,7 +154,9 @@ def main() -> None:
                 ours.append(asyncio.run(_medsweep(server.base_url, n, c, Path(tmp)))[0])
             theirs.append(asyncio.run(_openai_loop(server.base_url, n, c))[0])
     ms_ours, ms_theirs = min(ours) / n * 1e3, min(theirs) / n * 1e3
-    print(f"instant server, {n} chat requests, concurrency {c}, client CPU per request (best of {args.rounds}):")
+    print(
+        f"instant server, {n} chat requests, concurrency {c}, client CPU per request (best of {args.rounds}):"
+    )
     print(f"  medsweep full eval path : {ms_ours:.3f} ms")
     print(f"  openai SDK loop         : {ms_theirs:.3f} ms")
     print(f"  ratio medsweep / openai : {ms_ours / ms_theirs:.3f}")
@@ -158,7 +164,10 @@ def main() -> None:
     with fake_server("--delay", "0.05") as server, tempfile.TemporaryDirectory() as tmp:
         _, wall = asyncio.run(_medsweep(server.base_url, n, 64, Path(tmp)))
     ideal = n / 64 * 0.05
-    print(f"50 ms server, {n} requests at concurrency 64: {wall:.2f} s (ideal {ideal:.2f} s, {wall / ideal:.2f}x)")
+    print(
+        f"50 ms server, {n} requests at concurrency 64: {wall:.2f} s "
+        f"(ideal {ideal:.2f} s, {wall / ideal:.2f}x)"
+    )
 
     if args.rss:
         out = subprocess.run(

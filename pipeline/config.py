@@ -125,7 +125,7 @@ def load_config(
                 raise ConfigError(f"{path}: top-level key {section!r} must be a [section]")
             data[section] = dict(values)
     endpoint = data.setdefault("endpoint", {})
-    if env.get("OPENAI_BASE_URL") and not endpoint.get("base_urls"):
+    if env.get("OPENAI_BASE_URL"):
         endpoint["base_urls"] = [env["OPENAI_BASE_URL"]]
     if env.get("OPENAI_API_KEY"):
         endpoint["api_key"] = env["OPENAI_API_KEY"]

@@ -107,7 +107,9 @@ def print_summary(summaries: Sequence[TaskSummary], model: str, out: Path, *, co
     table.add_column("format %", justify="right")
     table.add_column("lenient", justify="right")
     for s in summaries:
-        paper = "  ".join(f"{label} {s.metrics[key]:.1f}" for key, label in _LABELS.items() if key in s.metrics)
+        paper = "  ".join(
+            f"{label} {s.metrics[key]:.1f}" for key, label in _LABELS.items() if key in s.metrics
+        )
         lenient = next((v for k, v in s.metrics.items() if k.endswith("_lenient")), None)
         table.add_row(
             s.task + (f"/{s.subtask}" if s.subtask else ""),

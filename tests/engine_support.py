@@ -1,4 +1,4 @@
-"""A minimal task for engine tests: N numbered prompts, no dataset. The six real tasks have their own tests."""
+"""A minimal task for engine tests: N numbered prompts, no dataset (the six real tasks have their own)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from pipeline.config import EvalConfig, load_config
-from pipeline.runner import RunResult
 from pipeline.request import Request
+from pipeline.runner import RunResult
 from pipeline.tasks.base import RenderContext
 
 

@@ -54,18 +54,22 @@ async def test_key_ignores_url_and_port(tmp_path: Path) -> None:
     assert again.sent == 0
 
 
+def _req(content: str = "x", **extra: object) -> Request:
+    messages = ({"role": "user", "content": content},)
+    return Request(
+        task="t", item_id="1", kind="chat", max_tokens=8, reference=None, messages=messages, **extra
+    )  # type: ignore[arg-type]
+
+
 def test_key_covers_model_prompt_sampling_and_schema() -> None:
-    req = Request(task="t", item_id="1", kind="chat", max_tokens=8, reference=None,
-                  messages=({"role": "user", "content": "x"},))  # fmt: skip
+    req = _req()
     base = content_key("m@main", req, Sampling())
     assert base == content_key("m@main", req, Sampling())
     assert base != content_key("m@other", req, Sampling())
     assert base != content_key("m@main", req, Sampling(seed=7))
-    other_prompt = Request(task="t", item_id="1", kind="chat", max_tokens=8, reference=None,
-                           messages=({"role": "user", "content": "y"},))  # fmt: skip
+    other_prompt = _req("y")
     assert base != content_key("m@main", other_prompt, Sampling())
-    schema = Request(task="t", item_id="1", kind="chat", max_tokens=8, reference=None,
-                     messages=({"role": "user", "content": "x"},), response_format={"type": "json_object"})  # fmt: skip
+    schema = _req(response_format={"type": "json_object"})
     assert base != content_key("m@main", schema, Sampling())
 
 

@@ -79,7 +79,10 @@ def _results(out: Path) -> dict[str, tuple[Any, ...]]:
 
 def _scores(out: Path) -> dict[str, tuple[Any, ...]]:
     with sqlite3.connect(out / "medsweep.sqlite") as conn:
-        return {key: tuple(rest) for key, *rest in conn.execute("SELECT key, parsed_json, metrics_json FROM scores")}
+        return {
+            key: tuple(rest)
+            for key, *rest in conn.execute("SELECT key, parsed_json, metrics_json FROM scores")
+        }
 
 
 def _body_digests(server: RunningServer, data: Path) -> dict[str, str]:
@@ -99,7 +102,9 @@ def _body_digests(server: RunningServer, data: Path) -> dict[str, str]:
         )
         async with Client(config.client, config.endpoint.base_urls) as client:
             target, config = resolve_target(config, await client.list_models(), server.base_url)
-            counter = await make_counter(client.session, server.base_url, target.served_name, dict(client.headers))
+            counter = await make_counter(
+                client.session, server.base_url, target.served_name, dict(client.headers)
+            )
             ctx = RenderContext(chat_mode=target.chat_mode, max_model_len=target.max_model_len,  # type: ignore[arg-type]
                                 counter=counter)  # fmt: skip
             sampling = config.sampling.to_sampling()
@@ -185,6 +190,14 @@ def _signal_mid_run(tmp_path: Path, sig: int) -> None:
             if (out / "medsweep.sqlite").exists() and status.returncode == 0:
                 statuses.append(json.loads(status.stdout)["succeeded"])
             time.sleep(0.05)
+        # And `medsweep report` builds from the store while it is being written.
+        report = subprocess.run(
+            [sys.executable, "-m", "pipeline", "report", "--out", str(out),
+             "--dest", str(tmp_path / "report"), "--format", "md,csv"],
+            cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert report.returncode == 0, report.stderr[-3000:]
+        assert proc.poll() is None, "the eval ended before the signal: use more requests or a longer delay"
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 130, err[-3000:]

@@ -44,7 +44,9 @@ async def test_server_killed_and_restarted_the_run_waits_and_completes(tmp_path:
 async def test_server_that_never_returns_fails_the_requests_within_the_bound(tmp_path: Path) -> None:
     with fake_server() as server:
         server.kill()
-        config = engine_config([server.base_url], tmp_path, concurrency=4, max_attempts=50, max_retry_time=1.0)
+        config = engine_config(
+            [server.base_url], tmp_path, concurrency=4, max_attempts=50, max_retry_time=1.0
+        )
         result = await run_engine(config, CountingTask(8))
     rows = _rows(tmp_path)
     assert len(rows) == 8 and result.sent == 8

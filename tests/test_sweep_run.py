@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -77,7 +76,7 @@ class FakeLauncher:
             return
         if proc.poll() is None:
             try:
-                received = httpx.get(f"{handle.url}/_stats", timeout=5).json()["received"]
+                received = httpx.get(f"{handle.url}/_stats", timeout=1).json()["received"]
                 self.received_at_stop.setdefault(handle.model, []).append(received)
             except httpx.HTTPError:
                 pass
@@ -117,7 +116,8 @@ class FakeLauncher:
 def _write_plan(tmp_path: Path, models: list[str], base_port: int) -> Path:
     eval_config = tmp_path / "eval.toml"
     eval_config.write_text(
-        "[client]\nmax_attempts = 3\nbackoff_base = 0.05\nbackoff_max = 0.3\ntimeout = 10\nbackpressure = false\n"
+        "[client]\nmax_attempts = 3\nbackoff_base = 0.05\nbackoff_max = 0.3\ntimeout = 10\n"
+        "backpressure = false\n"
     )
     plan = tmp_path / "plan.toml"
     plan.write_text(

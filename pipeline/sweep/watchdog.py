@@ -169,6 +169,7 @@ class Watchdog:
     def _loop(self) -> None:
         bad_since: float | None = None
         while not self._stop.wait(self.interval):
+            checked_at = time.monotonic()  # a hung server makes the check itself take the probe timeout
             reason, exited = self.keeper.check()
             if reason is None:
                 bad_since = None
@@ -178,7 +179,7 @@ class Watchdog:
             self.last_reason = reason
             now = time.monotonic()
             if not exited:
-                bad_since = bad_since if bad_since is not None else now
+                bad_since = bad_since if bad_since is not None else checked_at
                 if now - bad_since < self.hang_timeout:
                     continue
                 reason = f"hung: {reason} for {now - bad_since:.0f} s"
