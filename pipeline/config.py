@@ -105,6 +105,12 @@ def normalise_base_url(url: str) -> str:
     return url if url.endswith("/v1") else f"{url}/v1"
 
 
+def server_root(base_url: str) -> str:
+    """``http://h:p/v1/`` -> ``http://h:p``: vLLM serves /health, /tokenize, /metrics at the root."""
+    url = base_url.rstrip("/")
+    return url[: -len("/v1")] if url.endswith("/v1") else url
+
+
 def load_config(
     path: Path | None = None,
     overrides: dict[str, dict[str, Any]] | None = None,

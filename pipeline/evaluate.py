@@ -19,7 +19,7 @@ from typing import Any
 from rich.console import Console
 
 from pipeline.client import Client, ServedModel
-from pipeline.config import EvalConfig
+from pipeline.config import EvalConfig, server_root
 from pipeline.errors import DataError, EndpointError
 from pipeline.progress import Progress
 from pipeline.runner import EvalRun, RunResult, Target
@@ -121,7 +121,7 @@ async def _evaluate(
         base_url = config.endpoint.base_urls[0]
         served = await client.list_models()
         target, config = resolve_target(config, served, base_url)
-        root = base_url.removesuffix("/v1")
+        root = server_root(base_url)
         counter = await make_counter(client.session, base_url, target.served_name, dict(client.headers))
         metrics_url = f"{root}/metrics" if await is_vllm(client.session, f"{root}/metrics") else None
         provenance = {
@@ -161,8 +161,10 @@ def run_evaluation(
 def evaluate(config: EvalConfig, *, console: Console | None = None, argv: Sequence[str] | None = None) -> int:
     """The CLI's eval: run, print the summary and, if interrupted, the command that resumes.
 
-    Exit codes: 0 every request succeeded, 1 some requests ended failed (they are listed by class with
-    the fix, and a rerun retries them), 130 interrupted (SIGINT or SIGTERM; the resume command is printed).
+    Exit codes: 0 when every request has a final outcome — transient failures that outlived their retries
+    (server errors, timeouts, lost connections) are listed with a note and a rerun retries them; 1 when
+    requests failed for a reason the user must fix (prompt longer than the context, key rejected, model
+    not found, request rejected); 130 interrupted (SIGINT or SIGTERM; the resume command is printed).
     """
     console = console or Console(stderr=True)
     resume = shlex.join(["medsweep", *(argv if argv is not None else sys.argv[1:])])
@@ -186,12 +188,13 @@ def evaluate(config: EvalConfig, *, console: Console | None = None, argv: Sequen
         return 130
     failed = _failed_by_class(config.run.out, outcome.target.identity, config.run.variant, outcome.tasks)
     if failed:
-        console.print(_failed_line(failed, config.run.out), highlight=False, soft_wrap=True)
-        return 1
+        must_fix = any(cls in _FAILURE_FIXES for cls in failed)
+        console.print(_failed_line(failed, config.run.out, must_fix), highlight=False, soft_wrap=True)
+        return 1 if must_fix else 0
     return 0
 
 
-# What to do about requests that ended failed, by error class (see docs/architecture.md).
+# Failures the user must fix, with the fix (see docs/architecture.md); the other classes are transient.
 _FAILURE_FIXES = {
     "context_length": "the prompt plus max_tokens is longer than the served context; serve the model "
     "with a larger --max-model-len",
@@ -218,11 +221,11 @@ def _failed_by_class(out: Path, model: str, variant: str, tasks: Sequence[str]) 
         store.close()
 
 
-def _failed_line(failed: dict[str, int], out: Path) -> str:
+def _failed_line(failed: dict[str, int], out: Path, must_fix: bool) -> str:
     total = sum(failed.values())
     parts = [f"{cls} {n} ({_FAILURE_FIXES.get(cls, _TRANSIENT_FIX)})" for cls, n in sorted(failed.items())]
     return (
-        f"error: {total} request(s) ended failed and are not scored: {'; '.join(parts)}. "
+        f"{'error' if must_fix else 'note'}: {total} request(s) ended failed and are not scored: {'; '.join(parts)}. "
         f"`medsweep status --out {out}` lists them; rerun the same command to retry them."
     )
 

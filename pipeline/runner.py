@@ -77,6 +77,7 @@ class EvalRun:
         self.metrics_url = metrics_url
         self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
         self.limit = config.client.concurrency
+        self.lowest_limit = self.limit  # how far backpressure had to go (reported, and tested)
         self._limit_changed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._buffer: list[ResultRow] = []
@@ -274,6 +275,7 @@ class EvalRun:
             self.progress.queue_depth = waiting
             if waiting > target and self.limit > 1:
                 self.limit = max(1, int(self.limit * 0.8))
+                self.lowest_limit = min(self.lowest_limit, self.limit)
             elif waiting <= target // 2 and self.limit < cap:
                 self.limit = min(cap, self.limit + max(1, cap // 16))
                 self._limit_changed.set()

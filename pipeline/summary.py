@@ -120,7 +120,8 @@ def print_summary(summaries: Sequence[TaskSummary], model: str, out: Path, *, co
             _fmt(lenient),
         )
     console.print(table)
-    missing = sorted({m for s in summaries for m in s.missing})
+    # A task with nothing scored misses every metric for that reason, not for lack of optional models.
+    missing = sorted({m for s in summaries if s.n for m in s.missing})
     if missing:
         console.print(f"not computed here (optional models not installed): {', '.join(missing)}")
 

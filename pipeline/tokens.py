@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import aiohttp
 
+from pipeline.config import server_root
 from pipeline.errors import EndpointError
 from pipeline.tasks.base import TokenCounter
 
@@ -42,12 +43,6 @@ class EstimateCounter:
         if n_chars == 0:
             return ""
         return text[:n_chars] if keep == "start" else text[-n_chars:]
-
-
-def server_root(base_url: str) -> str:
-    """vLLM serves ``/tokenize`` at the root, not under ``/v1``."""
-    url = base_url.rstrip("/")
-    return url[: -len("/v1")] if url.endswith("/v1") else url
 
 
 class ServerCounter:

@@ -55,7 +55,14 @@ def engine_config(base_urls: list[str], out: Path, **client: object) -> EvalConf
     )
 
 
-async def run_engine(config: EvalConfig, task: CountingTask, api_key: str | None = None) -> RunResult:
+async def run_engine(
+    config: EvalConfig,
+    task: CountingTask,
+    api_key: str | None = None,
+    *,
+    metrics_url: str | None = None,
+    runs: list[object] | None = None,
+) -> RunResult:
     """Run the real engine (client, store, progress) for one task against ``config``'s endpoint."""
     import io
 
@@ -72,7 +79,11 @@ async def run_engine(config: EvalConfig, task: CountingTask, api_key: str | None
         try:
             progress = Progress([task.name], console=Console(file=io.StringIO()))
             target = Target("fake-model", "fake-model", "chat", 2048)
-            run = EvalRun(config, target, [task], client, store, EstimateCounter(), progress)  # type: ignore[list-item]
+            run = EvalRun(
+                config, target, [task], client, store, EstimateCounter(), progress, metrics_url=metrics_url
+            )  # type: ignore[list-item]
+            if runs is not None:
+                runs.append(run)
             return await run.run()
         finally:
             store.close()

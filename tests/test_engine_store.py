@@ -103,3 +103,21 @@ async def test_status_counts_while_and_after(tmp_path: Path) -> None:
     store = Store.open_readonly(tmp_path)
     assert store.integrity_ok()
     store.close()
+
+
+async def test_parquet_export_reads_back_with_polars(tmp_path: Path) -> None:
+    import polars as pl
+
+    out = tmp_path / "out"
+    with fake_server() as server:
+        await run_engine(engine_config([server.base_url], out), CountingTask(4))
+    store = Store.open(out)
+    try:
+        path = store.export_parquet(out / "results.parquet")
+    finally:
+        store.close()
+    frame = pl.read_parquet(path)
+    assert frame.height == 4
+    assert set(frame["status"]) == {"succeeded"}
+    assert {"key", "output", "prompt_hash", "metrics_json"} <= set(frame.columns)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600

@@ -75,11 +75,11 @@ def _soak(tmp_path: Path, n_requests: int, concurrency: int) -> dict[str, Any]:
         # Rerun until nothing is left failed (each rerun retries only the failed keys).
         reruns = 0
         last = first
-        while last.returncode == 1 and reruns < 5:
+        while _results_failed(out) and reruns < 5:
             reruns += 1
             last = medsweep(*args, "--base-url", server.base_url, cwd=tmp_path)
         final_stats = server.stats()
-    assert first.returncode in (0, 1), first.stderr[-3000:]
+    assert first.returncode == 0, first.stderr[-3000:]  # every request has a final outcome
     assert last.returncode == 0, last.stderr[-3000:]
 
     # 1. None lost, none duplicated: one row per planned request, every item exactly once.
@@ -93,10 +93,8 @@ def _soak(tmp_path: Path, n_requests: int, concurrency: int) -> dict[str, Any]:
     assert all(r["output"] is None for r in failed)
     assert not {r["key"] for r in failed} & scored
     assert {r["key"] for r in succeeded} == scored
-    # 3. The exit code says whether anything failed, and the message names the classes.
-    assert (first.returncode == 1) == bool(failed)
-    if failed:
-        assert "ended failed and are not scored" in first.stderr
+    # 3. Transient failures that outlived their retries are named by class in a note (exit 0: final outcomes).
+    assert ("ended failed and are not scored" in first.stderr) == bool(failed)
     # 4. No request was answered twice: a 200 is committed once and never sent again.
     answered = after_first["answered"]
     assert all(n == 1 for n in answered.values())
@@ -124,6 +122,10 @@ def _results(out: Path) -> list[dict[str, Any]]:
     with sqlite3.connect(out / "medsweep.sqlite") as conn:
         conn.row_factory = sqlite3.Row
         return [dict(r) for r in conn.execute("SELECT * FROM results")]
+
+
+def _results_failed(out: Path) -> bool:
+    return any(r["status"] == "failed" for r in _results(out))
 
 
 def _scored_keys(out: Path) -> set[str]:

@@ -74,7 +74,7 @@ def test_tp4_70b_exact_argv_state_and_stop(fake_docker: Path, tmp_path: Path) ->
         "--gpus", '"device=0,1,2,3"', "--ipc=host",
         "-p", f"127.0.0.1:{port}:8000",
         "-v", f"{tmp_path}/home/.cache/huggingface:/root/.cache/huggingface",
-        "-e", "HF_TOKEN",
+        "-e", "HF_TOKEN", "-e", "VLLM_NO_USAGE_STATS=1", "-e", "DO_NOT_TRACK=1",
         IMAGE,
         "--model", "meta-llama/Meta-Llama-3.1-70B-Instruct", "--revision", "main",
         "--served-model-name", name, "--tensor-parallel-size", "4",
@@ -110,7 +110,9 @@ def test_tp1_8b_with_api_key_passed_by_name(
         "-p", f"127.0.0.1:{server.port}:8000",
         "-v", f"{tmp_path}/home/.cache/huggingface:/root/.cache/huggingface",
     ]  # fmt: skip
-    assert argv[11:16] == ["-e", "HF_TOKEN", "-e", "VLLM_API_KEY", IMAGE]
+    assert argv[11:20] == [
+        "-e", "HF_TOKEN", "-e", "VLLM_NO_USAGE_STATS=1", "-e", "DO_NOT_TRACK=1", "-e", "VLLM_API_KEY", IMAGE,
+    ]  # fmt: skip
     assert argv[argv.index("--tensor-parallel-size") + 1] == "1"
     assert argv[argv.index("--max-model-len") + 1] == "8192"
     assert call["api_key_set"] is True  # the value travels in the environment only

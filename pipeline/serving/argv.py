@@ -13,10 +13,13 @@ CONTAINER_PORT = 8000
 CONTAINER_HF_CACHE = "/root/.cache/huggingface"
 # Environment for the embedded CPU server (measured: /work/shared/docs/cpu-serving.md): 1 GiB of KV cache
 # (without it start-up fails on the memory check), no core reserved for the API process (~30 % faster).
+# No telemetry: vLLM's usage reporting is off for every engine (servers may hold credentialed data).
+NO_TELEMETRY_ENV: dict[str, str] = {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
 CPU_ENV: dict[str, str] = {
     "VLLM_CPU_KVCACHE_SPACE": "1",
     "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
     "HF_HUB_OFFLINE": "1",
+    **NO_TELEMETRY_ENV,
 }
 
 
@@ -81,6 +84,7 @@ def docker_run_argv(
         "-p", f"{host}:{port}:{CONTAINER_PORT}",
         "-v", f"{hf_cache}:{CONTAINER_HF_CACHE}",
         "-e", "HF_TOKEN",
+        *(x for k, v in NO_TELEMETRY_ENV.items() for x in ("-e", f"{k}={v}")),
     ]  # fmt: skip
     if api_key:
         argv += ["-e", "VLLM_API_KEY"]
@@ -100,7 +104,7 @@ def local_argv(
     """``vllm serve`` on this machine's GPUs (CUDA_VISIBLE_DEVICES picks them)."""
     args = vllm_model_args(cfg, tensor_parallel=len(gpus), max_model_len=max_model_len)
     argv = [vllm_bin, "serve", *args, "--host", host, "--port", str(port)]
-    env = {"CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in gpus)}
+    env = {"CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in gpus), **NO_TELEMETRY_ENV}
     return LaunchPlan(argv=argv, env=env, url=f"http://{_url_host(host)}:{port}")
 
 

@@ -8,13 +8,8 @@ from typing import Any
 
 import httpx
 
+from pipeline.config import server_root
 from pipeline.errors import EndpointError
-
-
-def server_root(base_url: str) -> str:
-    """``http://h:p/v1/`` -> ``http://h:p`` (health, tokenize and metrics live at the root)."""
-    url = base_url.rstrip("/")
-    return url[: -len("/v1")] if url.endswith("/v1") else url
 
 
 def wait_healthy(
@@ -24,17 +19,19 @@ def wait_healthy(
     served_model: str | None = None,
     alive: Callable[[], str | None] | None = None,
     poll_interval: float = 1.0,
+    request_timeout: float = 5.0,
 ) -> dict[str, Any]:
     """Poll until the server is ready and return the ``/v1/models`` body.
 
     ``alive`` is called between polls; when it returns a reason (the process or container exited), waiting
-    stops at once with EndpointError. Timeout also raises EndpointError naming the last thing seen.
+    stops at once with EndpointError. Timeout also raises EndpointError naming the last thing seen. With
+    ``timeout=0`` it is a single probe (the sweep's watchdog), each HTTP call bounded by ``request_timeout``.
     """
     root = server_root(base_url)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     deadline = time.monotonic() + timeout
     last = "no answer yet"
-    with httpx.Client(timeout=httpx.Timeout(5.0), headers=headers) as client:
+    with httpx.Client(timeout=httpx.Timeout(request_timeout), headers=headers) as client:
         while True:
             body = _probe(client, root, served_model)
             if isinstance(body, dict):

@@ -110,15 +110,21 @@ def _gpu_list(cfg: ServerConfig, request: ServeRequest, memory_class: int) -> li
 
 
 def _api_key(request: ServeRequest) -> str | None:
-    if request.api_key_env is None:
+    return api_key_from_env(request.api_key_env, "--api-key-env")
+
+
+def api_key_from_env(variable: str | None, field: str) -> str | None:
+    """The key held in ``$variable`` (None when none is named); ``field`` names the setting in errors."""
+    if variable is None:
         return None
-    key = os.environ.get(request.api_key_env)
+    key = os.environ.get(variable)
     if not key:
-        raise ConfigError(f"--api-key-env: environment variable {request.api_key_env} is not set or empty")
+        raise ConfigError(f"{field}: environment variable {variable} is not set or empty")
     return key
 
 
-def _child_env(extra: dict[str, str], api_key: str | None) -> dict[str, str]:
+def child_env(extra: dict[str, str], api_key: str | None) -> dict[str, str]:
+    """The server's environment: ours, the launch plan's, and the API key as VLLM_API_KEY."""
     env = {**os.environ, **extra}
     if api_key is not None:
         env["VLLM_API_KEY"] = api_key  # vLLM reads it; the key never appears on a command line
@@ -187,7 +193,7 @@ def _serve_docker(cfg: ServerConfig, request: ServeRequest) -> ServeState | None
         return None
     api_key = _api_key(request)
     hf_cache_dir().mkdir(parents=True, exist_ok=True)
-    container_id = docker.run_detached(argv, _child_env({}, api_key))
+    container_id = docker.run_detached(argv, child_env({}, api_key))
     state = ServeState(
         url=url,
         openai_base_url=url + "/v1",
@@ -279,7 +285,7 @@ def _start_process(
 ) -> ServeState:
     api_key = _api_key(request)
     log_path = (state_dir() / f"serve-{cfg.name}-{request.port}.log").resolve()
-    pid = process.spawn_detached(plan.argv, _child_env(plan.env, api_key), log_path, cwd=REPO_ROOT)
+    pid = process.spawn_detached(plan.argv, child_env(plan.env, api_key), log_path, cwd=REPO_ROOT)
     state = ServeState(
         url=plan.url,
         openai_base_url=plan.url + "/v1",

@@ -13,8 +13,8 @@ from typing import Any
 import aiohttp
 
 from pipeline import __version__
+from pipeline.config import server_root
 from pipeline.registry import REPO_ROOT
-from pipeline.serving.health import server_root
 from pipeline.serving.state import ServeState, read_state
 
 

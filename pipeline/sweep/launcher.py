@@ -7,7 +7,6 @@ single-server state file (a sweep runs several servers; its journal records them
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -20,7 +19,7 @@ from pipeline.registry import REPO_ROOT, ServerConfig
 from pipeline.serving import docker, process
 from pipeline.serving.argv import LaunchPlan, container_name, cpu_argv, docker_run_argv, local_argv
 from pipeline.serving.image import pinned_image
-from pipeline.serving.launch import hf_cache_dir, vllm_venv
+from pipeline.serving.launch import api_key_from_env, child_env, hf_cache_dir, vllm_venv
 from pipeline.sweep.plan import Engine
 
 
@@ -155,10 +154,4 @@ class EngineLauncher:
         return ""
 
     def _env(self, extra: dict[str, str]) -> dict[str, str]:
-        env = {**os.environ, **extra}
-        if self.api_key_env is not None:
-            key = os.environ.get(self.api_key_env)
-            if not key:
-                raise ConfigError(f"api_key_env: environment variable {self.api_key_env} is not set or empty")
-            env["VLLM_API_KEY"] = key  # vLLM reads it; the key never appears on a command line
-        return env
+        return child_env(extra, api_key_from_env(self.api_key_env, "api_key_env"))

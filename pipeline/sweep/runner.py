@@ -339,7 +339,8 @@ def eval_process(config: EvalConfig, provenance: dict[str, Any], log_path: str, 
     """Child-process entry: run one eval, progress into ``log_path``, send back a small result dict."""
     from pipeline.evaluate import run_evaluation
 
-    with open(log_path, "a", encoding="utf-8") as log:
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with open(fd, "a", encoding="utf-8") as log:
         console = Console(file=log, force_terminal=False, width=120)
         try:
             outcome = run_evaluation(config, console=console, provenance=provenance)

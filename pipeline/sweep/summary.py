@@ -105,7 +105,11 @@ def write_summary(out: Path, reports: list[ModelReport], wall_s: float) -> Path:
 def print_summary(reports: list[ModelReport], wall_s: float, console: Console) -> None:
     table = Table(title=f"sweep: {_counts_line(reports)} in {_fmt_time(wall_s)}", title_justify="left")
     for col in ("model", "GPUs", "status", "restarts", "ok/total", "failed", "tokens in/out", "time", "note"):
-        table.add_column(col, justify="right" if col in ("restarts", "ok/total", "time") else "left")
+        table.add_column(
+            col,
+            justify="right" if col in ("restarts", "ok/total", "time") else "left",
+            no_wrap=col in ("model", "status"),
+        )
     for r in reports:
         s = r.stats
         failed = ", ".join(f"{k} {v}" for k, v in sorted(s.failed_by_class.items())) or "0"
