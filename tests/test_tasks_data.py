@@ -17,7 +17,9 @@ import pytest
 from pipeline.cli import main
 
 DEMO = Path(__file__).resolve().parents[1] / "demo_data"
-REAL_MEQSUM = Path("/work/shared/data/meqsum/MeQSum_ACL2019_BenAbacha_Demner-Fushman.xlsx")
+REAL_MEQSUM = (
+    Path(__file__).resolve().parents[2] / "shared/data/meqsum/MeQSum_ACL2019_BenAbacha_Demner-Fushman.xlsx"
+)
 MEQSUM = "MeQSum_ACL2019_BenAbacha_Demner-Fushman.xlsx"
 
 

@@ -26,7 +26,9 @@ from pipeline.tasks.loaders import (
 from pipeline.tokens import EstimateCounter
 
 DEMO = Path(__file__).resolve().parents[1] / "demo_data"
-REAL_MEQSUM = Path("/work/shared/data/meqsum/MeQSum_ACL2019_BenAbacha_Demner-Fushman.xlsx")
+REAL_MEQSUM = (
+    Path(__file__).resolve().parents[2] / "shared/data/meqsum/MeQSum_ACL2019_BenAbacha_Demner-Fushman.xlsx"
+)
 
 
 @pytest.mark.parametrize("task", TASK_NAMES)

@@ -11,7 +11,7 @@ from pipeline.registry import ServerConfig
 
 CONTAINER_PORT = 8000
 CONTAINER_HF_CACHE = "/root/.cache/huggingface"
-# Environment for the embedded CPU server (measured: /work/shared/docs/cpu-serving.md): 1 GiB of KV cache
+# Environment for the embedded CPU server (measured: ../shared/docs/cpu-serving.md): 1 GiB of KV cache
 # (without it start-up fails on the memory check), no core reserved for the API process (~30 % faster).
 # No telemetry: vLLM's usage reporting is off for every engine (servers may hold credentialed data).
 NO_TELEMETRY_ENV: dict[str, str] = {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}

@@ -185,7 +185,9 @@ def _describe(path: Path, exc: ValidationError) -> str:
     first = exc.errors()[0]
     field = ".".join(str(p) for p in first["loc"]) or "(file)"
     if first["type"] == "extra_forbidden":
-        return f"{path}: unknown field {field!r}: remove it or check its spelling (see docs/readme/sweep.md)"
+        return (
+            f"{path}: unknown field {field!r}: remove it or check its spelling (README, 'Overnight sweeps')"
+        )
     msg = str(first["msg"]).removeprefix("Value error, ")
     given = first.get("input")
     shown = "" if isinstance(given, dict | list) or first["type"] == "missing" else f" (got {given!r})"
