@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -313,15 +312,11 @@ class EvalRun:
         return data
 
 
-def prompt_hashes(tasks: Sequence[str], prompts_dir: Path | None = None) -> dict[str, str]:
-    import hashlib
+def prompt_hashes(tasks: Sequence[str]) -> dict[str, str]:
+    """sha256 of each task's prompt file: runs made with different prompts are never paired."""
+    from pipeline.tasks.prompts import prompt_sha256
 
-    root = prompts_dir or Path(__file__).resolve().parent.parent / "prompts"
-    out = {}
-    for name in tasks:
-        path = root / f"{name}.toml"
-        out[name] = hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
-    return out
+    return {name: prompt_sha256(name) for name in tasks}
 
 
 def _throttler(rate: float | None) -> Throttler | None:

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,11 +114,13 @@ def _api_key(request: ServeRequest) -> str | None:
     return api_key_from_env(request.api_key_env, "--api-key-env")
 
 
-def api_key_from_env(variable: str | None, field: str) -> str | None:
+def api_key_from_env(
+    variable: str | None, field: str, environ: Mapping[str, str] | None = None
+) -> str | None:
     """The key held in ``$variable`` (None when none is named); ``field`` names the setting in errors."""
     if variable is None:
         return None
-    key = os.environ.get(variable)
+    key = (os.environ if environ is None else environ).get(variable)
     if not key:
         raise ConfigError(f"{field}: environment variable {variable} is not set or empty")
     return key

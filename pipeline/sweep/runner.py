@@ -22,7 +22,7 @@ from typing import Any
 from rich.console import Console
 
 from pipeline.config import EvalConfig, load_config
-from pipeline.errors import ConfigError, EndpointError, MedsweepError
+from pipeline.errors import EndpointError, MedsweepError
 from pipeline.sweep.journal import Journal
 from pipeline.sweep.launcher import Launcher, ServerHandle
 from pipeline.sweep.packing import Need, allocate, check_fits, order
@@ -257,13 +257,9 @@ class SweepRunner:
             select_tasks(list(model.tasks), self.settings.data_dir)
 
     def _read_api_key(self) -> str | None:
-        name = self.settings.api_key_env
-        if name is None:
-            return None
-        key = self.environ.get(name)
-        if not key:
-            raise ConfigError(f"[sweep] api_key_env: environment variable {name} is not set or empty")
-        return key
+        from pipeline.serving.launch import api_key_from_env
+
+        return api_key_from_env(self.settings.api_key_env, "[sweep] api_key_env", self.environ)
 
     def _settings(self, model: PlannedModel) -> dict[str, Any]:
         """What must match for an earlier `done` to count on a rerun (the keys depend on all of it)."""
