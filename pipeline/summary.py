@@ -31,6 +31,7 @@ class TaskSummary:
 def score_tasks(store: Store, model: str, variant: str, tasks: Sequence[str]) -> list[TaskSummary]:
     """Score every succeeded output of ``model`` on ``tasks``; write the scores table; aggregate."""
     from pipeline import scoring
+    from pipeline.scoring.structured import STRUCTURED_TASKS, as_answer_text
 
     failed = _failed_counts(store, model, variant)
     summaries: list[TaskSummary] = []
@@ -38,9 +39,12 @@ def score_tasks(store: Store, model: str, variant: str, tasks: Sequence[str]) ->
         rows = list(store.iter_results(model, variant, task))
         by_subtask: dict[str, list[Any]] = {}
         if rows:
+            outputs = [r["output"] or "" for r in rows]
+            if variant == "structured" and task in STRUCTURED_TASKS:
+                outputs = [as_answer_text(task, o) for o in outputs]
             items = scoring.score_batch(
                 task,
-                [r["output"] or "" for r in rows],
+                outputs,
                 [orjson.loads(r["reference_json"]) for r in rows],
                 subtasks=[r["subtask"] for r in rows],
             )

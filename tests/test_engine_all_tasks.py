@@ -31,6 +31,7 @@ def test_every_task_end_to_end(tmp_path: Path, variant: str, capsys: pytest.Capt
         subtasks = {
             s for (s,) in conn.execute("SELECT DISTINCT subtask FROM results WHERE task='longhealth'")
         }
+        lh_valid = {v for (v,) in conn.execute("SELECT strict_valid FROM scores WHERE task = 'longhealth'")}
         formats = {t: f for t, f in conn.execute("SELECT task, request_json FROM results GROUP BY task")}
     assert statuses == {"succeeded": sent}
     assert scored == TASKS
@@ -39,5 +40,7 @@ def test_every_task_end_to_end(tmp_path: Path, variant: str, capsys: pytest.Capt
     for task, meta in formats.items():
         has_schema = json.loads(meta)["response_format"] is not None
         assert has_schema == (variant == "structured" and task in closed), task
+    if variant == "structured":  # the test server answers {"answer": "A"} to a schema: valid for LongHealth
+        assert lh_valid == {1}
     printed = capsys.readouterr().out
     assert "longhealth/task3" in printed and "medisumcode" in printed

@@ -207,3 +207,13 @@ def test_icd_reference_as_paper_string() -> None:
 def test_icd_empty_reference_is_rejected() -> None:
     with pytest.raises(DataError, match="field 'reference'"):
         score_item("medisumcode", "I10", [])
+
+
+def test_structured_answers_become_the_papers_answer_text() -> None:
+    from pipeline.scoring.structured import as_answer_text
+
+    assert as_answer_text("mednli", '{"label": "NEUTRAL"}') == "NEUTRAL"
+    assert as_answer_text("longhealth", '{"answer": "C"}') == "The correct answer is C:"
+    assert as_answer_text("medisumcode", '{"codes": ["I10", "E11.9"]}') == "I10, E11.9"
+    assert as_answer_text("mednli", "NEUTRAL, I think") == "NEUTRAL, I think"  # not JSON: left for the parser
+    assert as_answer_text("longhealth", '{"answer": "C", "why": "x"}') == '{"answer": "C", "why": "x"}'
