@@ -46,12 +46,6 @@ def select_tasks(requested: Sequence[str], data_dir: Path) -> tuple[list[str], l
         unknown = [t for t in requested if t not in TASK_NAMES]
         if unknown:
             raise DataError(f"unknown task {unknown[0]!r}: choose from {', '.join(TASK_NAMES)}")
-        for name in requested:
-            path = get_task(name).data_path(data_dir)
-            if not path.exists():
-                # The task's loader raises the error that says where to get the file.
-                get_task(name).expected_count(data_dir, None)
-                raise DataError(f"{path}: missing (see `medsweep data check`)")
         selected = list(requested)
         skipped: list[str] = []
     else:
@@ -61,8 +55,9 @@ def select_tasks(requested: Sequence[str], data_dir: Path) -> tuple[list[str], l
                 f"no task has data under {data_dir}: see `medsweep data check --data-dir {data_dir}`"
             )
         skipped = [t for t in TASK_NAMES if t not in selected]
-    # Load every dataset now, so that a malformed file fails before the endpoint is contacted or anything
-    # is written to the store (the loaders' errors name the file, line and field).
+    # Load every dataset now, so that a missing or malformed file fails before the endpoint is contacted or
+    # anything is written to the store (the loaders' errors name the file, line and field, and where to get
+    # a missing file).
     for name in selected:
         get_task(name).expected_count(data_dir, None)
     return selected, skipped

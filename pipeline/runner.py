@@ -314,9 +314,10 @@ class EvalRun:
 
 def prompt_hashes(tasks: Sequence[str]) -> dict[str, str]:
     """sha256 of each task's prompt file: runs made with different prompts are never paired."""
-    from pipeline.tasks.prompts import prompt_sha256
+    from pipeline.tasks.prompts import prompt_path, prompt_sha256
 
-    return {name: prompt_sha256(name) for name in tasks}
+    # A task without a prompt file (one defined in code, as in the engine's tests) hashes to "".
+    return {name: prompt_sha256(name) if prompt_path(name).exists() else "" for name in tasks}
 
 
 def _throttler(rate: float | None) -> Throttler | None:
@@ -336,7 +337,10 @@ def _body(request: Request, served: str, sampling_body: dict[str, Any]) -> bytes
     if request.response_format is not None:
         body["response_format"] = request.response_format
     if request.extra_body:
-        body.update(request.extra_body)
+        extra = dict(request.extra_body)
+        if "stop" in extra and "stop" in body:  # a task's stop strings add to the model's
+            extra["stop"] = [*body["stop"], *(s for s in extra["stop"] if s not in body["stop"])]
+        body.update(extra)
     return orjson.dumps(body)
 
 
