@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 MEDSWEEP := $(VENV)/bin/medsweep
 STAMP := $(VENV)/.installed
 
-.PHONY: setup setup-server test test-fast lint demo serve eval report stop logs sweep soak bench clean
+.PHONY: setup setup-server test test-tools lint demo serve eval status report stop logs sweep soak bench clean
 
 setup: $(STAMP)
 
