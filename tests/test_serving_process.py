@@ -124,6 +124,7 @@ def test_cpu_default_dry_run_is_the_measured_recipe(
     out = capsys.readouterr().out.strip()
     assert out == (
         "VLLM_CPU_KVCACHE_SPACE=1 VLLM_CPU_NUM_OF_RESERVED_CPU=0 HF_HUB_OFFLINE=1 "
+        "VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1 "
         f"{REPO_ROOT}/.venv-vllm/bin/vllm serve {REPO_ROOT}/models/smollm2-135m-instruct "
         "--served-model-name smollm2-135m-instruct --tensor-parallel-size 1 --max-model-len 2048 "
         "--dtype auto --enforce-eager --generation-config vllm --host 127.0.0.1 --port 8123"
