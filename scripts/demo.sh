@@ -10,5 +10,5 @@ $MEDSWEEP serve --engine cpu --port "$PORT"
 trap '$MEDSWEEP stop >/dev/null 2>&1 || true' EXIT
 # Small on purpose: the CPU server answers about 2 requests/s. --limit caps items per task.
 $MEDSWEEP eval --base-url "http://127.0.0.1:$PORT/v1" --data-dir demo_data --out "$OUT" \
-  --concurrency 16 --limit "${DEMO_LIMIT:-4}"
+  --concurrency 16 --limit "${DEMO_LIMIT:-3}"
 $MEDSWEEP report --out "$OUT"
