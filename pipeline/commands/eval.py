@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,9 @@ def _run(args: argparse.Namespace) -> int:
     data_dir = args.data_dir
     if data_dir is None and not (args.config and _config_has(args.config, "run", "data_dir")):
         data_dir = next((d for d in DEFAULT_DATA_DIRS if d.is_dir()), DEFAULT_DATA_DIRS[0])
+        if data_dir != DEFAULT_DATA_DIRS[0]:
+            print(f"note: no {DEFAULT_DATA_DIRS[0]}/ here: using the synthetic {data_dir}/ (pass --data-dir)",
+                  file=sys.stderr)  # fmt: skip
     out = args.out
     if out is None and not (args.config and _config_has(args.config, "run", "out")):
         out = Path("results")
