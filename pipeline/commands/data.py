@@ -22,7 +22,7 @@ def register(sub: Any) -> None:
     actions = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
     check = actions.add_parser("check", help="which tasks have data (path, rows, ok/missing/malformed)")
-    check.add_argument("--data-dir", type=Path, default=Path("demo_data"), help="default: demo_data")
+    check.add_argument("--data-dir", type=Path, default=None, help="default: data/, else demo_data/")
     check.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     check.set_defaults(handler=_check)
 
@@ -38,8 +38,10 @@ def register(sub: Any) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from pipeline.tasks import TASK_NAMES, check_data
+    from pipeline.tasks import TASK_NAMES, check_data, default_data_dir
 
+    if args.data_dir is None:
+        args.data_dir = default_data_dir()
     checks = [check_data(name, args.data_dir) for name in TASK_NAMES]
     if args.json:
         payload = {

@@ -8,8 +8,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-DEFAULT_DATA_DIRS = (Path("data"), Path("demo_data"))
-
 
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
@@ -57,10 +55,14 @@ def _run(args: argparse.Namespace) -> int:
         _from_serve_state(endpoint, model)
     data_dir = args.data_dir
     if data_dir is None and not (args.config and _config_has(args.config, "run", "data_dir")):
-        data_dir = next((d for d in DEFAULT_DATA_DIRS if d.is_dir()), DEFAULT_DATA_DIRS[0])
-        if data_dir != DEFAULT_DATA_DIRS[0]:
-            print(f"note: no {DEFAULT_DATA_DIRS[0]}/ here: using the synthetic {data_dir}/ (pass --data-dir)",
-                  file=sys.stderr)  # fmt: skip
+        from pipeline.tasks import DATA_DIR, default_data_dir
+
+        data_dir = default_data_dir()
+        if data_dir != DATA_DIR:
+            print(
+                f"note: no {DATA_DIR}/ here: using the synthetic {data_dir}/ (pass --data-dir)",
+                file=sys.stderr,
+            )
     out = args.out
     if out is None and not (args.config and _config_has(args.config, "run", "out")):
         out = Path("results")

@@ -59,3 +59,12 @@ def check_data(name: str, data_dir: Path) -> DataCheck:
         state: DataState = "missing" if not path.is_file() else "malformed"
         return DataCheck(name, path, state, 0, str(exc))
     return DataCheck(name, path, "ok", rows)
+
+
+DATA_DIR = Path("data")
+DEMO_DATA_DIR = Path("demo_data")
+
+
+def default_data_dir() -> Path:
+    """``data/`` where it exists, else the synthetic ``demo_data/``: what eval and data check read."""
+    return DATA_DIR if DATA_DIR.is_dir() or not DEMO_DATA_DIR.is_dir() else DEMO_DATA_DIR
