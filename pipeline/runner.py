@@ -78,6 +78,7 @@ class EvalRun:
         self.limit = config.client.concurrency
         self.lowest_limit = self.limit  # how far backpressure had to go (reported, and tested)
         self._limit_changed = asyncio.Event()
+        self._draining = False  # all requests are queued: no worker may park any more
         self._stopping = asyncio.Event()
         self._buffer: list[ResultRow] = []
         self._pending_progress: list[tuple[str, bool, str | None, int]] = []
@@ -166,6 +167,9 @@ class EvalRun:
                     self.progress.add_skipped(task.name)
                     continue
                 await put((request, key))
+        # Every worker must see its end marker, parked ones included: backpressure ends here.
+        self._draining = True
+        self._limit_changed.set()
         for _ in range(cfg.client.concurrency):
             await put(None)
 
@@ -173,12 +177,13 @@ class EvalRun:
         throttler = self._throttler
         served, sampling_body, send = self.target.served_name, self._sampling_body, self.client.send
         while not self._stopping.is_set():
+            # Wait for a slot before taking work, so that a parked worker never holds a request.
+            while index >= self.limit and not self._draining:
+                self._limit_changed.clear()
+                await self._limit_changed.wait()
             item = await self._queue.get()
             if item is None:
                 return
-            while index >= self.limit:
-                self._limit_changed.clear()
-                await self._limit_changed.wait()
             if throttler is not None:
                 async with throttler:
                     pass
@@ -272,6 +277,8 @@ class EvalRun:
             if waiting is None:
                 continue
             self.progress.queue_depth = waiting
+            if self._draining:
+                continue
             if waiting > target and self.limit > 1:
                 self.limit = max(1, int(self.limit * 0.8))
                 self.lowest_limit = min(self.lowest_limit, self.limit)

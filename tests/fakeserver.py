@@ -36,6 +36,7 @@ class Faults:
     hang_seconds: float = 3600.0
     fail_first: int = 0  # the first N requests get a 500 (deterministic retry tests)
     status_always: int = 0  # answer every completion request with this status (e.g. 400)
+    extra_waiting: int = 0  # added to vllm:num_requests_waiting in /metrics (a queue that never drains)
 
 
 @dataclass
@@ -172,7 +173,8 @@ def make_app(state: State) -> web.Application:
         return web.json_response({"prompt": "".join(chr(t) for t in body["tokens"])})
 
     async def metrics(request: web.Request) -> web.Response:
-        waiting, running = max(0, state.in_flight - 8), min(8, state.in_flight)
+        waiting = max(0, state.in_flight - 8) + state.faults.extra_waiting
+        running = min(8, state.in_flight)
         labels = f'{{engine="0",model_name="{state.model}"}}'
         text = (
             "# TYPE vllm:num_requests_waiting gauge\n"
@@ -238,8 +240,11 @@ def main() -> None:
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float, default=None)
     parser.add_argument("--fail-first", type=int, default=0)
     parser.add_argument("--status-always", type=int, default=0)
+    parser.add_argument("--extra-waiting", type=int, default=0)
     args = parser.parse_args()
-    faults = Faults(fail_first=args.fail_first, status_always=args.status_always)
+    faults = Faults(
+        fail_first=args.fail_first, status_always=args.status_always, extra_waiting=args.extra_waiting
+    )
     for name in ("p500", "p429", "preset", "phang", "ptruncated", "delay", "retry_after", "hang_seconds"):
         if getattr(args, name) is not None:
             setattr(faults, name, getattr(args, name))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from pipeline.backpressure import parse_waiting
@@ -32,6 +33,21 @@ async def test_queue_depth_lowers_the_in_flight_limit(tmp_path: Path) -> None:
     assert isinstance(run, EvalRun)
     assert run.progress.queue_depth is not None
     assert run.lowest_limit < 48
+
+
+async def test_a_queue_that_never_drains_still_lets_the_run_finish(tmp_path: Path) -> None:
+    # The limit falls to 1 and stays there; workers parked above it must not hold requests.
+    with fake_server("--delay", "0.1", "--extra-waiting", "100") as server:
+        config = engine_config([server.base_url], tmp_path, concurrency=16, max_waiting=4)
+        runs: list[object] = []
+        result = await asyncio.wait_for(
+            run_engine(config, CountingTask(300), metrics_url=f"{server.root}/metrics", runs=runs),
+            timeout=60,
+        )
+    run = runs[0]
+    assert isinstance(run, EvalRun)
+    assert run.lowest_limit < 16
+    assert result.sent == 300
 
 
 async def test_no_metrics_means_no_throttling(tmp_path: Path) -> None:
