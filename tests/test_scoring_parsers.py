@@ -204,9 +204,13 @@ def test_icd_reference_as_paper_string() -> None:
     assert score_item("medisumcode", "I10", "I10, E119").metrics["icd_em_f1"] == pytest.approx(200 / 3)
 
 
-def test_icd_empty_reference_is_rejected() -> None:
+def test_icd_empty_reference_scores_zero_as_the_paper() -> None:
+    # The paper: ", ".join([]).split(", ") == [""]: nothing matches it, and valid-% still counts.
+    item = score_item("medisumcode", "I10", [])
+    assert item.metrics["icd_em_f1"] == 0.0 and item.metrics["icd_ap_f1"] == 0.0
+    assert item.metrics["icd_valid"] == 100.0
     with pytest.raises(DataError, match="field 'reference'"):
-        score_item("medisumcode", "I10", [])
+        score_item("medisumcode", "I10", 7)
 
 
 def test_structured_answers_become_the_papers_answer_text() -> None:

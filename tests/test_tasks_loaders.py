@@ -220,3 +220,10 @@ def test_too_few_rows_for_the_demonstrations(tmp_path: Path) -> None:
 
 def test_unique_ids() -> None:
     assert unique_ids(["a", None, "a", "", "a"]) == ["a", "1", "a#2", "3", "a#3"]
+
+
+def test_medisumcode_note_without_codes_loads_as_the_generator_writes_it(tmp_path: Path) -> None:
+    # generate_code_dataset.py keeps a note whose codes all failed icd10.find: icd_codes == [].
+    rows = [{"hadm_id": "1", "text": "letter", "icd_codes": []}]
+    loaded = load_medisumcode(_write(tmp_path / "MeDiSumCode.json", json.dumps(rows)))
+    assert loaded[0].icd_codes == []

@@ -138,13 +138,15 @@ async def test_packing_stays_within_budget(counter: TokenCounter, max_len: int, 
     assert (truncated > 0) == tight
 
 
-async def test_task1_budget_is_capped_at_8140() -> None:
+async def test_budgets_are_capped_at_8140_as_v3() -> None:
     spec = load_prompts("longhealth")
     assert spec.longhealth is not None and spec.longhealth.task1_max_len == 8140
-    assert spec.longhealth.task23_max_len == 0  # the served max_model_len (HEAD)
+    assert spec.longhealth.task23_max_len == 8140  # v3; HEAD packed Tasks 2/3 to the full context
     task = get_task("longhealth")
     assert task._max_len("task1", _ctx(max_len=32768)) == 8140  # type: ignore[attr-defined]
-    assert task._max_len("task2", _ctx(max_len=32768)) == 32768 - 50 - load_budget().reserve(2)  # type: ignore[attr-defined]
+    assert task._max_len("task2", _ctx(max_len=32768)) == 8140  # type: ignore[attr-defined]
+    small = 4096 - 50 - load_budget().reserve(2)
+    assert task._max_len("task3", _ctx(max_len=4096)) == small  # type: ignore[attr-defined]
 
 
 async def test_structured_enums_per_subtask() -> None:

@@ -58,7 +58,7 @@ class LongHealthSettings(_Strict):
     distractors: int = Field(ge=0)
     task1_max_len: int = Field(gt=0)
     task23_max_len: int = Field(ge=0)
-    v3_task23_max_len: int = 0
+    head_task23_max_len: int = 0
     gold_match: Literal["first", "last"]
     head_gold_match: Literal["first", "last"] = "first"
     nosystem_join: str
