@@ -6,15 +6,18 @@ from __future__ import annotations
 import csv
 import json
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipeline.errors import DataError
 
 # -- row models --------------------------------------------------------------------------------------------
+
+
+_RowT = TypeVar("_RowT", bound=BaseModel)
 
 
 class _Row(BaseModel):
@@ -152,27 +155,28 @@ def read_json_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         yield f"item [{index}]", obj
 
 
-def load_mednli(path: Path) -> list[MedNLIRow]:
-    rows: list[MedNLIRow] = []
-    for where, obj in read_jsonl(path):
+def _validated(path: Path, records: Iterable[tuple[str, Any]], model: type[_RowT], hint: str) -> list[_RowT]:
+    """Each record validated by ``model``; the first bad one names the file, the record and the field."""
+    rows: list[_RowT] = []
+    for where, obj in records:
         try:
-            rows.append(MedNLIRow.model_validate(obj))
+            rows.append(model.model_validate(obj))
         except ValidationError as exc:
-            raise validation_error(
-                path, where, exc, "each line needs pairID, sentence1, sentence2 and a lowercase gold_label"
-            ) from None
+            raise validation_error(path, where, exc, hint) from None
     return rows
+
+
+def load_mednli(path: Path) -> list[MedNLIRow]:
+    hint = "each line needs pairID, sentence1, sentence2 and a lowercase gold_label"
+    return _validated(path, read_jsonl(path), MedNLIRow, hint)
 
 
 def load_medisumqa(path: Path) -> list[MeDiSumQARow]:
     rows: list[MeDiSumQARow] = []
     for where, obj in read_json_records(path):
-        try:
-            row = MeDiSumQARow.model_validate(obj)
-        except ValidationError as exc:
-            raise validation_error(
-                path, where, exc, "each record needs Question, Answer and the letter"
-            ) from None
+        (row,) = _validated(
+            path, [(where, obj)], MeDiSumQARow, "each record needs Question, Answer and the letter"
+        )
         if row.discharge_summary is None and row.without_discharge_summary is None:
             raise DataError(
                 f"{path}: {where}: field 'discharge_summary': missing; each record needs the letter as "
@@ -183,15 +187,8 @@ def load_medisumqa(path: Path) -> list[MeDiSumQARow]:
 
 
 def load_medisumcode(path: Path) -> list[MeDiSumCodeRow]:
-    rows: list[MeDiSumCodeRow] = []
-    for where, obj in read_json_records(path):
-        try:
-            rows.append(MeDiSumCodeRow.model_validate(obj))
-        except ValidationError as exc:
-            raise validation_error(
-                path, where, exc, "each record needs hadm_id, text and icd_codes: [{code, description}]"
-            ) from None
-    return rows
+    hint = "each record needs hadm_id, text and icd_codes: [{code, description}]"
+    return _validated(path, read_json_records(path), MeDiSumCodeRow, hint)
 
 
 def load_longhealth(path: Path) -> dict[str, LongHealthPatient]:
