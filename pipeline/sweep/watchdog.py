@@ -62,12 +62,7 @@ class ServerKeeper:
                     return self.handle
                 if self._cancelled.is_set():
                     raise EndpointError(f"{self.model.name}: sweep stopping")
-                if self.restarts >= self.max_restarts:
-                    self.gave_up = reason
-                    self._on_event("gave_up", reason=reason, restarts=self.restarts)
-                    raise EndpointError(f"{self.model.name}: {reason} (after {self.restarts} restarts)")
-                self.restarts += 1
-                self._on_event("restart", reason=reason, restart=self.restarts)
+                self._spend_restart(reason)
 
     def restart(self, reason: str) -> ServerHandle:
         """Stop what runs (a hung server too) and start again on the same port and GPUs."""
@@ -76,13 +71,17 @@ class ServerKeeper:
                 raise EndpointError(f"{self.model.name}: gave up ({self.gave_up})")
             self._on_event("server_down", reason=reason)
             self.stop()
-            if self.restarts >= self.max_restarts:
-                self.gave_up = reason
-                self._on_event("gave_up", reason=reason, restarts=self.restarts)
-                raise EndpointError(f"{self.model.name}: {reason} (after {self.restarts} restarts)")
-            self.restarts += 1
-            self._on_event("restart", reason=reason, restart=self.restarts)
+            self._spend_restart(reason)
             return self.start()
+
+    def _spend_restart(self, reason: str) -> None:
+        """Count one restart for ``reason``, or give up (EndpointError) once ``max_restarts`` are used."""
+        if self.restarts >= self.max_restarts:
+            self.gave_up = reason
+            self._on_event("gave_up", reason=reason, restarts=self.restarts)
+            raise EndpointError(f"{self.model.name}: {reason} (after {self.restarts} restarts)")
+        self.restarts += 1
+        self._on_event("restart", reason=reason, restart=self.restarts)
 
     def ensure_healthy(self) -> ServerHandle:
         """The running server if it passes a health check, else a restarted one."""

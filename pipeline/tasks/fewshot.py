@@ -12,6 +12,7 @@ from pipeline.errors import ConfigError, DataError
 from pipeline.request import Request
 from pipeline.tasks.base import RenderContext
 from pipeline.tasks.budget import count_rendered, prompt_cap, surely_fits, water_fill
+from pipeline.tasks.loaders import load_once
 from pipeline.tasks.prompts import (
     PromptTexts,
     TaskPrompts,
@@ -82,7 +83,7 @@ class FewShotTask:
         path = self.data_path(data_dir)
         if not path.is_file():
             raise missing_data_error(self.name, path, self.spec)
-        items = self._loader(path)
+        items = load_once(self._loader, path)
         needed = self.spec.prompt.few_shot + 1
         if len(items) < needed:
             raise DataError(

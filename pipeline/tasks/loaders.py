@@ -4,9 +4,10 @@ the file, the line (or row/index) and the field, and what to do about it."""
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -18,6 +19,19 @@ from pipeline.errors import DataError
 
 
 _RowT = TypeVar("_RowT", bound=BaseModel)
+_Loaded = TypeVar("_Loaded")
+
+
+def load_once(loader: Callable[[Path], _Loaded], path: Path) -> _Loaded:
+    """``loader(path)``, parsed once per version of the file: an eval checks, counts and expands each task,
+    and a dataset (an xlsx, a LongHealth JSON) should be read once for all three. Do not mutate the result."""
+    stat = path.stat()
+    return _load_cached(loader, str(path.resolve()), stat.st_mtime_ns, stat.st_size)  # type: ignore[no-any-return]
+
+
+@functools.lru_cache(maxsize=16)
+def _load_cached(loader: Callable[[Path], Any], resolved: str, mtime_ns: int, size: int) -> Any:
+    return loader(Path(resolved))
 
 
 class _Row(BaseModel):

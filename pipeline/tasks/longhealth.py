@@ -23,7 +23,7 @@ from pipeline.request import Request
 from pipeline.tasks.base import ChatMode, RenderContext, TokenCounter
 from pipeline.tasks.budget import prompt_cap
 from pipeline.tasks.fewshot import missing_data_error
-from pipeline.tasks.loaders import LongHealthPatient, LongHealthQuestion, load_longhealth
+from pipeline.tasks.loaders import LongHealthPatient, LongHealthQuestion, load_longhealth, load_once
 from pipeline.tasks.prompts import LongHealthSettings, TaskPrompts, load_budget, load_prompts, response_format
 from pipeline.tasks.render import render_longhealth
 
@@ -112,7 +112,7 @@ class LongHealthTask:
         path = self.data_path(data_dir)
         if not path.is_file():
             raise missing_data_error(self.name, path, self.spec)
-        patients = load_longhealth(path)
+        patients = load_once(load_longhealth, path)
         settings = self.settings
         for patient_id, patient in patients.items():
             for index, question in enumerate(patient.questions):
