@@ -197,9 +197,12 @@ _FAILURE_FIXES = {
     "not_found": "the endpoint does not serve the model under the name sent; check --model against "
     "GET /v1/models",
     "bad_request": "the server rejected the request (HTTP 4xx); see results.error_message in the store",
-    "invalid_response": "the server's answers were not valid OpenAI responses",
 }
 _TRANSIENT_FIX = "transient; raise --timeout or --max-attempts if it persists"
+# Transient classes whose cause is worth naming: retried like the rest, and never a non-zero exit.
+_TRANSIENT_CAUSES = {
+    "invalid_response": f"the server's answer was not a valid OpenAI response; {_TRANSIENT_FIX}",
+}
 
 
 def _failed_by_class(out: Path, model: str, variant: str, tasks: Sequence[str]) -> dict[str, int]:
@@ -218,7 +221,8 @@ def _failed_by_class(out: Path, model: str, variant: str, tasks: Sequence[str]) 
 
 def _failed_line(failed: dict[str, int], out: Path, must_fix: bool) -> str:
     total = sum(failed.values())
-    parts = [f"{cls} {n} ({_FAILURE_FIXES.get(cls, _TRANSIENT_FIX)})" for cls, n in sorted(failed.items())]
+    explain = {**_TRANSIENT_CAUSES, **_FAILURE_FIXES}
+    parts = [f"{cls} {n} ({explain.get(cls, _TRANSIENT_FIX)})" for cls, n in sorted(failed.items())]
     return (
         f"{'error' if must_fix else 'note'}: {total} request(s) ended failed and are not scored: "
         f"{'; '.join(parts)}. "

@@ -251,3 +251,25 @@ def test_prompt_longer_than_the_context(tmp_path: Path, capsys: pytest.CaptureFi
     assert _snapshot(good_store) == before
     with sqlite3.connect(out / "medsweep.sqlite") as conn:
         assert conn.execute("SELECT COUNT(*) FROM scores").fetchone()[0] == 0
+
+
+def test_truncated_bodies_outliving_the_retries_are_transient(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A truncated JSON body is retried like a 5xx; if every attempt is cut short the request is recorded
+    # failed with class invalid_response, named in a note, and the exit code stays 0 (README: transient).
+    out = tmp_path / "cut"
+    config = tmp_path / "fast.toml"
+    config.write_text("[client]\nbackoff_base = 0.01\nbackoff_max = 0.02\n")
+    with fake_server("--ptruncated", "1.0") as cut:
+        code = main(["eval", "--model", "fake-model", "--base-url", cut.base_url, "--data-dir", str(DEMO),
+                     "--out", str(out), "--task", "mednli", "--max-attempts", "2",
+                     "--config", str(config)])  # fmt: skip
+        assert cut.stats()["received"] == 18  # 9 requests, each sent twice
+    err = capsys.readouterr().err
+    assert code == 0, err
+    notes = [line for line in err.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1 and "9 request(s) ended failed and are not scored: invalid_response 9" in notes[0]
+    assert not [line for line in err.splitlines() if line.startswith("error: ")]
+    with sqlite3.connect(out / "medsweep.sqlite") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM scores").fetchone()[0] == 0
