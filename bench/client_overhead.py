@@ -6,7 +6,9 @@ The server (tests/fakeserver.py) runs in its own process so that the client's CP
 1. instant server, N chat requests at concurrency C: medsweep (client + pydantic validation + SQLite store +
    progress) vs ``AsyncOpenAI`` with a semaphore; prints ms of client CPU per request and the ratio;
 2. a server that answers after 50 ms: wall time of N requests at concurrency 64 against the ideal
-   ``N / 64 × 50 ms``;
+   ``N / 64 × 50 ms``, for medsweep and a bare aiohttp loop; then the same against a minimal asyncio server
+   answering canned bytes, beside a raw asyncio-protocol client: the pair with the least work Python can
+   do, which is this machine's floor for the case;
 3. ``--rss N``: peak RSS of a medsweep run of N requests (run in a child process).
 
 Usage: ``python bench/client_overhead.py [--requests 2000] [--concurrency 64] [--rss 100000]``
@@ -146,6 +148,127 @@ async def _raw_aiohttp(base_url: str, n: int, concurrency: int) -> float:
         return time.perf_counter() - start
 
 
+_CANNED_BODY = json.dumps(
+    {
+        "id": "cmpl-canned",
+        "object": "chat.completion",
+        "model": "fake-model",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "Who?"}, "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": 120, "completion_tokens": 2},
+    }
+).encode()
+_CANNED_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(_CANNED_BODY)
+    + _CANNED_BODY
+)
+
+
+def _content_length(head: bytes) -> int:
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 0
+
+
+class _CannedServer(asyncio.Protocol):
+    """Answers every request on the connection with the same bytes after ``delay`` seconds."""
+
+    delay = 0.05
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.buffer = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
+            size = end + 4 + _content_length(bytes(self.buffer[:end]))
+            if len(self.buffer) < size:
+                return
+            del self.buffer[:size]
+            asyncio.get_running_loop().call_later(self.delay, self.transport.write, _CANNED_RESPONSE)
+
+
+def _serve_canned(port: int) -> None:
+    async def serve() -> None:
+        server = await asyncio.get_running_loop().create_server(_CannedServer, "127.0.0.1", port)
+        print("ready", flush=True)
+        await server.serve_forever()
+
+    asyncio.run(serve())
+
+
+class _RawConnection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection, one request at a time, Content-Length bodies only."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.buffer = bytearray()
+        self.answer: asyncio.Future[bytes] | None = None
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        size = end + 4 + _content_length(bytes(self.buffer[:end]))
+        if len(self.buffer) >= size and self.answer is not None:
+            body = bytes(self.buffer[end + 4 : size])
+            del self.buffer[:size]
+            self.answer.set_result(body)
+
+    def post(self, data: bytes) -> asyncio.Future[bytes]:
+        self.answer = asyncio.get_running_loop().create_future()
+        self.transport.write(data)
+        return self.answer
+
+
+async def _raw_protocol(port: int, n: int, concurrency: int) -> float:
+    """The floor: pre-formatted requests written to a socket, answers sliced by Content-Length (wall s)."""
+    loop = asyncio.get_running_loop()
+    idle: list[_RawConnection] = []
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> None:
+        body = json.dumps(
+            {
+                "model": "fake-model",
+                "messages": [{"role": "user", "content": f"{_PROMPT} #{i}"}],
+                "max_tokens": 32,
+            }
+        ).encode()
+        head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        async with sem:
+            conn = (
+                idle.pop() if idle else (await loop.create_connection(_RawConnection, "127.0.0.1", port))[1]
+            )
+            await conn.post(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            idle.append(conn)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(n)))
+    wall = time.perf_counter() - start
+    for conn in idle:
+        conn.transport.close()
+    return wall
+
+
+def _canned_server() -> tuple[subprocess.Popen[str], int]:
+    from tests.fakeserver import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--canned-server", str(port)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return proc, port
+
+
 def _rss_child(n: int, concurrency: int) -> None:
     with fake_server() as server, tempfile.TemporaryDirectory() as tmp:
         asyncio.run(_medsweep(server.base_url, n, concurrency, Path(tmp)))
@@ -164,7 +287,11 @@ def main() -> None:
         "--rss", type=int, default=0, help="also measure peak RSS of a run of this many requests"
     )
     parser.add_argument("--rss-child", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--canned-server", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.canned_server:
+        _serve_canned(args.canned_server)
+        return
     if args.rss_child:
         _rss_child(args.rss_child, args.concurrency)
         return
@@ -189,10 +316,24 @@ def main() -> None:
         _, wall = asyncio.run(_medsweep(server.base_url, n, 64, Path(tmp)))
         floor = asyncio.run(_raw_aiohttp(server.base_url, n, 64))
     ideal = n / 64 * 0.05
+    print(f"server answering after 50 ms, {n} requests at concurrency 64 (ideal {ideal:.2f} s):")
     print(
-        f"50 ms server, {n} requests at concurrency 64: {wall:.2f} s "
-        f"(ideal {ideal:.2f} s, {wall / ideal:.2f}x); bare aiohttp loop on the same server {floor:.2f} s "
-        f"({floor / ideal:.2f}x)"
+        f"  fake server   : medsweep {wall:.2f} s ({wall / ideal:.2f}x), "
+        f"bare aiohttp {floor:.2f} s ({floor / ideal:.2f}x)"
+    )
+    proc, port = _canned_server()
+    try:
+        base_url = f"http://127.0.0.1:{port}/v1"
+        with tempfile.TemporaryDirectory() as tmp:
+            _, wall = asyncio.run(_medsweep(base_url, n, 64, Path(tmp)))
+        floor = asyncio.run(_raw_aiohttp(base_url, n, 64))
+        raw = asyncio.run(_raw_protocol(port, n, 64))
+    finally:
+        proc.kill()
+        proc.wait()
+    print(
+        f"  canned bytes  : medsweep {wall:.2f} s ({wall / ideal:.2f}x), bare aiohttp {floor:.2f} s "
+        f"({floor / ideal:.2f}x), raw asyncio protocol {raw:.2f} s ({raw / ideal:.2f}x, the machine's floor)"
     )
 
     if args.rss:

@@ -1,0 +1,32 @@
+"""`bench/client_overhead.py` runs end to end and prints every figure the README quotes (small N).
+
+Timings are not asserted (they belong to the benchmark); that the benchmark still works is.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_client_overhead_benchmark_prints_every_figure() -> None:
+    out = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "client_overhead.py"), "--requests", "128", "--rounds", "1",
+         "--rss", "256"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = out.stdout
+    number = r"\d+\.\d+"
+    assert re.search(rf"medsweep full eval path : {number} ms", text), text
+    assert re.search(rf"openai SDK loop +: {number} ms", text), text
+    assert re.search(rf"ratio medsweep / openai : {number}", text), text
+    assert re.search(rf"fake server +: medsweep {number} s \({number}x\), bare aiohttp {number} s", text), text
+    assert re.search(
+        rf"canned bytes +: medsweep {number} s .*bare aiohttp {number} s .*raw asyncio protocol {number} s", text
+    ), text
+    assert re.search(r"256 requests: peak RSS \d+ MB", text), text
