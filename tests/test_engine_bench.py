@@ -21,12 +21,11 @@ def test_client_overhead_benchmark_prints_every_figure() -> None:
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     text = out.stdout
-    number = r"\d+\.\d+"
-    assert re.search(rf"medsweep full eval path : {number} ms", text), text
-    assert re.search(rf"openai SDK loop +: {number} ms", text), text
-    assert re.search(rf"ratio medsweep / openai : {number}", text), text
-    assert re.search(rf"fake server +: medsweep {number} s \({number}x\), bare aiohttp {number} s", text), text
-    assert re.search(
-        rf"canned bytes +: medsweep {number} s .*bare aiohttp {number} s .*raw asyncio protocol {number} s", text
-    ), text
+    x = r"\d+\.\d+"  # a figure
+    assert re.search(rf"medsweep full eval path : {x} ms", text), text
+    assert re.search(rf"openai SDK loop +: {x} ms", text), text
+    assert re.search(rf"ratio medsweep / openai : {x}", text), text
+    assert re.search(rf"fake server +: medsweep {x} s \({x}x\), bare aiohttp {x} s", text), text
+    canned = rf"canned bytes +: medsweep {x} s .*bare aiohttp {x} s .*raw asyncio protocol {x} s"
+    assert re.search(canned, text), text
     assert re.search(r"256 requests: peak RSS \d+ MB", text), text
