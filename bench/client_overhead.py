@@ -124,8 +124,14 @@ async def _openai_loop(base_url: str, n: int, concurrency: int) -> tuple[float, 
     return cpu, wall
 
 
+def _bare_body(i: int) -> bytes:
+    """The JSON body the two bare loops send: what medsweep sends, without its system message."""
+    message = {"role": "user", "content": f"{_PROMPT} #{i}"}
+    return json.dumps({"model": "fake-model", "messages": [message], "max_tokens": 32}).encode()
+
+
 async def _raw_aiohttp(base_url: str, n: int, concurrency: int) -> float:
-    """The floor: a bare aiohttp loop with no validation, store or progress (wall seconds)."""
+    """A bare aiohttp loop with no validation, store or progress (wall seconds)."""
     import aiohttp
 
     connector = aiohttp.TCPConnector(limit=concurrency + 8)
@@ -133,13 +139,7 @@ async def _raw_aiohttp(base_url: str, n: int, concurrency: int) -> float:
         sem = asyncio.Semaphore(concurrency)
 
         async def one(i: int) -> None:
-            body = json.dumps(
-                {
-                    "model": "fake-model",
-                    "messages": [{"role": "user", "content": f"{_PROMPT} #{i}"}],
-                    "max_tokens": 32,
-                }
-            )
+            body = _bare_body(i)
             async with sem, session.post(f"{base_url}/chat/completions", data=body) as resp:
                 await resp.read()
 
@@ -235,13 +235,7 @@ async def _raw_protocol(port: int, n: int, concurrency: int) -> float:
     sem = asyncio.Semaphore(concurrency)
 
     async def one(i: int) -> None:
-        body = json.dumps(
-            {
-                "model": "fake-model",
-                "messages": [{"role": "user", "content": f"{_PROMPT} #{i}"}],
-                "max_tokens": 32,
-            }
-        ).encode()
+        body = _bare_body(i)
         head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         async with sem:
             conn = (

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
 
 import pytest
 
@@ -13,25 +12,10 @@ from pipeline.tasks import get_task
 from pipeline.tasks.base import ChatMode, RenderContext, TokenCounter
 from pipeline.tasks.prompts import load_budget, load_prompts
 from pipeline.tokens import EstimateCounter
+from tests.task_support import WordCounter
 
 DEMO = Path(__file__).resolve().parents[1] / "demo_data"
 DATA = json.loads((DEMO / "longhealth" / "benchmark_v5.json").read_text())
-
-
-class WordCounter:
-    """A fake tokenizer: one token per whitespace-separated word (exact, deterministic)."""
-
-    exact = True
-
-    async def count(self, text: str) -> int:
-        return len(text.split())
-
-    async def truncate(self, text: str, max_tokens: int, *, keep: Literal["start", "end"]) -> str:
-        words = text.split()
-        if len(words) <= max_tokens:
-            return text
-        kept = words[:max_tokens] if keep == "start" else words[len(words) - max_tokens :]
-        return " ".join(kept)
 
 
 async def _all(ctx: RenderContext) -> list[Request]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Literal
 
 import aiohttp
 import pytest
@@ -17,6 +16,7 @@ from pipeline.tasks.base import RenderContext
 from pipeline.tasks.budget import water_fill
 from pipeline.tasks.prompts import load_budget, load_prompts
 from pipeline.tokens import EstimateCounter, ServerCounter, make_counter
+from tests.task_support import WordCounter
 
 VOCAB: dict[str, int] = {}
 CALLS = web.AppKey("calls", list)
@@ -88,17 +88,6 @@ def test_water_fill() -> None:
     assert water_fill([10, 20], 30) is None
     assert water_fill([10, 100, 100], 110) == 50
     assert water_fill([10, 100], 0) == 0
-
-
-class WordCounter:
-    exact = True
-
-    async def count(self, text: str) -> int:
-        return len(text.split())
-
-    async def truncate(self, text: str, max_tokens: int, *, keep: Literal["start", "end"]) -> str:
-        words = text.split()
-        return " ".join(words[-max_tokens:] if keep == "end" else words[:max_tokens]) if max_tokens else ""
 
 
 async def test_over_long_letters_keep_their_end(tmp_path: Path) -> None:
