@@ -111,25 +111,37 @@ def server_root(base_url: str) -> str:
     return url[: -len("/v1")] if url.endswith("/v1") else url
 
 
+def read_config_file(path: Path) -> dict[str, dict[str, Any]]:
+    """A TOML config file by section; a missing file, bad TOML or a bare top-level key is a ConfigError."""
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    sections: dict[str, dict[str, Any]] = {}
+    for section, values in raw.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: top-level key {section!r} must be a [section]")
+        sections[section] = values
+    return sections
+
+
 def load_config(
     path: Path | None = None,
     overrides: dict[str, dict[str, Any]] | None = None,
     environ: dict[str, str] | None = None,
+    *,
+    sections: dict[str, dict[str, Any]] | None = None,
 ) -> EvalConfig:
-    """Build the configuration: TOML file, then environment, then ``overrides`` (flags, by section)."""
+    """Build the configuration: TOML file, then environment, then ``overrides`` (flags, by section).
+
+    ``sections`` is the file's content when the caller has already read ``path`` with `read_config_file`.
+    """
     env = os.environ if environ is None else environ
-    data: dict[str, dict[str, Any]] = {}
-    if path is not None:
-        try:
-            raw = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-        for section, values in raw.items():
-            if not isinstance(values, dict):
-                raise ConfigError(f"{path}: top-level key {section!r} must be a [section]")
-            data[section] = dict(values)
+    if sections is None:
+        sections = read_config_file(path) if path is not None else {}
+    data = {section: dict(values) for section, values in sections.items()}
     endpoint = data.setdefault("endpoint", {})
     if env.get("OPENAI_BASE_URL"):
         endpoint["base_urls"] = [env["OPENAI_BASE_URL"]]

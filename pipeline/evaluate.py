@@ -22,6 +22,7 @@ from pipeline.client import Client, ServedModel
 from pipeline.config import EvalConfig, server_root
 from pipeline.errors import DataError, EndpointError
 from pipeline.progress import Progress
+from pipeline.request import merge_stops
 from pipeline.runner import EvalRun, RunResult, Target
 from pipeline.store import Store
 from pipeline.summary import TaskSummary, print_summary, score_tasks
@@ -90,9 +91,7 @@ def resolve_target(config: EvalConfig, served: list[ServedModel], base_url: str)
     max_len = card.max_model_len or config.model.max_model_len
     if max_len is None and entry is not None:
         max_len = entry.max_model_len
-    stop = tuple(config.sampling.stop) + tuple(
-        s for s in (entry.stop if entry else []) if s not in config.sampling.stop
-    )
+    stop = tuple(merge_stops(config.sampling.stop, entry.stop if entry else []))
     config = config.model_copy(update={"sampling": config.sampling.model_copy(update={"stop": stop})})
     if entry is not None:
         identity = f"{entry.name}@{config.model.revision or entry.revision}"
@@ -119,8 +118,9 @@ async def _evaluate(
         root = server_root(base_url)
         counter = await make_counter(client.session, base_url, target.served_name, dict(client.headers))
         metrics_url = f"{root}/metrics" if await is_vllm(client.session, f"{root}/metrics") else None
+        card = next(m for m in served if m.id == target.served_name)
         provenance = {
-            **await collect_provenance(base_url, api_key, served_model=target.served_name),
+            **await collect_provenance(base_url, api_key, card=card),
             **provenance,
         }
         store = Store.open(config.run.out)

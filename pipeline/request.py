@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
 
 EndpointKind = Literal["chat", "completion"]
+
+
+def merge_stops(first: Sequence[str], more: Sequence[str]) -> list[str]:
+    """``first``, then the strings of ``more`` it lacks: stop lists add up (config, model, task), in order."""
+    return [*first, *(s for s in more if s not in first)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,9 +23,10 @@ from asyncio_throttle import Throttler  # type: ignore[attr-defined]
 from pipeline.client import Client, Outcome
 from pipeline.config import EvalConfig
 from pipeline.progress import Progress
-from pipeline.request import Request, content_key
+from pipeline.request import Request, content_key, merge_stops
 from pipeline.store import ResultRow, Store
 from pipeline.tasks.base import RenderContext, Task, TokenCounter
+from pipeline.tasks.prompts import prompt_hashes
 
 _FLUSH_SECONDS = 0.05
 _SETTLE_SECONDS = 10.0
@@ -319,14 +320,6 @@ class EvalRun:
         return data
 
 
-def prompt_hashes(tasks: Sequence[str]) -> dict[str, str]:
-    """sha256 of each task's prompt file: runs made with different prompts are never paired."""
-    from pipeline.tasks.prompts import prompt_path, prompt_sha256
-
-    # A task without a prompt file (one defined in code, as in the engine's tests) hashes to "".
-    return {name: prompt_sha256(name) if prompt_path(name).exists() else "" for name in tasks}
-
-
 def _throttler(rate: float | None) -> Throttler | None:
     """One rate cap shared by all workers; fractional rates become N requests per N/rate seconds."""
     if rate is None:
@@ -346,7 +339,7 @@ def _body(request: Request, served: str, sampling_body: dict[str, Any]) -> bytes
     if request.extra_body:
         extra = dict(request.extra_body)
         if "stop" in extra and "stop" in body:  # a task's stop strings add to the model's
-            extra["stop"] = [*body["stop"], *(s for s in extra["stop"] if s not in body["stop"])]
+            extra["stop"] = merge_stops(body["stop"], extra["stop"])
         body.update(extra)
     return orjson.dumps(body)
 

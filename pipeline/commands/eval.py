@@ -39,8 +39,10 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pipeline.config import load_config
+    from pipeline.config import load_config, read_config_file
     from pipeline.evaluate import evaluate
+
+    sections = read_config_file(args.config) if args.config else {}
 
     endpoint: dict[str, Any] = {}
     model: dict[str, Any] = {
@@ -51,10 +53,10 @@ def _run(args: argparse.Namespace) -> int:
     }
     if args.base_urls:
         endpoint["base_urls"] = args.base_urls
-    elif not os.environ.get("OPENAI_BASE_URL") and not _config_has_urls(args.config):
+    elif not os.environ.get("OPENAI_BASE_URL") and "base_urls" not in sections.get("endpoint", {}):
         _from_serve_state(endpoint, model)
     data_dir = args.data_dir
-    if data_dir is None and not (args.config and _config_has(args.config, "run", "data_dir")):
+    if data_dir is None and "data_dir" not in sections.get("run", {}):
         from pipeline.tasks import DATA_DIR, default_data_dir
 
         data_dir = default_data_dir()
@@ -64,7 +66,7 @@ def _run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     out = args.out
-    if out is None and not (args.config and _config_has(args.config, "run", "out")):
+    if out is None and "out" not in sections.get("run", {}):
         out = Path("results")
     overrides = {
         "endpoint": endpoint,
@@ -85,7 +87,7 @@ def _run(args: argparse.Namespace) -> int:
             "variant": args.variant,
         },
     }
-    config = load_config(args.config, overrides)
+    config = load_config(args.config, overrides, sections=sections)
     return evaluate(config)
 
 
@@ -102,16 +104,3 @@ def _from_serve_state(endpoint: dict[str, Any], model: dict[str, Any]) -> None:
     if not model.get("name"):
         model["name"] = state.model
         model["served_name"] = state.served_model
-
-
-def _config_has(path: Path, section: str, key: str) -> bool:
-    import tomllib
-
-    try:
-        return key in tomllib.loads(path.read_text()).get(section, {})
-    except (OSError, tomllib.TOMLDecodeError):
-        return False
-
-
-def _config_has_urls(path: Path | None) -> bool:
-    return path is not None and _config_has(path, "endpoint", "base_urls")

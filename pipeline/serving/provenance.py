@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 
 from pipeline import __version__
+from pipeline.client import ServedModel
 from pipeline.config import server_root
 from pipeline.registry import REPO_ROOT
 from pipeline.serving.state import ServeState, read_state
@@ -24,9 +25,13 @@ async def collect_provenance(
     state: ServeState | None = None,
     served_model: str | None = None,
     timeout: float = 10.0,
+    card: ServedModel | None = None,
 ) -> dict[str, Any]:
     """Read ``/version`` and ``/v1/models`` from the server at ``base_url`` (root or ``.../v1``) and merge
-    what the serve state file recorded (image, GPUs, TP) when it describes the same server."""
+    what the serve state file recorded (image, GPUs, TP) when it describes the same server.
+
+    ``card`` is the served model's entry when the caller has already listed ``/v1/models``.
+    """
     root = server_root(base_url)
     if state is None:
         recorded = read_state()
@@ -35,10 +40,14 @@ async def collect_provenance(
     async with aiohttp.ClientSession(
         headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
     ) as session:
-        version_body, models_body = await asyncio.gather(
-            _get_json(session, f"{root}/version"), _get_json(session, f"{root}/v1/models")
-        )
-    model_entry = _pick_model(models_body, served_model or (state.served_model if state else None))
+        if card is None:
+            version_body, models_body = await asyncio.gather(
+                _get_json(session, f"{root}/version"), _get_json(session, f"{root}/v1/models")
+            )
+            model_entry = _pick_model(models_body, served_model or (state.served_model if state else None))
+        else:
+            version_body = await _get_json(session, f"{root}/version")
+            model_entry = {"id": card.id, "max_model_len": card.max_model_len, "root": card.root}
     return {
         "base_url": root,
         "vllm_version": version_body.get("version") if isinstance(version_body, dict) else None,

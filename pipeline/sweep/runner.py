@@ -263,7 +263,7 @@ class SweepRunner:
 
     def _settings(self, model: PlannedModel) -> dict[str, Any]:
         """What must match for an earlier `done` to count on a rerun (the keys depend on all of it)."""
-        from pipeline.runner import prompt_hashes
+        from pipeline.tasks.prompts import prompt_hashes
 
         return {
             "prompts_sha256": prompt_hashes(list(model.tasks)),

@@ -6,6 +6,7 @@ import hashlib
 import os
 import string
 import tomllib
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -96,6 +97,12 @@ def prompt_path(task: str) -> Path:
 def prompt_sha256(task: str) -> str:
     """The hash of the prompt file, for ``runs.config_json.prompts_sha256``."""
     return hashlib.sha256(prompt_path(task).read_bytes()).hexdigest()
+
+
+def prompt_hashes(tasks: Sequence[str]) -> dict[str, str]:
+    """sha256 of each task's prompt file: runs made with different prompts are never paired."""
+    # A task without a prompt file (one defined in code, as in the engine's tests) hashes to "".
+    return {name: prompt_sha256(name) if prompt_path(name).exists() else "" for name in tasks}
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
