@@ -15,6 +15,7 @@ import copy
 import hashlib
 import random
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,20 @@ async def pack_documents(
     return selected
 
 
+def _other_documents(patients: dict[str, LongHealthPatient], patient_id: str) -> list[str]:
+    return [text for pid, p in patients.items() if pid != patient_id for text in p.texts.values()]
+
+
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    """What one question's sub-task shares across its repeats."""
+
+    options: str
+    budget: int  # tokens left for the documents
+    reference: str
+    response_format: dict[str, Any] | None
+
+
 class LongHealthTask:
     name = "longhealth"
     level = 2
@@ -137,10 +152,37 @@ class LongHealthTask:
 
     async def requests(self, data_dir: Path, ctx: RenderContext) -> AsyncIterator[Request]:
         patients = self.load(data_dir)
+        settings, counter = self.settings, ctx.counter
+        separator_tokens = await counter.count(settings.document_separator)
+        pools: dict[str, list[str]] = {}  # Tasks 2/3 draw distractors from every other patient's documents
         for patient_id, question in self._questions(patients, ctx.limit):
+            patient = patients[patient_id]
+            answers = [patient.texts[t] for t in question.answer_location]
             for subtask in SUBTASKS:
-                for repeat in range(self.settings.repeats):
-                    yield await self._request(patients, patient_id, question, subtask, repeat, ctx)
+                frame = await self._frame(question, subtask, ctx)
+                task1_docs: list[str] | None = None  # Task 1 packs the same documents in every repeat
+                for repeat in range(settings.repeats):
+                    rng = random.Random(
+                        derive_seed(self.name, subtask, patient_id, str(question.No), str(repeat))
+                    )
+                    if subtask == "task1":
+                        if task1_docs is None:
+                            own = [t for k, t in patient.texts.items() if k not in question.answer_location]
+                            task1_docs = await pack_documents(
+                                counter, answers, own, frame.budget, separator_tokens
+                            )
+                        documents = list(task1_docs)
+                    else:
+                        if patient_id not in pools:
+                            pools[patient_id] = _other_documents(patients, patient_id)
+                        pool = pools[patient_id]
+                        others = rng.sample(pool, min(settings.distractors, len(pool)))
+                        kept = answers if subtask == "task2" else []
+                        documents = await pack_documents(
+                            counter, kept, others, frame.budget, separator_tokens
+                        )
+                    rng.shuffle(documents)
+                    yield self._request(patient_id, question, subtask, repeat, frame, documents, ctx)
 
     def _max_len(self, subtask: str, ctx: RenderContext) -> int:
         settings = self.settings
@@ -158,45 +200,37 @@ class LongHealthTask:
         schema["properties"]["answer"]["enum"] = [label.upper() for label in labels]
         return response_format(structured, schema)
 
-    async def _request(
+    async def _frame(self, question: LongHealthQuestion, subtask: str, ctx: RenderContext) -> _Frame:
+        settings, prompt = self.settings, self.spec.prompt
+        labels = _TASK1_LABELS if subtask == "task1" else _TASK23_LABELS
+        texts = option_texts(question, settings.option_f)
+        options = "\n".join(f"{label.upper()}: {texts[label]}" for label in labels)
+        fixed = await ctx.counter.count(prompt.system) + await ctx.counter.count(
+            prompt.user.format(documents="", question_text=question.question, options=options)
+        )
+        if subtask == "task3":
+            reference = "F"
+        else:
+            reference = gold_letter(question, labels, settings.option_f, settings.gold_match) or ""
+        fmt = self._response_format(labels) if ctx.variant == "structured" else None
+        return _Frame(options, self._max_len(subtask, ctx) - fixed, reference, fmt)
+
+    def _request(
         self,
-        patients: dict[str, LongHealthPatient],
         patient_id: str,
         question: LongHealthQuestion,
         subtask: str,
         repeat: int,
+        frame: _Frame,
+        documents: list[str],
         ctx: RenderContext,
     ) -> Request:
         settings = self.settings
         prompt = self.spec.prompt
-        patient = patients[patient_id]
-        labels = _TASK1_LABELS if subtask == "task1" else _TASK23_LABELS
-        texts = option_texts(question, settings.option_f)
-        options = "\n".join(f"{label.upper()}: {texts[label]}" for label in labels)
-        rng = random.Random(derive_seed(self.name, subtask, patient_id, str(question.No), str(repeat)))
-
-        answer_docs = [patient.texts[t] for t in question.answer_location]
-        if subtask == "task1":
-            others = [text for t, text in patient.texts.items() if t not in question.answer_location]
-        else:
-            pool = [text for pid, p in patients.items() if pid != patient_id for text in p.texts.values()]
-            others = rng.sample(pool, min(settings.distractors, len(pool)))
-            if subtask == "task3":
-                answer_docs = []
-
-        counter = ctx.counter
-        fixed = await counter.count(prompt.system) + await counter.count(
-            prompt.user.format(documents="", question_text=question.question, options=options)
-        )
-        separator_tokens = await counter.count(settings.document_separator)
-        budget = self._max_len(subtask, ctx) - fixed
-        documents = await pack_documents(counter, answer_docs, others, budget, separator_tokens)
-        rng.shuffle(documents)
-
         user = prompt.user.format(
             documents=settings.document_separator.join(documents),
             question_text=question.question,
-            options=options,
+            options=frame.options,
         )
         rendered = render_longhealth(
             ctx.chat_mode,
@@ -205,22 +239,17 @@ class LongHealthTask:
             nosystem_join=settings.nosystem_join,
             base_join=settings.base_join,
         )
-        if subtask == "task3":
-            reference = "F"
-        else:
-            reference = gold_letter(question, labels, settings.option_f, settings.gold_match) or ""
-        fmt = self._response_format(labels) if ctx.variant == "structured" else None
         return Request(
             task=self.name,
             item_id=f"{patient_id}/{question.No}",
             kind=rendered.kind,
             max_tokens=prompt.max_new_tokens,
-            reference=reference,
+            reference=frame.reference,
             messages=rendered.messages,
             prompt=rendered.prompt,
             subtask=subtask,
             repeat=repeat,
-            response_format=fmt,
+            response_format=frame.response_format,
             prefix_group=patient_id,
             extra_body=dict(rendered.extra_body),
         )
