@@ -82,21 +82,17 @@ def _read(path: Path, task: str) -> list[_Line]:
 
 
 def _score(path: Path, task: str, lines: list[_Line], extras: bool) -> Any:
-    from pipeline.scoring import aggregate, aggregate_by_subtask, score_batch, score_item
+    from pipeline.scoring import add_extras, aggregate, aggregate_by_subtask, score_item
 
-    # Validate item by item first so that an error names its line.
-    for line in lines:
+    items = []
+    for line in lines:  # one item at a time, so that an error names its line
         try:
-            score_item(task, line.prediction, line.reference, subtask=line.subtask)
+            items.append(score_item(task, line.prediction, line.reference, subtask=line.subtask))
         except DataError as exc:
             raise DataError(f"{path}:{line.number}: {exc}") from exc
-    items = score_batch(
-        task,
-        [line.prediction for line in lines],
-        [line.reference for line in lines],
-        subtasks=[line.subtask for line in lines],
-        extras=extras,
-    )
+    if extras:
+        outputs, references = [line.prediction for line in lines], [line.reference for line in lines]
+        items = add_extras(task, outputs, references, items)
     if task != "longhealth":
         return aggregate(task, items)
     groups: dict[str, list[Any]] = {}

@@ -7,6 +7,7 @@ lenient readings add ``_lenient``, and task means add ``format_adherence``."""
 
 from pipeline.scoring.api import (
     FORMAT_ADHERENCE,
+    add_extras,
     aggregate,
     aggregate_by_subtask,
     item_metrics,
@@ -26,6 +27,7 @@ __all__ = [
     "LevelScores",
     "ScoredItem",
     "TaskScore",
+    "add_extras",
     "aggregate",
     "aggregate_by_subtask",
     "item_metrics",

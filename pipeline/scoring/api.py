@@ -60,12 +60,13 @@ def score_batch(
     ]
     if not extras or not items:
         return items
-    return _add_extras(task, outputs, references, items)
+    return add_extras(task, outputs, references, items)
 
 
-def _add_extras(
+def add_extras(
     task: str, outputs: Sequence[str], references: Sequence[Any], items: list[ScoredItem]
 ) -> list[ScoredItem]:
+    """``items`` with BERTScore F1 / UMLS-F1 added where the task reports them and they can run here."""
     wanted = extras.extra_metrics(task)
     if not wanted:
         return items

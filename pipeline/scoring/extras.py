@@ -16,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from pipeline.scoring.icd import f1
 from pipeline.scoring.settings import BertScoreSetting, clue_settings
 
 BERTSCORE = "bertscore_f1"
@@ -174,7 +175,8 @@ def _umls_unavailable() -> str | None:
     if importlib.util.find_spec(model) is None:
         return f"spaCy model {model} is not installed"
     try:
-        absent = [url for url in _linker_urls() if url not in _cached_urls()]
+        cached = _cached_urls()
+        absent = [url for url in _linker_urls() if url not in cached]
     except Exception as exc:  # any failure to inspect scispacy means we cannot promise an offline run
         return f"cannot check the UMLS linker files: {exc}"
     if absent:
@@ -205,11 +207,7 @@ def _concept_names(nlp: Any, text: str) -> set[str]:
 
 def set_f1(predicted: set[str], reference: set[str]) -> float:
     """F1 of two concept sets (0–1); 0 when either is empty."""
-    if not predicted or not reference:
-        return 0.0
-    overlap = len(predicted & reference)
-    precision, recall = overlap / len(predicted), overlap / len(reference)
-    return 0.0 if overlap == 0 else 2 * precision * recall / (precision + recall)
+    return f1(list(predicted), list(reference))  # without duplicates the list F1 is the set F1
 
 
 def umls_f1(predictions: Sequence[str], references: Sequence[str]) -> list[float]:

@@ -64,10 +64,11 @@ def paper_choice(output: str) -> str:
     return match.group(1) if match else ""
 
 
-def _lenient_choice(output: str, letters: str, options: Mapping[str, str]) -> str | None:
-    strict = paper_choice(output).upper()
-    if strict and strict in letters:
-        return strict
+def _lenient_choice(output: str, strict: str, letters: str, options: Mapping[str, str]) -> str | None:
+    """``strict`` is the paper's capture (``paper_choice``); the lenient reading accepts it in any case."""
+    upper = strict.upper()
+    if upper and upper in letters:
+        return upper
     for pattern in _LENIENT_PREFIXES:
         for match in pattern.finditer(output):
             letter, after = str(match.group(1)), str(match.group(2))
@@ -101,7 +102,7 @@ def score(output: str, reference: object, subtask: str) -> ScoredItem:
     gold = normalise_gold(reference, subtask)
     letters = _LETTERS[subtask]
     strict = paper_choice(output)
-    lenient = _lenient_choice(output, letters, gold.options)
+    lenient = _lenient_choice(output, strict, letters, gold.options)
     # Adherence: the paper's regex matched and captured one of this sub-task's option letters.
     valid = bool(strict) and strict in letters and is_valid(ChoiceAnswer, letter=strict)
     return ScoredItem(

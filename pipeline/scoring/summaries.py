@@ -16,25 +16,22 @@ ROUGE_METRICS: tuple[str, ...] = ("rouge1", "rouge2", "rougeL")
 
 def prepare(task: str, output: str, reference: object) -> tuple[str, str]:
     """The (prediction, reference) pair exactly as v3 compared them for ROUGE and BERTScore."""
-    if not isinstance(reference, str):
-        raise ValueError(f"{task} reference must be the reference text, got {type(reference).__name__}")
-    prediction = clean_output(task, output)
+    prediction, target = prepare_for_umls(task, output, reference)
     if task == "probsum":
         # v3: "capitalization is not uniform in the dataset", so both sides were lower-cased.
-        return prediction.lower(), reference.lower()
-    if task == "medisumqa":
-        return prediction.strip(), reference
-    return prediction, reference
+        return prediction.lower(), target.lower()
+    return prediction, target
 
 
 def prepare_for_umls(task: str, output: str, reference: object) -> tuple[str, str]:
     """The pair for UMLS-F1: as ``prepare`` but without ProbSum's lower-casing, which v3 applied to ROUGE
     and BERTScore only (see docs/fidelity.md)."""
-    prediction, target = prepare(task, output, reference)
-    if task == "probsum":
-        assert isinstance(reference, str)  # checked by prepare
-        return clean_output(task, output), reference
-    return prediction, target
+    if not isinstance(reference, str):
+        raise ValueError(f"{task} reference must be the reference text, got {type(reference).__name__}")
+    prediction = clean_output(task, output)
+    if task == "medisumqa":
+        return prediction.strip(), reference
+    return prediction, reference
 
 
 @lru_cache(maxsize=1)

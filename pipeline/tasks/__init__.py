@@ -54,7 +54,7 @@ def check_data(name: str, data_dir: Path) -> DataCheck:
     task = _get(name)
     path = task.data_path(data_dir)
     try:
-        rows = task.rows(data_dir) if isinstance(task, LongHealthTask) else len(task.load(data_dir))
+        rows = task.rows(data_dir)
     except DataError as exc:
         state: DataState = "missing" if not path.is_file() else "malformed"
         return DataCheck(name, path, state, 0, str(exc))

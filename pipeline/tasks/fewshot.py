@@ -92,6 +92,9 @@ class FewShotTask:
             )
         return items
 
+    def rows(self, data_dir: Path) -> int:
+        return len(self.load(data_dir))
+
     def expected_count(self, data_dir: Path, limit: int | None) -> int:
         n = len(self.load(data_dir)) - self.spec.prompt.few_shot
         return n if limit is None else min(n, limit)
