@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any, NamedTuple
 
+import numpy as np
+import numpy.typing as npt
 import orjson
 import polars as pl
 
 from pipeline.report import spec
-from pipeline.report.stats import cluster_bootstrap_ci, seeded_rng
+from pipeline.report.load import ITEM_KEY
+from pipeline.report.stats import Interval, cluster_bootstrap_ci, seeded_rng
 
 SYSTEM = ("model", "variant")
 UNIT = ("task", "subtask")
@@ -19,17 +23,34 @@ def unit_label(task: str, subtask: str) -> str:
     return f"{task}/{subtask}" if subtask else task
 
 
+class ItemBootstrap(NamedTuple):
+    """Per-item totals (in ``item_id`` order) and the item-clustered bootstrap CI of their mean."""
+
+    sums: npt.NDArray[Any]
+    counts: npt.NDArray[Any]
+    ci: Interval
+
+
+def item_bootstrap(frame: pl.DataFrame, value: pl.Expr, rng: np.random.Generator) -> ItemBootstrap:
+    """Sum ``value`` and count rows per ``item_id``, then bootstrap the mean clustered by item.
+
+    Items are sorted by ``item_id``: a fixed item order, so the seeded resamples pick the same items
+    every time."""
+    per_item = frame.group_by("item_id").agg(value.sum().alias("s"), pl.len().alias("n")).sort("item_id")
+    sums, counts = per_item["s"].to_numpy(), per_item["n"].to_numpy()
+    return ItemBootstrap(sums, counts, cluster_bootstrap_ci(sums, counts, rng))
+
+
 def metric_long(items: pl.DataFrame) -> pl.DataFrame:
     """One row per (scored item, metric): model, variant, task, subtask, item_id, repeat, metric, value."""
     scored = items.filter(pl.col("scored") & pl.col("metrics_json").is_not_null())
     columns: dict[str, list[object]] = defaultdict(list)
-    keys = ("model", "variant", "task", "subtask", "item_id", "repeat")
-    for row in scored.select([*keys, "metrics_json"]).iter_rows(named=True):
+    for row in scored.select([*ITEM_KEY, "metrics_json"]).iter_rows(named=True):
         metrics = orjson.loads(row["metrics_json"])
         for name, value in metrics.items():
             if value is None or not isinstance(value, int | float):
                 continue  # a metric that could not be computed for this item is absent, never 0
-            for key in keys:
+            for key in ITEM_KEY:
                 columns[key].append(row[key])
             columns["metric"].append(name)
             columns["value"].append(float(value))
@@ -51,14 +72,8 @@ def task_metric_table(long: pl.DataFrame, seed: int) -> pl.DataFrame:
     rows: list[dict[str, object]] = []
     groups = long.group_by([*SYSTEM, *UNIT, "metric"], maintain_order=True)
     for (model, variant, task, subtask, metric), frame in groups:
-        per_item = (
-            frame.group_by("item_id")
-            .agg(pl.col("value").sum().alias("s"), pl.len().alias("n"))
-            .sort("item_id")
-        )
-        sums, counts = per_item["s"].to_numpy(), per_item["n"].to_numpy()
         rng = seeded_rng(seed, "metric", str(model), str(variant), str(task), str(subtask), str(metric))
-        ci = cluster_bootstrap_ci(sums, counts, rng)
+        sums, counts, ci = item_bootstrap(frame, pl.col("value"), rng)
         reported = spec.item_metrics(str(task))
         rows.append(
             {
@@ -69,7 +84,7 @@ def task_metric_table(long: pl.DataFrame, seed: int) -> pl.DataFrame:
                 "unit": unit_label(str(task), str(subtask)),
                 "metric": metric,
                 "paper_metric": reported is None or metric in reported,
-                "n_items": per_item.height,
+                "n_items": len(sums),
                 "n_values": int(counts.sum()),
                 "mean": float(sums.sum() / counts.sum()),
                 "ci_low": ci.low,
@@ -157,14 +172,10 @@ def adherence_table(items: pl.DataFrame, seed: int) -> pl.DataFrame:
     rows: list[dict[str, object]] = []
     valid = items.filter(pl.col("scored") & pl.col("strict_valid").is_not_null())
     for (model, variant, task, subtask), frame in valid.group_by([*SYSTEM, *UNIT], maintain_order=True):
-        per_item = (
-            frame.group_by("item_id")
-            .agg((pl.col("strict_valid").cast(pl.Float64) * 100).sum().alias("s"), pl.len().alias("n"))
-            .sort("item_id")
-        )  # a fixed item order: the seeded resamples must pick the same items every time
-        sums, counts = per_item["s"].to_numpy(), per_item["n"].to_numpy()
-        ci = cluster_bootstrap_ci(
-            sums, counts, seeded_rng(seed, "valid", str(model), str(variant), str(task), str(subtask))
+        sums, counts, ci = item_bootstrap(
+            frame,
+            pl.col("strict_valid").cast(pl.Float64) * 100,
+            seeded_rng(seed, "valid", str(model), str(variant), str(task), str(subtask)),
         )
         rows.append(
             {

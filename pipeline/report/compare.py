@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipeline.report.aggregate import metric_long, unit_label, used_metrics
+from pipeline.report.aggregate import item_bootstrap, metric_long, unit_label, used_metrics
 from pipeline.report.pairs import Pair
 from pipeline.report.stats import (
     EXACT_PERMUTATION_MAX,
     N_PERMUTATIONS,
-    cluster_bootstrap_ci,
     holm_adjust,
     mcnemar_exact,
     seeded_rng,
@@ -69,11 +68,7 @@ def _compare(bio: pl.DataFrame, gen: pl.DataFrame, seed: int, labels: tuple[str,
     if n == 0:
         return out | {"n_items": 0, "test": "", "verdict": NOT_COMPARABLE, "wins": 0, "ties": 0, "losses": 0}
     joined = joined.with_columns((pl.col("value") - pl.col("value_g")).alias("d"))
-    per_item = (
-        joined.group_by("item_id").agg(pl.col("d").sum().alias("s"), pl.len().alias("n")).sort("item_id")
-    )
-    sums, counts = per_item["s"].to_numpy(), per_item["n"].to_numpy()
-    ci = cluster_bootstrap_ci(sums, counts, seeded_rng(seed, "paired", *labels))
+    sums, counts, ci = item_bootstrap(joined, pl.col("d"), seeded_rng(seed, "paired", *labels))
     binary = joined.select(
         (pl.col("value").is_in([0.0, 100.0]) & pl.col("value_g").is_in([0.0, 100.0])).all()
     ).item()
@@ -88,7 +83,7 @@ def _compare(bio: pl.DataFrame, gen: pl.DataFrame, seed: int, labels: tuple[str,
         test = f"sign-flip permutation ({kind})"
     d = joined["d"]
     return out | {
-        "n_items": per_item.height,
+        "n_items": len(sums),
         "biomedical_mean": float(joined["value"].mean()),  # type: ignore[arg-type]
         "general_mean": float(joined["value_g"].mean()),  # type: ignore[arg-type]
         "mean_diff": float(sums.sum() / counts.sum()),

@@ -14,8 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.errors import DataError
-
-STORE_NAME = "medsweep.sqlite"
+from pipeline.store import DB_NAME as STORE_NAME
 
 RUNS_SCHEMA: dict[str, pl.DataType] = {
     "run_id": pl.String(),
@@ -165,5 +164,5 @@ def item_records(data: StoreData) -> pl.DataFrame:
     return (
         data.results.join(scored, on=["key", "store"], how="left")
         .with_columns(pl.col("scored").fill_null(False))
-        .sort(["model", "variant", "task", "subtask", "item_id", "repeat"])
+        .sort(list(ITEM_KEY))
     )

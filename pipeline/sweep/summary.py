@@ -70,13 +70,14 @@ def model_stats(out: Path, identity: str, variant: str, tasks: tuple[str, ...] =
     try:
         total = succeeded = failed = 0
         by_class: dict[str, int] = {}
-        for (model, var, task), c in store.counts().items():
+        counts = store.counts()
+        for (model, var, task), c in counts.items():
             if model != identity or var != variant or (tasks and task not in tasks):
                 continue
             total, succeeded, failed = total + c.total, succeeded + c.succeeded, failed + c.failed
             for cls, n in c.failed_by_class.items():
                 by_class[cls] = by_class.get(cls, 0) + n
-        wanted = tuple(tasks) or tuple({t for (m, _, t) in store.counts() if m == identity})
+        wanted = tuple(tasks) or tuple({t for (m, _, t) in counts if m == identity})
         marks = ",".join("?" * len(wanted)) or "''"
         row = store.conn.execute(
             "SELECT COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0) FROM results "
