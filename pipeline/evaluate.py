@@ -8,6 +8,7 @@ data) and returns normally once every request has a final outcome or the run was
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shlex
 import signal
 import sys
@@ -150,7 +151,7 @@ def run_evaluation(
         console.print(f"skipping tasks without data under {config.run.data_dir}: {', '.join(skipped)}")
     full = {**_provenance(config), **(provenance or {})}
     outcome = asyncio.run(_evaluate(config, tasks, console, full))
-    return EvalOutcome(outcome.run, outcome.target, outcome.tasks, tuple(skipped), outcome.summaries)
+    return dataclasses.replace(outcome, skipped_tasks=tuple(skipped))
 
 
 def evaluate(config: EvalConfig, *, console: Console | None = None, argv: Sequence[str] | None = None) -> int:
@@ -208,15 +209,15 @@ _TRANSIENT_CAUSES = {
 def _failed_by_class(out: Path, model: str, variant: str, tasks: Sequence[str]) -> dict[str, int]:
     store = Store.open_readonly(out)
     try:
-        marks = ",".join("?" * len(tasks))
-        cur = store.conn.execute(
-            "SELECT COALESCE(error_class, ''), COUNT(*) FROM results WHERE model = ? AND variant = ? "
-            f"AND status = 'failed' AND task IN ({marks}) GROUP BY 1",
-            (model, variant, *tasks),
-        )
-        return {cls: n for cls, n in cur}
+        counts = store.counts()
     finally:
         store.close()
+    failed: dict[str, int] = {}
+    for (m, v, task), c in counts.items():
+        if m == model and v == variant and task in tasks:
+            for cls, n in c.failed_by_class.items():
+                failed[cls] = failed.get(cls, 0) + n
+    return failed
 
 
 def _failed_line(failed: dict[str, int], out: Path, must_fix: bool) -> str:
