@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +31,7 @@ class LaunchPlan:
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
     url: str = ""
+    image: str | None = None  # docker: the pinned image the argv runs
 
     def shell(self) -> str:
         """The command as one copy-pastable shell line (env assignments first)."""
@@ -38,24 +39,32 @@ class LaunchPlan:
         return " ".join([*prefix, shlex.join(self.argv)])
 
 
-def vllm_model_args(
+def vllm_flags(
     cfg: ServerConfig,
     *,
     tensor_parallel: int,
     pipeline_parallel: int = 1,
     max_model_len: int | None = None,
-    model_ref: str | None = None,
     with_revision: bool = True,
 ) -> list[str]:
-    """The vLLM server flags shared by every engine (after the model/image)."""
-    args = ["--model", model_ref or cfg.hf_id]
-    if with_revision:
-        args += ["--revision", cfg.revision]
+    """The vLLM server flags shared by every engine, after the model (``--model X`` or ``serve X``)."""
+    args = ["--revision", cfg.revision] if with_revision else []
     args += ["--served-model-name", cfg.name, "--tensor-parallel-size", str(tensor_parallel)]
     if pipeline_parallel > 1:
         args += ["--pipeline-parallel-size", str(pipeline_parallel)]
     args += ["--max-model-len", str(max_model_len or cfg.max_model_len), "--dtype", cfg.dtype]
     return args + list(cfg.extra_vllm_args)
+
+
+def vllm_model_args(
+    cfg: ServerConfig, *, tensor_parallel: int, max_model_len: int | None = None
+) -> list[str]:
+    """``--model HF_ID`` and the shared flags (docker and local GPU serving)."""
+    return [
+        "--model",
+        cfg.hf_id,
+        *vllm_flags(cfg, tensor_parallel=tensor_parallel, max_model_len=max_model_len),
+    ]
 
 
 def container_name(cfg: ServerConfig, port: int) -> str:
@@ -105,7 +114,7 @@ def local_argv(
     args = vllm_model_args(cfg, tensor_parallel=len(gpus), max_model_len=max_model_len)
     argv = [vllm_bin, "serve", *args, "--host", host, "--port", str(port)]
     env = {"CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in gpus), **NO_TELEMETRY_ENV}
-    return LaunchPlan(argv=argv, env=env, url=f"http://{_url_host(host)}:{port}")
+    return LaunchPlan(argv=argv, env=env, url=server_url(host, port))
 
 
 def cpu_argv(
@@ -118,13 +127,10 @@ def cpu_argv(
     max_model_len: int | None = None,
 ) -> LaunchPlan:
     """The embedded CPU server: the local model folder, TP 1, the CPU environment."""
-    args = vllm_model_args(
-        cfg, tensor_parallel=1, max_model_len=max_model_len, model_ref=str(model_dir), with_revision=False
-    )
     # `vllm serve PATH` (positional) is the documented form; the flags after it are the shared ones.
-    args = args[2:]
+    args = vllm_flags(cfg, tensor_parallel=1, max_model_len=max_model_len, with_revision=False)
     argv = [vllm_bin, "serve", str(model_dir), *args, "--host", host, "--port", str(port)]
-    return LaunchPlan(argv=argv, env=dict(CPU_ENV), url=f"http://{_url_host(host)}:{port}")
+    return LaunchPlan(argv=argv, env=dict(CPU_ENV), url=server_url(host, port))
 
 
 def multinode_plan(
@@ -141,8 +147,7 @@ def multinode_plan(
     """(where, shell command) steps for one model over a Ray cluster: TP inside a node, PP across nodes."""
     serve = [
         "vllm", "serve", cfg.hf_id,
-        *vllm_model_args(cfg, tensor_parallel=gpus_per_node, pipeline_parallel=nodes,
-                         max_model_len=max_model_len)[2:],
+        *vllm_flags(cfg, tensor_parallel=gpus_per_node, pipeline_parallel=nodes, max_model_len=max_model_len),
         "--distributed-executor-backend", "ray",
         "--host", host, "--port", str(port),
     ]  # fmt: skip
@@ -154,12 +159,13 @@ def multinode_plan(
     ]
 
 
-def shell_env_prefix(env: Mapping[str, str]) -> str:
-    return " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+def connect_host(host: str) -> str:
+    """The address that reaches a server bound to ``host`` (plain form, for sockets): a server bound to
+    all interfaces is reached locally through the loopback address."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
 
 
-def _url_host(host: str) -> str:
-    # A server bound to all interfaces is reached locally through the loopback address.
-    if host in ("0.0.0.0", "::", ""):
-        return "127.0.0.1"
-    return f"[{host}]" if ":" in host else host
+def server_url(host: str, port: int) -> str:
+    """``http://HOST:PORT`` of a server bound to ``host``; an IPv6 address goes in brackets."""
+    h = connect_host(host)
+    return f"http://[{h}]:{port}" if ":" in h else f"http://{h}:{port}"

@@ -6,9 +6,10 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from pipeline.errors import ConfigError, EndpointError
 from pipeline.registry import GPUS_PER_NODE, REPO_ROOT, ServerConfig, get_model, pp_size, tp_size
@@ -20,6 +21,7 @@ from pipeline.serving.argv import (
     docker_run_argv,
     local_argv,
     multinode_plan,
+    server_url,
 )
 from pipeline.serving.health import wait_healthy
 from pipeline.serving.image import pinned_image
@@ -151,11 +153,37 @@ def serve(request: ServeRequest, out: object = sys.stdout) -> ServeState | None:
         return None
     if not request.dry_run:
         _refuse_if_running()
+    memory_class: int | None = None
+    gpus: list[int] = []
+    if engine != "cpu":
+        memory_class = request.memory_class or detect_memory_class()
+        gpus = _gpu_list(cfg, request, memory_class)
+    plan = engine_plan(
+        cfg,
+        engine,
+        gpus=gpus,
+        port=request.port,
+        host=request.host,
+        api_key=request.api_key_env is not None,
+        max_model_len=request.max_model_len,
+    )
+    if request.dry_run:
+        print(plan.shell())
+        return None
     if engine == "docker":
-        return _serve_docker(cfg, request)
+        return _start_docker(cfg, request, plan, gpus, memory_class)
     if engine == "local":
-        return _serve_local(cfg, request)
-    return _serve_cpu(cfg, request)
+        if shutil.which("vllm") is None:
+            raise ConfigError("--engine local: `vllm` is not on PATH; install vLLM or use --engine docker")
+        return _start_process(cfg, request, plan, "local", gpus, memory_class, default_timeout=1800.0)
+    if not Path(plan.argv[0]).exists():
+        raise ConfigError(
+            f"{vllm_venv()}/bin/vllm missing: run `make setup-server` (scripts/setup_cpu_server.sh)"
+        )
+    model_dir = REPO_ROOT / str(cfg.local_path)
+    if not (model_dir / "config.json").exists():
+        raise ConfigError(f"{model_dir}: model folder missing: run `make setup-server`")
+    return _start_process(cfg, request, plan, "cpu", gpus, memory_class, default_timeout=300.0)
 
 
 def _refuse_if_running() -> None:
@@ -176,112 +204,69 @@ def _refuse_if_running() -> None:
     clear_state()
 
 
-def _serve_docker(cfg: ServerConfig, request: ServeRequest) -> ServeState | None:
-    memory_class = request.memory_class or detect_memory_class()
-    gpus = _gpu_list(cfg, request, memory_class)
-    image = pinned_image()
-    argv = docker_run_argv(
+def engine_plan(
+    cfg: ServerConfig,
+    engine: str,
+    *,
+    gpus: Sequence[int],
+    port: int,
+    host: str,
+    api_key: bool,
+    max_model_len: int | None = None,
+) -> LaunchPlan:
+    """The command that starts ``cfg`` on ``engine`` (docker, local, else the CPU build), shared by
+    `medsweep serve` and the sweep. It checks nothing: each caller makes its own checks before starting."""
+    if engine == "docker":
+        image = pinned_image()
+        argv = docker_run_argv(
+            cfg,
+            image=image,
+            gpus=gpus,
+            port=port,
+            host=host,
+            hf_cache=hf_cache_dir(),
+            api_key=api_key,
+            max_model_len=max_model_len,
+        )
+        return LaunchPlan(argv=argv, url=server_url(host, port), image=image)
+    if engine == "local":
+        vllm_bin = shutil.which("vllm") or "vllm"
+        return local_argv(
+            cfg, vllm_bin=vllm_bin, gpus=gpus, port=port, host=host, max_model_len=max_model_len
+        )
+    return cpu_argv(
         cfg,
-        image=image,
-        gpus=gpus,
-        port=request.port,
-        host=request.host,
-        hf_cache=hf_cache_dir(),
-        api_key=request.api_key_env is not None,
-        max_model_len=request.max_model_len,
+        vllm_bin=str(vllm_venv() / "bin" / "vllm"),
+        model_dir=REPO_ROOT / str(cfg.local_path),
+        port=port,
+        host=host,
+        max_model_len=max_model_len,
     )
-    url = f"http://{'127.0.0.1' if request.host in ('0.0.0.0', '') else request.host}:{request.port}"
-    if request.dry_run:
-        print(LaunchPlan(argv=argv).shell())
-        return None
+
+
+def _start_docker(
+    cfg: ServerConfig, request: ServeRequest, plan: LaunchPlan, gpus: list[int], memory_class: int | None
+) -> ServeState:
     api_key = _api_key(request)
     hf_cache_dir().mkdir(parents=True, exist_ok=True)
-    container_id = docker.run_detached(argv, child_env({}, api_key))
-    state = ServeState(
-        url=url,
-        openai_base_url=url + "/v1",
-        served_model=cfg.name,
-        model=cfg.name,
+    container_id = docker.run_detached(plan.argv, child_env(plan.env, api_key))
+    started = _Started(
         engine="docker",
-        host=request.host,
-        port=request.port,
+        banner=f"started container {container_id[:12]} ({container_name(cfg, request.port)})",
+        alive=lambda: docker.container_status(container_id),
+        log_title=f"docker logs --tail 50 {container_id[:12]}",
+        log_tail=lambda: docker.logs_tail(container_id),
+        stop=lambda: docker.stop_and_remove(container_id),
         container_id=container_id,
-        hf_id=cfg.hf_id,
-        revision=cfg.revision,
-        image=image,
-        gpus=gpus,
-        tensor_parallel_size=len(gpus),
-        memory_class=memory_class,
-        max_model_len=request.max_model_len or cfg.max_model_len,
-        chat_mode=cfg.chat_mode,
-        stop=cfg.stop,
-        api_key_env=request.api_key_env,
     )
-    write_state(state)
-    print(f"started container {container_id[:12]} ({container_name(cfg, request.port)}); waiting for {url}")
-    try:
-        wait_healthy(
-            url,
-            request.timeout or 1800.0,
-            api_key=api_key,
-            served_model=cfg.name,
-            alive=lambda: docker.container_status(container_id),
-        )
-    except EndpointError:
-        print(f"--- docker logs --tail 50 {container_id[:12]} ---", file=sys.stderr)
-        print(docker.logs_tail(container_id), file=sys.stderr)
-        docker.stop_and_remove(container_id)
-        clear_state()
-        raise
-    return state
-
-
-def _serve_local(cfg: ServerConfig, request: ServeRequest) -> ServeState | None:
-    memory_class = request.memory_class or detect_memory_class()
-    gpus = _gpu_list(cfg, request, memory_class)
-    vllm_bin = shutil.which("vllm") or "vllm"
-    plan = local_argv(
-        cfg,
-        vllm_bin=vllm_bin,
-        gpus=gpus,
-        port=request.port,
-        host=request.host,
-        max_model_len=request.max_model_len,
-    )
-    if request.dry_run:
-        print(plan.shell())
-        return None
-    if shutil.which("vllm") is None:
-        raise ConfigError("--engine local: `vllm` is not on PATH; install vLLM or use --engine docker")
-    return _start_process(cfg, request, plan, "local", gpus, memory_class, default_timeout=1800.0)
-
-
-def _serve_cpu(cfg: ServerConfig, request: ServeRequest) -> ServeState | None:
-    venv = vllm_venv()
-    model_dir = REPO_ROOT / str(cfg.local_path)
-    plan = cpu_argv(
-        cfg,
-        vllm_bin=str(venv / "bin" / "vllm"),
-        model_dir=model_dir,
-        port=request.port,
-        host=request.host,
-        max_model_len=request.max_model_len,
-    )
-    if request.dry_run:
-        print(plan.shell())
-        return None
-    if not (venv / "bin" / "vllm").exists():
-        raise ConfigError(f"{venv}/bin/vllm missing: run `make setup-server` (scripts/setup_cpu_server.sh)")
-    if not (model_dir / "config.json").exists():
-        raise ConfigError(f"{model_dir}: model folder missing: run `make setup-server`")
-    return _start_process(cfg, request, plan, "cpu", [], None, default_timeout=300.0)
+    return _record_and_wait(cfg, request, plan, gpus, memory_class, api_key, 1800.0, started)
 
 
 def _start_process(
     cfg: ServerConfig,
     request: ServeRequest,
     plan: LaunchPlan,
-    engine: str,
+    engine: Literal["local", "cpu"],
     gpus: list[int],
     memory_class: int | None,
     default_timeout: float,
@@ -289,17 +274,58 @@ def _start_process(
     api_key = _api_key(request)
     log_path = (state_dir() / f"serve-{cfg.name}-{request.port}.log").resolve()
     pid = process.spawn_detached(plan.argv, child_env(plan.env, api_key), log_path, cwd=REPO_ROOT)
+    started = _Started(
+        engine=engine,
+        banner=f"started {engine} server pid {pid} (log {log_path})",
+        alive=lambda: process.exit_reason(pid),
+        log_title=f"last lines of {log_path}",
+        log_tail=lambda: process.tail_file(log_path),
+        stop=lambda: process.stop_group(pid, grace=5.0),
+        pid=pid,
+        log_path=str(log_path),
+    )
+    return _record_and_wait(cfg, request, plan, gpus, memory_class, api_key, default_timeout, started)
+
+
+@dataclass(frozen=True)
+class _Started:
+    """A server just started: its ids, and how to watch it, show its log and stop it."""
+
+    engine: Literal["docker", "local", "cpu"]
+    banner: str  # "started ..." (printed before "; waiting for URL")
+    alive: Callable[[], str | None]
+    log_title: str  # heading of the log tail printed when it never gets healthy
+    log_tail: Callable[[], str]
+    stop: Callable[[], object]
+    container_id: str | None = None
+    pid: int | None = None
+    log_path: str | None = None
+
+
+def _record_and_wait(
+    cfg: ServerConfig,
+    request: ServeRequest,
+    plan: LaunchPlan,
+    gpus: list[int],
+    memory_class: int | None,
+    api_key: str | None,
+    default_timeout: float,
+    started: _Started,
+) -> ServeState:
+    """Write the state file and wait for health; on failure show the log tail, stop, clear the state."""
     state = ServeState(
         url=plan.url,
         openai_base_url=plan.url + "/v1",
         served_model=cfg.name,
         model=cfg.name,
-        engine="cpu" if engine == "cpu" else "local",
+        engine=started.engine,
         host=request.host,
         port=request.port,
-        pid=pid,
+        container_id=started.container_id,
+        pid=started.pid,
         hf_id=cfg.hf_id,
-        revision=None if engine == "cpu" else cfg.revision,
+        revision=None if started.engine == "cpu" else cfg.revision,
+        image=plan.image,
         gpus=gpus,
         tensor_parallel_size=max(1, len(gpus)),
         memory_class=memory_class,
@@ -307,22 +333,22 @@ def _start_process(
         chat_mode=cfg.chat_mode,
         stop=cfg.stop,
         api_key_env=request.api_key_env,
-        log_path=str(log_path),
+        log_path=started.log_path,
     )
     write_state(state)
-    print(f"started {engine} server pid {pid} (log {log_path}); waiting for {plan.url}")
+    print(f"{started.banner}; waiting for {plan.url}")
     try:
         wait_healthy(
             plan.url,
             request.timeout or default_timeout,
             api_key=api_key,
             served_model=cfg.name,
-            alive=lambda: process.exit_reason(pid),
+            alive=started.alive,
         )
     except EndpointError:
-        print(f"--- last lines of {log_path} ---", file=sys.stderr)
-        print(process.tail_file(log_path), file=sys.stderr)
-        process.stop_group(pid, grace=5.0)
+        print(f"--- {started.log_title} ---", file=sys.stderr)
+        print(started.log_tail(), file=sys.stderr)
+        started.stop()
         clear_state()
         raise
     return state

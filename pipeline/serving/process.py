@@ -62,13 +62,20 @@ def _exists(pid: int) -> bool:
         return True
 
 
+def cmdline(pid: int) -> str | None:
+    """``pid``'s command line, arguments joined by spaces; None when it cannot be read."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return None
+
+
 def looks_like_server(pid: int) -> bool:
     """Guard against pid reuse: only signal a process whose command line mentions vllm or python."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
+    line = cmdline(pid)
+    if line is None:
         return _exists(pid)
-    return "vllm" in cmdline or "python" in cmdline
+    return "vllm" in line or "python" in line
 
 
 def stop_group(pid: int, grace: float = 20.0) -> str:

@@ -17,9 +17,8 @@ from typing import Any, Protocol
 from pipeline.errors import ConfigError
 from pipeline.registry import REPO_ROOT, ServerConfig
 from pipeline.serving import docker, process
-from pipeline.serving.argv import LaunchPlan, container_name, cpu_argv, docker_run_argv, local_argv
-from pipeline.serving.image import pinned_image
-from pipeline.serving.launch import api_key_from_env, child_env, hf_cache_dir, vllm_venv
+from pipeline.serving.argv import LaunchPlan, container_name
+from pipeline.serving.launch import api_key_from_env, child_env, engine_plan, hf_cache_dir
 from pipeline.sweep.plan import Engine
 
 
@@ -79,31 +78,9 @@ class EngineLauncher:
         self.log_dir = log_dir
         self.api_key_env = api_key_env
 
-    def _url(self, port: int) -> str:
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
-        return f"http://{host}:{port}"
-
     def _plan(self, model: ServerConfig, gpus: Sequence[int], port: int) -> LaunchPlan:
-        if self.engine == "docker":
-            argv = docker_run_argv(
-                model,
-                image=pinned_image(),
-                gpus=gpus,
-                port=port,
-                host=self.host,
-                hf_cache=hf_cache_dir(),
-                api_key=self.api_key_env is not None,
-            )
-            return LaunchPlan(argv=argv, url=self._url(port))
-        if self.engine == "local":
-            vllm_bin = shutil.which("vllm") or "vllm"
-            return local_argv(model, vllm_bin=vllm_bin, gpus=gpus, port=port, host=self.host)
-        return cpu_argv(
-            model,
-            vllm_bin=str(vllm_venv() / "bin" / "vllm"),
-            model_dir=REPO_ROOT / str(model.local_path),
-            port=port,
-            host=self.host,
+        return engine_plan(
+            model, self.engine, gpus=gpus, port=port, host=self.host, api_key=self.api_key_env is not None
         )
 
     def command(self, model: ServerConfig, gpus: Sequence[int], port: int) -> str:
@@ -112,14 +89,14 @@ class EngineLauncher:
     def start(self, model: ServerConfig, gpus: Sequence[int], port: int) -> ServerHandle:
         plan = self._plan(model, gpus, port)
         env = self._env(plan.env)
-        handle = ServerHandle(model=model.name, gpus=tuple(gpus), port=port, url=plan.url or self._url(port))
+        handle = ServerHandle(model=model.name, gpus=tuple(gpus), port=port, url=plan.url)
         handle.provenance = {"engine": self.engine, "gpus": list(gpus), "tensor_parallel_size": len(gpus)}
         if self.engine == "docker":
             hf_cache_dir().mkdir(parents=True, exist_ok=True)
             # A container of this name left by a crashed sweep would make `docker run --name` fail.
             docker.stop_and_remove(container_name(model, port))
             handle.container_id = docker.run_detached(plan.argv, env)
-            handle.provenance["image"] = pinned_image()
+            handle.provenance["image"] = plan.image
             return handle
         if self.engine == "local" and shutil.which("vllm") is None:
             raise ConfigError(

@@ -23,6 +23,8 @@ from rich.console import Console
 
 from pipeline.config import EvalConfig, load_config
 from pipeline.errors import EndpointError, MedsweepError
+from pipeline.serving.argv import connect_host
+from pipeline.serving.process import cmdline
 from pipeline.sweep.journal import Journal
 from pipeline.sweep.launcher import Launcher, ServerHandle
 from pipeline.sweep.packing import Need, allocate, check_fits, order
@@ -288,7 +290,7 @@ class SweepRunner:
     # --- servers ---
 
     def _check_port_free(self, port: int) -> None:
-        host = "127.0.0.1" if self.settings.host in ("0.0.0.0", "::", "") else self.settings.host
+        host = connect_host(self.settings.host)
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
             sock.settimeout(1.0)
             if sock.connect_ex((host, port)) == 0:
@@ -384,11 +386,8 @@ def _data_stamps(tasks: tuple[str, ...], data_dir: Path) -> dict[str, list[int]]
 
 def _cmdline_mentions(pid: int, *words: str) -> bool:
     """Guard against pid reuse before stopping a recorded server: its command line names model and port."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return False
-    return all(w in cmdline for w in words)
+    line = cmdline(pid)
+    return line is not None and all(w in line for w in words)
 
 
 def print_dry_run(
