@@ -362,4 +362,6 @@ def write_all(out: Path) -> None:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 2 or (len(sys.argv) == 2 and sys.argv[1].startswith("-")):
+        sys.exit(__doc__)  # `--help` and stray flags print the usage instead of becoming a folder name
     write_all(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("demo_data"))
