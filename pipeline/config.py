@@ -160,7 +160,7 @@ def _describe(exc: ValidationError, path: Path | None) -> str:
     field = ".".join(str(p) for p in first["loc"])
     where = f"{path}: " if path else ""
     if first["type"] == "extra_forbidden":
-        return f"{where}unknown field {field!r}: remove it or check its spelling (see README, Configuration)"
+        return f"{where}unknown field {field!r}: remove it or check its spelling (see docs/eval.md)"
     given = first.get("input")
     shown = "" if isinstance(given, dict) or "api_key" in field else f" (got {given!r})"
     return f"{where}field {field!r}: {first['msg']}{shown}"

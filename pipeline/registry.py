@@ -1,7 +1,7 @@
 """Model registry: one ``servers/<name>.toml`` per model, validated with pydantic.
 
 The registry name of a model is its file stem (lowercase HF model name without the organisation). Fields are
-documented in the README ("Serving models"). ``tp_size``/``pp_size`` turn the per-memory-class GPU count into
+documented in docs/serving.md. ``tp_size``/``pp_size`` turn the per-memory-class GPU count into
 vLLM's tensor- and pipeline-parallel sizes.
 """
 

@@ -186,7 +186,7 @@ def _describe(path: Path, exc: ValidationError) -> str:
     field = ".".join(str(p) for p in first["loc"]) or "(file)"
     if first["type"] == "extra_forbidden":
         return (
-            f"{path}: unknown field {field!r}: remove it or check its spelling (README, 'Overnight sweeps')"
+            f"{path}: unknown field {field!r}: remove it or check its spelling (docs/sweeps.md, 'The plan')"
         )
     msg = str(first["msg"]).removeprefix("Value error, ")
     given = first.get("input")
