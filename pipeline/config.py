@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from pipeline.errors import ConfigError
+from pipeline.paths import DEMO_DATA_DIR
 from pipeline.request import Sampling
 
 ChatMode = Literal["chat", "chat_nosystem", "base"]
@@ -75,7 +76,7 @@ class ClientConfig(_Strict):
 
 class RunConfig(_Strict):
     tasks: tuple[str, ...] = ()
-    data_dir: Path = Path("demo_data")
+    data_dir: Path = DEMO_DATA_DIR
     out: Path = Path("runs/default")
     limit: int | None = Field(default=None, ge=1)
     variant: Literal["paper", "structured"] = "paper"

@@ -15,9 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipeline.errors import ConfigError
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SERVERS_DIR = REPO_ROOT / "servers"
+from pipeline.paths import SERVERS_DIR
 
 MemoryClass = Literal[80, 40, 24]
 MEMORY_CLASSES: tuple[MemoryClass, ...] = (80, 40, 24)

@@ -14,9 +14,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.errors import ConfigError
+from pipeline.paths import DEMO_DATA_DIR, SERVERS_DIR
 from pipeline.registry import (
     GPUS_PER_NODE,
-    SERVERS_DIR,
     ServerConfig,
     get_model,
     load_registry,
@@ -35,7 +35,7 @@ class SweepSettings(_Strict):
     """``[sweep]``: what every model of the plan shares."""
 
     out: Path
-    data_dir: Path = Path("demo_data")
+    data_dir: Path = DEMO_DATA_DIR
     tasks: tuple[str, ...] = ()
     variant: Literal["paper", "structured"] = "paper"
     memory_class: Literal[80, 40, 24] = 80
