@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -138,8 +139,8 @@ class EvalRun:
             await asyncio.gather(flusher, return_exceptions=True)
             self._flush()
             self.progress.stop()
-            for sig in installed:
-                loop.remove_signal_handler(sig)
+            for sig, previous in installed.items():
+                signal.signal(sig, signal.SIG_DFL if previous is None else previous)
         if not interrupted:
             self.store.finish_run(self.run_id)
         skipped = sum(p.skipped for p in self.progress.tasks.values())
@@ -290,15 +291,21 @@ class EvalRun:
 
     # --- misc ---
 
-    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[int]:
-        installed: list[int] = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, self._on_signal)
-                installed.append(sig)
-            except (NotImplementedError, RuntimeError):
-                pass
-        return installed
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> dict[int, Any]:
+        """SIGINT/SIGTERM stop the run gracefully; returns the handlers to put back afterwards.
+
+        Plain ``signal.signal`` swaps, not ``loop.add_signal_handler``: removing a loop handler resets the
+        signal to its default action (SIGTERM kills), so a signal that came while scoring or printing the
+        summary would end the eval without the resume line. A swap between two Python handlers leaves no
+        moment in which a signal is not handled.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def handler(signum: int, frame: object) -> None:
+            loop.call_soon_threadsafe(self._on_signal)
+
+        return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def _on_signal(self) -> None:
         if self._stopping.is_set():
