@@ -335,9 +335,8 @@ def main() -> None:
     except ImportError:
         pass
     # handler_cancellation: a request whose client went away (killed, timed out) stops waiting or hanging.
-    web.run_app(
-        make_app(state), host=args.host, port=args.port, print=None, access_log=None, handler_cancellation=True
-    )
+    app = make_app(state)
+    web.run_app(app, host=args.host, port=args.port, print=None, access_log=None, handler_cancellation=True)
 
 
 if __name__ == "__main__":

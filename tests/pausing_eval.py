@@ -1,11 +1,11 @@
-"""The real ``medsweep`` CLI with a rendezvous at one phase of the eval after the requests (test instrumentation).
+"""The real ``medsweep`` CLI, paused at one phase of the eval after the requests (test instrumentation).
 
-``python tests/pausing_eval.py PHASE ARGS...`` runs ``medsweep ARGS...`` in this process; when the eval reaches
-PHASE (``score_tasks``: scoring starts; ``print_summary``: the summary is about to be printed) it prints
-``paused at PHASE`` on stdout, then waits for a line on stdin before going on. A test sends its signal while
-the process waits there, so the signal arrives in that phase on any machine, however fast or slow: no
-sleeping, no racing a phase that lasts milliseconds. Nothing of the eval is replaced: the wrapped function
-runs unchanged once the test lets it continue.
+``python tests/pausing_eval.py PHASE ARGS...`` runs ``medsweep ARGS...`` in this process; when the eval
+reaches PHASE (``score_tasks``: scoring starts; ``print_summary``: the summary is about to be printed)
+it prints ``paused at PHASE`` on stdout, then waits for a line on stdin before going on. A test sends its
+signal while the process waits there, so the signal arrives in that phase on any machine, however fast or
+slow: no sleeping, no racing a phase that lasts milliseconds. Nothing of the eval is replaced: the wrapped
+function runs unchanged once the test lets it continue.
 """
 
 from __future__ import annotations

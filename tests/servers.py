@@ -49,10 +49,8 @@ class RunningServer:
         httpx.post(f"{self.root}/_hold", timeout=10).raise_for_status()
 
     def wait_held(self, n: int, timeout: float = 120.0) -> dict[str, Any]:
-        """Block until ``n`` requests are held at the server (a long poll: the server answers when it is so)."""
-        resp = httpx.get(
-            f"{self.root}/_wait", params={"held": n, "timeout": timeout}, timeout=timeout + 10
-        )
+        """Block until ``n`` requests are held at the server (a long poll: it answers once they are)."""
+        resp = httpx.get(f"{self.root}/_wait", params={"held": n, "timeout": timeout}, timeout=timeout + 10)
         data: dict[str, Any] = resp.json()
         if resp.status_code != 200:
             raise AssertionError(f"{n} requests were never held at once within {timeout:g} s: {data}")
