@@ -126,13 +126,15 @@ async def _evaluate(
         }
         store = Store.open(config.run.out)
         try:
-            progress = Progress(tasks, console=console)
-            run = EvalRun(
-                config, target, [get_task(t) for t in tasks], client, store, counter, progress,
-                provenance=provenance, metrics_url=metrics_url,
-            )  # fmt: skip
-            result = await run.run()
-            summaries = score_tasks(store, target.identity, config.run.variant, tasks)
+            # Held through scoring: a second eval of this model would send the same requests again.
+            with store.lock(target.identity, config.run.variant):
+                progress = Progress(tasks, console=console)
+                run = EvalRun(
+                    config, target, [get_task(t) for t in tasks], client, store, counter, progress,
+                    provenance=provenance, metrics_url=metrics_url,
+                )  # fmt: skip
+                result = await run.run()
+                summaries = score_tasks(store, target.identity, config.run.variant, tasks)
         finally:
             store.close()
     return EvalOutcome(result, target, tuple(tasks), (), tuple(summaries))

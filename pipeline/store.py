@@ -15,6 +15,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 import orjson
 
 from pipeline.errors import DataError, MedsweepError
+from pipeline.storelock import Holder, store_lock
 
 DB_NAME = "medsweep.sqlite"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -221,6 +223,10 @@ class Store:
 
     def close(self) -> None:
         self.conn.close()
+
+    def lock(self, model: str, variant: str) -> AbstractContextManager[Holder]:
+        """One writer per (store, model, variant); see ``pipeline.storelock``."""
+        return store_lock(self.path, model, variant)
 
     # --- runs and plans ---
 
