@@ -1,5 +1,7 @@
 """A damaged store: every command that opens it (eval, status, report, sweep) prints one `error:` line naming
-the file, that it is damaged and how to recover, exits 2, and leaves the file exactly as it was."""
+the file, that it is damaged and how to recover, exits 2, and leaves the file exactly as it was. A full disk:
+one `error:` line, exit 2, sending stops once nothing more can be committed, what was committed is intact
+and a rerun elsewhere sends exactly the rest."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -121,3 +123,59 @@ def test_a_sound_store_passes_and_a_copy_keeps_working(tmp_path: Path, sound_sto
     status = _medsweep("status", "--out", str(out), "--json", cwd=tmp_path)
     assert status.returncode == 0, status.stderr
     assert '"succeeded": 60' in status.stdout
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MB tmpfs: a disk that fills up during the eval (needs root: mount(8))."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(disk)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a 1 MB tmpfs here (needs root): {mounted.stderr.strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_full_disk_is_one_error_line_keeps_what_was_committed_and_the_rerun_sends_the_rest(
+    tmp_path: Path, tiny_disk: Path
+) -> None:
+    from pipeline.runner import max_uncommitted
+
+    n = 1000
+    data = write_mednli(tmp_path / "data", n + 3)
+    out = tiny_disk / "out"
+    with fake_server("--answer", "A long answer. " * 200) as server:  # ~3 kB per result: 1 MB fills
+        full = _medsweep(*_eval_args(server, data, out), "--concurrency", "4", cwd=tmp_path)
+        received = server.stats()["received"]
+        roomy = tmp_path / "roomy"
+        shutil.copytree(out, roomy)
+        rerun = _medsweep(*_eval_args(server, data, roomy), "--concurrency", "4", cwd=tmp_path)
+        after = server.stats()
+    assert full.returncode == 2, full.stderr[-3000:]
+    assert "Traceback" not in full.stderr
+    errors = [line for line in full.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors == full.stderr.strip().splitlines()[-1:], full.stderr[-3000:]
+    assert f"cannot write to {out / 'medsweep.sqlite'}: the disk is full" in errors[0]
+    conn = sqlite3.connect(f"file:{out / 'medsweep.sqlite'}?mode=ro", uri=True)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        committed = conn.execute("SELECT COUNT(*) FROM results WHERE status = 'succeeded'").fetchone()[0]
+    finally:
+        conn.close()
+    assert 0 < committed < n
+    # Sending stopped once the store could not commit: every request sent was either committed or is one of
+    # the few answers named lost (under the cap on uncommitted answers, plus the workers in flight).
+    assert received - committed <= max_uncommitted(4) + 4
+    lost = int(errors[0].split("; ")[-1].split()[0])
+    assert received == committed + lost
+    # The rerun, from a copy on a roomy disk, sends exactly the rest.
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert after["received"] - received == n - committed
+    assert len(after["answered"]) == n
