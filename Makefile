@@ -81,6 +81,7 @@ logs: setup
 	@$(PY) -m pipeline.serving.logs $(LOGS_ARGS)
 
 # --- reliability ------------------------------------------------------------------------------------------
-# The full fault soak (10,000 requests against the fault-injecting server; SOAK_REQUESTS=N to change).
+# The full fault soak (100,000 requests at concurrency 256 against the fault-injecting server; SOAK_REQUESTS=N
+# and SOAK_CONCURRENCY=N to change); prints its figures, peak RSS included.
 soak: setup
-	$(PY) -m pytest -q -m slow tests/test_reliability_soak.py
+	$(PY) -m pytest -q -s -m slow tests/test_reliability_soak.py

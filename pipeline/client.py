@@ -211,18 +211,22 @@ class Client:
         start = time.monotonic()
         deadline = start + cfg.max_retry_time
         attempt = 0
+        last: _Retry | None = None
         while True:
             attempt += 1
             replica = await self._pick(deadline)
             if replica is None:
+                # The class is what took the replicas out (a stalled server's timeouts stay `timeout`).
                 return Outcome(
                     False, attempts=attempt - 1, latency_s=time.monotonic() - start,
-                    error_class="connection", error_message="no healthy replica within the retry time",
+                    error_class=last.error_class if last else "connection",
+                    error_message=(f"{last}; " if last else "") + "no healthy replica within the retry time",
                 )  # fmt: skip
             replica.outstanding += 1
             try:
                 outcome = await self._attempt(replica, path, body, chat)
             except _Retry as exc:
+                last = exc
                 self._note_failure(replica, exc.error_class)
                 now = time.monotonic()
                 delay = self._backoff(attempt, exc.retry_after)

@@ -126,13 +126,15 @@ async def _evaluate(
         }
         store = Store.open(config.run.out)
         try:
-            progress = Progress(tasks, console=console)
-            run = EvalRun(
-                config, target, [get_task(t) for t in tasks], client, store, counter, progress,
-                provenance=provenance, metrics_url=metrics_url,
-            )  # fmt: skip
-            result = await run.run()
-            summaries = score_tasks(store, target.identity, config.run.variant, tasks)
+            # Held through scoring: a second eval of this model would send the same requests again.
+            with store.lock(target.identity, config.run.variant):
+                progress = Progress(tasks, console=console)
+                run = EvalRun(
+                    config, target, [get_task(t) for t in tasks], client, store, counter, progress,
+                    provenance=provenance, metrics_url=metrics_url,
+                )  # fmt: skip
+                result = await run.run()
+                summaries = score_tasks(store, target.identity, config.run.variant, tasks)
         finally:
             store.close()
     return EvalOutcome(result, target, tuple(tasks), (), tuple(summaries))
@@ -164,30 +166,31 @@ def evaluate(config: EvalConfig, *, console: Console | None = None, argv: Sequen
     """
     console = console or Console(stderr=True)
     resume = shlex.join(["medsweep", *(argv if argv is not None else sys.argv[1:])])
-    # SIGTERM before the runner installs its handlers (while loading data, probing the server) or while
-    # scoring would otherwise end the process without the resume line; treat it as Ctrl-C.
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    # SIGINT/SIGTERM at any moment of the command (loading data, probing the server, scoring, the summary)
+    # end it with the resume line and 130; while requests are in flight the runner handles them itself
+    # (graceful stop) and puts these handlers back when it is done.
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         outcome = run_evaluation(config, console=console)
+        print_summary(outcome.summaries, outcome.target.identity, config.run.out, console=Console())
+        if outcome.run.interrupted:
+            return _interrupted(console, resume)
+        failed = _failed_by_class(config.run.out, outcome.target.identity, config.run.variant, outcome.tasks)
+        if failed:
+            must_fix = any(cls in _FAILURE_FIXES for cls in failed)
+            console.print(_failed_line(failed, config.run.out, must_fix), highlight=False, soft_wrap=True)
+            return 1 if must_fix else 0
+        return 0
     except KeyboardInterrupt:
-        console.print(
-            f"interrupted: finished results are committed. Resume with:\n  {resume}", soft_wrap=True
-        )
-        return 130
+        return _interrupted(console, resume)
     finally:
-        signal.signal(signal.SIGTERM, previous)
-    print_summary(outcome.summaries, outcome.target.identity, config.run.out, console=Console())
-    if outcome.run.interrupted:
-        console.print(
-            f"interrupted: finished results are committed. Resume with:\n  {resume}", soft_wrap=True
-        )
-        return 130
-    failed = _failed_by_class(config.run.out, outcome.target.identity, config.run.variant, outcome.tasks)
-    if failed:
-        must_fix = any(cls in _FAILURE_FIXES for cls in failed)
-        console.print(_failed_line(failed, config.run.out, must_fix), highlight=False, soft_wrap=True)
-        return 1 if must_fix else 0
-    return 0
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+
+
+def _interrupted(console: Console, resume: str) -> int:
+    console.print(f"interrupted: finished results are committed. Resume with:\n  {resume}", soft_wrap=True)
+    return 130
 
 
 # Failures the user must fix, with the fix (see docs/architecture.md); the other classes are transient.

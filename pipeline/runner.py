@@ -4,12 +4,18 @@ Requests are expanded lazily by the tasks and pass through a bounded queue, so m
 with the number of items. ``concurrency`` workers send them; a worker whose index is at or above the
 current limit waits, which is how backpressure lowers concurrency without cancelling anything. Results
 are committed in small batches; only then do they count as done.
+
+Answers not yet committed stay under a cap (``max_uncommitted``): when the store falls behind, workers
+wait before sending more, and when it cannot commit at all (a full disk) the run stops sending at once and
+ends with the store's error, so no request is sent whose result could not be kept.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -22,6 +28,7 @@ from asyncio_throttle import Throttler  # type: ignore[attr-defined]
 
 from pipeline.client import Client, Outcome
 from pipeline.config import EvalConfig
+from pipeline.errors import MedsweepError
 from pipeline.progress import Progress
 from pipeline.request import Request, content_key, merge_stops
 from pipeline.store import ResultRow, Store
@@ -30,6 +37,11 @@ from pipeline.tasks.prompts import prompt_hashes
 
 _FLUSH_SECONDS = 0.05
 _SETTLE_SECONDS = 10.0
+
+
+def max_uncommitted(concurrency: int) -> int:
+    """Answers received but not yet committed, at most (the workers in flight may add one each)."""
+    return max(64, 2 * concurrency)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +100,12 @@ class EvalRun:
         self._queue: asyncio.Queue[tuple[Request, str] | None] = asyncio.Queue(maxsize=2 * self.limit)
         self._in_flight = 0
         self._sent = 0
+        self._max_uncommitted = max_uncommitted(config.client.concurrency)
+        self._writing = 0  # rows of the batch the writer thread is committing
+        self._room = asyncio.Event()  # set when the uncommitted answers fall under the cap
+        self._flush_now = asyncio.Event()
+        self._store_error: MedsweepError | None = None  # the store cannot commit: the run stops
+        self._lost = 0  # requests sent whose results could not be committed
         self._throttler = _throttler(config.client.rate)
 
     # --- public ---
@@ -123,7 +141,7 @@ class EvalRun:
                     await asyncio.gather(all_workers, return_exceptions=True)
                     raise producer.exception()  # type: ignore[misc]
             if self._stopping.is_set() and not all_workers.done():
-                interrupted = True
+                interrupted = self._store_error is None
                 producer.cancel()
                 await self._settle(workers)
             await asyncio.gather(all_workers, return_exceptions=True)
@@ -136,10 +154,16 @@ class EvalRun:
                 monitor.cancel()
             # The writer thread finishes its batch before the flusher ends; only then write the rest here.
             await asyncio.gather(flusher, return_exceptions=True)
-            self._flush()
+            self._final_flush()
             self.progress.stop()
-            for sig in installed:
-                loop.remove_signal_handler(sig)
+            for sig, previous in installed.items():
+                signal.signal(sig, signal.SIG_DFL if previous is None else previous)
+        if self._store_error is not None:
+            raise MedsweepError(
+                f"{self._store_error}; {self._lost} request(s) sent after the last commit were not kept "
+                "(the rerun sends them again)",
+                exit_code=self._store_error.exit_code,
+            )
         if not interrupted:
             self.store.finish_run(self.run_id)
         skipped = sum(p.skipped for p in self.progress.tasks.values())
@@ -182,6 +206,9 @@ class EvalRun:
             while index >= self.limit and not self._draining:
                 self._limit_changed.clear()
                 await self._limit_changed.wait()
+            await self._wait_for_room()
+            if self._stopping.is_set():
+                return
             item = await self._queue.get()
             if item is None:
                 return
@@ -201,8 +228,19 @@ class EvalRun:
             self._sent += 1
             self._record(request, key, outcome)
 
+    async def _wait_for_room(self) -> None:
+        """Send more only while the answers not yet committed are under the cap (the store keeps up)."""
+        while len(self._buffer) + self._writing >= self._max_uncommitted and not self._stopping.is_set():
+            self._room.clear()
+            self._flush_now.set()
+            await self._room.wait()
+
     async def _settle(self, workers: list[asyncio.Task[None]]) -> None:
-        deadline = time.monotonic() + _SETTLE_SECONDS
+        if self._store_error is not None:  # nothing in flight can be kept: no point waiting for it
+            self._lost += self._in_flight
+            deadline = time.monotonic()
+        else:
+            deadline = time.monotonic() + _SETTLE_SECONDS
         while self._in_flight and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         for w in workers:
@@ -237,11 +275,25 @@ class EvalRun:
         self.progress.retries = self.client.retries
         self.progress.retries_by_class = self.client.retries_by_class
 
-    def _flush(self) -> None:
+    def _final_flush(self) -> None:
         rows, pending = self._take()
+        if self._store_error is not None:
+            self._lost += len(rows)
+            return
         if rows:
-            self.store.write_results(rows)
+            try:
+                self.store.write_results(rows)
+            except MedsweepError as exc:
+                self._cannot_commit(exc, len(rows))
+                return
         self._committed(pending)
+
+    def _cannot_commit(self, exc: MedsweepError, rows: int) -> None:
+        """The store refused a batch (a full disk): stop sending; the run ends with this error."""
+        self._store_error = exc
+        self._lost += rows
+        self.stop()
+        self._room.set()
 
     async def _flush_loop(self) -> None:
         """Commit in a writer thread so that an fsync never stalls the event loop; count after commit."""
@@ -249,16 +301,30 @@ class EvalRun:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="medsweep-store") as writer:
             ticks = 0
             while True:
-                await asyncio.sleep(_FLUSH_SECONDS)
+                # Every 50 ms, or at once when the uncommitted answers reach the cap.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._flush_now.wait(), _FLUSH_SECONDS)
+                self._flush_now.clear()
                 rows, pending = self._take()
                 if rows:
+                    self._writing = len(rows)
                     write = loop.run_in_executor(writer, self.store.write_results, rows)
                     try:
                         await asyncio.shield(write)
                     except asyncio.CancelledError:
-                        await write
-                        self._committed(pending)
+                        try:
+                            await write
+                        except MedsweepError as exc:
+                            self._cannot_commit(exc, len(rows))
+                        else:
+                            self._committed(pending)
                         raise
+                    except MedsweepError as exc:
+                        self._cannot_commit(exc, len(rows))
+                        return
+                    finally:
+                        self._writing = 0
+                        self._room.set()
                 self._committed(pending)
                 ticks += 1
                 if ticks % 5 == 0:
@@ -290,15 +356,21 @@ class EvalRun:
 
     # --- misc ---
 
-    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[int]:
-        installed: list[int] = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, self._on_signal)
-                installed.append(sig)
-            except (NotImplementedError, RuntimeError):
-                pass
-        return installed
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> dict[int, Any]:
+        """SIGINT/SIGTERM stop the run gracefully; returns the handlers to put back afterwards.
+
+        Plain ``signal.signal`` swaps, not ``loop.add_signal_handler``: removing a loop handler resets the
+        signal to its default action (SIGTERM kills), so a signal that came while scoring or printing the
+        summary would end the eval without the resume line. A swap between two Python handlers leaves no
+        moment in which a signal is not handled.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def handler(signum: int, frame: object) -> None:
+            loop.call_soon_threadsafe(self._on_signal)
+
+        return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def _on_signal(self) -> None:
         if self._stopping.is_set():

@@ -3,6 +3,10 @@
 Results are keyed by content key (see ``pipeline.request.content_key``). A succeeded result is never
 overwritten by a later failure, so a rerun resumes: succeeded keys are skipped, failed keys are retried.
 The directory is 0700 and the files 0600: outputs and references can hold credentialed patient text.
+
+Every command opens its store here, and SQLite's "the file is damaged" and "the disk is full" become one
+``error:`` line that names the file and what to do (see docs/reliability.md). A damaged file is found
+read-only, before anything is written to it, and is never changed.
 """
 
 from __future__ import annotations
@@ -11,13 +15,18 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from pipeline.errors import DataError, MedsweepError
+from pipeline.storelock import Holder, store_lock
+
 DB_NAME = "medsweep.sqlite"
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -76,6 +85,103 @@ def db_path(out_dir: Path) -> Path:
     return out_dir / DB_NAME
 
 
+class StoreDamagedError(DataError):
+    """The store file is not a readable SQLite database; it is left exactly as it is."""
+
+    def __init__(self, path: Path, detail: str) -> None:
+        super().__init__(
+            f"{path} is damaged ({detail}); medsweep did not change it: restore it from a backup, or recover "
+            f'its readable rows with `sqlite3 {path} ".recover" | sqlite3 {path}.recovered` and move '
+            f"{path.name}.recovered in its place"
+        )
+
+
+class StoreFullError(MedsweepError):
+    """A write to the store failed for lack of space; what was committed before is intact."""
+
+    def __init__(self, path: Path, detail: str) -> None:
+        super().__init__(
+            f"cannot write to {path}: the disk is full ({detail}); what was committed before is intact: free "
+            f"space, or copy {path.parent} to a disk with room and rerun with --out there (only what is not "
+            "committed is sent)"
+        )
+
+
+def check_intact(path: Path) -> None:
+    """Raise ``StoreDamagedError`` if ``path`` exists and is not a sound SQLite database. Read-only."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return
+    if size == 0:
+        return  # a new store: SQLite treats an empty file as an empty database
+    with path.open("rb") as handle:
+        if handle.read(len(_SQLITE_MAGIC)) != _SQLITE_MAGIC:
+            raise StoreDamagedError(path, "not an SQLite database: its header is wrong")
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+    try:
+        conn.execute("PRAGMA busy_timeout=10000")
+        problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
+    except sqlite3.DatabaseError as exc:
+        if _is_damage(exc):
+            raise StoreDamagedError(path, str(exc)) from None
+        raise
+    finally:
+        conn.close()
+    if problems != ["ok"]:
+        raise StoreDamagedError(path, f"{len(problems)} problem(s), first: {problems[0]}")
+
+
+def _is_damage(exc: sqlite3.Error) -> bool:
+    code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+    return code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def _user_error(exc: sqlite3.Error, path: Path) -> MedsweepError | None:
+    """The one-line error for a damaged store or a full disk; ``None`` for anything else."""
+    if _is_damage(exc):
+        return StoreDamagedError(path, str(exc))
+    if ((getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF) == sqlite3.SQLITE_FULL:
+        return StoreFullError(path, str(exc))
+    return None
+
+
+class _Connection(sqlite3.Connection):
+    """A connection whose damaged-file and disk-full errors are the user-facing ones above."""
+
+    store_path: Path = Path(DB_NAME)
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.Error as exc:
+            raise _user_error(exc, self.store_path) or exc from None
+
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+        try:
+            return super().executemany(sql, parameters)
+        except sqlite3.Error as exc:
+            raise _user_error(exc, self.store_path) or exc from None
+
+    def executescript(self, sql_script: str, /) -> sqlite3.Cursor:
+        try:
+            return super().executescript(sql_script)
+        except sqlite3.Error as exc:
+            raise _user_error(exc, self.store_path) or exc from None
+
+
+def _connect(path: Path, uri: str | None = None) -> sqlite3.Connection:
+    try:
+        conn = sqlite3.connect(
+            uri or path, uri=uri is not None, isolation_level=None, check_same_thread=False,
+            factory=_Connection,
+        )  # fmt: skip
+    except sqlite3.Error as exc:
+        raise _user_error(exc, path) or exc from None
+    conn.store_path = path
+    return conn
+
+
 class Store:
     """Read-write access for one eval process (the writer) or read-only access for status and reports."""
 
@@ -88,9 +194,13 @@ class Store:
         out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(out_dir, 0o700)
         path = db_path(out_dir)
+        check_intact(path)
         if not path.exists():
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            try:
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+            except OSError as exc:
+                raise MedsweepError(f"cannot create {path}: {exc.strerror}; check --out") from None
+        conn = _connect(path)
         conn.execute("PRAGMA journal_mode=WAL")
         # FULL: a commit survives a power loss, not only a process crash. Commits are batched, so the
         # fsync per commit is cheap relative to the requests it covers.
@@ -103,17 +213,20 @@ class Store:
     def open_readonly(cls, out_dir: Path) -> Store:
         path = db_path(out_dir)
         if not path.exists():
-            from pipeline.errors import MedsweepError
-
             raise MedsweepError(
                 f"no results in {out_dir}: {path} does not exist (run `medsweep eval --out {out_dir}`)"
             )
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+        check_intact(path)
+        conn = _connect(path, f"{path.resolve().as_uri()}?mode=ro")
         conn.execute("PRAGMA busy_timeout=10000")
         return cls(conn, path)
 
     def close(self) -> None:
         self.conn.close()
+
+    def lock(self, model: str, variant: str) -> AbstractContextManager[Holder]:
+        """One writer per (store, model, variant); see ``pipeline.storelock``."""
+        return store_lock(self.path, model, variant)
 
     # --- runs and plans ---
 
@@ -229,7 +342,10 @@ class _Tx:
         self.conn.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, *_: object) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        if not exc_type:
+            self.conn.execute("COMMIT")
+        elif self.conn.in_transaction:  # SQLite rolls some failures (a full disk) back by itself
+            self.conn.execute("ROLLBACK")
 
 
 def _dumps(value: Any) -> str:

@@ -6,6 +6,11 @@ faults with seeded probabilities: HTTP 500, 429 with ``Retry-After``, connection
 truncated JSON bodies. ``GET /_stats`` reports what it received and answered so tests can prove that
 nothing was re-sent.
 
+Tests control timing through the server, never by sleeping: with ``--hold`` every completion request waits
+until the test releases it (``POST /_release?n=N``, or without ``n`` to stop holding), and
+``GET /_wait?held=N`` returns once N requests are held, so a test acts while requests are provably in flight.
+A held request whose client goes away stops waiting (and is not answered).
+
 Run: ``python tests/fakeserver.py --port 8123 --p500 0.1 --p429 0.05 ...``
 """
 
@@ -40,6 +45,36 @@ class Faults:
 
 
 @dataclass
+class Gate:
+    """Holds completion requests until the test releases them (``--hold``)."""
+
+    holding: bool = False
+    permits: int = 0  # requests that may pass while holding
+    held: int = 0  # requests waiting now
+    changed: asyncio.Condition | None = None  # created on the server's loop
+
+    def condition(self) -> asyncio.Condition:
+        if self.changed is None:
+            self.changed = asyncio.Condition()
+        return self.changed
+
+    async def passage(self) -> None:
+        if not self.holding:
+            return
+        cond = self.condition()
+        async with cond:
+            self.held += 1
+            cond.notify_all()
+            try:
+                await cond.wait_for(lambda: not self.holding or self.permits > 0)
+                if self.holding:
+                    self.permits -= 1
+            finally:
+                self.held -= 1
+                cond.notify_all()
+
+
+@dataclass
 class State:
     model: str = "fake-model"
     max_model_len: int = 2048
@@ -52,6 +87,7 @@ class State:
     bodies_seen: Counter[str] = field(default_factory=Counter)
     in_flight: int = 0
     rng: random.Random = field(default_factory=random.Random)
+    gate: Gate = field(default_factory=Gate)
 
 
 _CANNED = (
@@ -96,6 +132,7 @@ def make_app(state: State) -> web.Application:
         raw = await request.read()
         digest = hashlib.sha256(raw).hexdigest()
         state.bodies_seen[digest] += 1
+        await state.gate.passage()
         if not _authorised(state, request):
             return _error(401, "Unauthorized", "AuthenticationError")
         f = state.faults
@@ -189,14 +226,45 @@ def make_app(state: State) -> web.Application:
     async def version(request: web.Request) -> web.Response:
         return web.json_response({"version": "0.0.0-fake"})
 
+    def snapshot() -> dict[str, Any]:
+        return {
+            "received": state.received,
+            "answered": dict(state.answered),
+            "bodies_seen": dict(state.bodies_seen),
+            "held": state.gate.held,
+        }
+
     async def stats(request: web.Request) -> web.Response:
-        return web.json_response(
-            {
-                "received": state.received,
-                "answered": dict(state.answered),
-                "bodies_seen": dict(state.bodies_seen),
-            }
-        )
+        return web.json_response(snapshot())
+
+    async def release(request: web.Request) -> web.Response:
+        gate = state.gate
+        async with gate.condition():
+            if "n" in request.query:
+                gate.permits += int(request.query["n"])
+            else:
+                gate.holding = False
+            gate.condition().notify_all()
+        return web.json_response(snapshot())
+
+    async def hold(request: web.Request) -> web.Response:
+        gate = state.gate
+        async with gate.condition():
+            gate.holding, gate.permits = True, 0
+        return web.json_response(snapshot())
+
+    async def wait(request: web.Request) -> web.Response:
+        """Long poll: answer once ``held`` requests are held (408 after ``timeout`` seconds)."""
+        want = int(request.query.get("held", "1"))
+        cond = state.gate.condition()
+        try:
+            async with cond:
+                await asyncio.wait_for(
+                    cond.wait_for(lambda: state.gate.held >= want), float(request.query.get("timeout", "120"))
+                )
+        except TimeoutError:
+            return web.json_response(snapshot(), status=408)
+        return web.json_response(snapshot())
 
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_get("/v1/models", models)
@@ -208,6 +276,9 @@ def make_app(state: State) -> web.Application:
     app.router.add_get("/health", health)
     app.router.add_get("/version", version)
     app.router.add_get("/_stats", stats)
+    app.router.add_post("/_release", release)
+    app.router.add_post("/_hold", hold)
+    app.router.add_get("/_wait", wait)
     return app
 
 
@@ -241,6 +312,7 @@ def main() -> None:
     parser.add_argument("--fail-first", type=int, default=0)
     parser.add_argument("--status-always", type=int, default=0)
     parser.add_argument("--extra-waiting", type=int, default=0)
+    parser.add_argument("--hold", action="store_true", help="hold completion requests until POST /_release")
     args = parser.parse_args()
     faults = Faults(
         fail_first=args.fail_first, status_always=args.status_always, extra_waiting=args.extra_waiting
@@ -251,6 +323,7 @@ def main() -> None:
     state = State(model=args.model, max_model_len=args.max_model_len, api_key=args.api_key, faults=faults)
     state.rng.seed(args.seed)
     state.answer = args.answer
+    state.gate.holding = args.hold
     if args.ready_delay:
         import time
 
@@ -261,7 +334,9 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    web.run_app(make_app(state), host=args.host, port=args.port, print=None, access_log=None)
+    # handler_cancellation: a request whose client went away (killed, timed out) stops waiting or hanging.
+    app = make_app(state)
+    web.run_app(app, host=args.host, port=args.port, print=None, access_log=None, handler_cancellation=True)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,24 @@ class RunningServer:
         data: dict[str, Any] = httpx.get(f"{self.root}/_stats", timeout=10).json()
         return data
 
+    def release(self, n: int | None = None) -> dict[str, Any]:
+        """Let ``n`` more held requests through (``None``: stop holding, let every request through)."""
+        params = {} if n is None else {"n": str(n)}
+        data: dict[str, Any] = httpx.post(f"{self.root}/_release", params=params, timeout=10).json()
+        return data
+
+    def hold(self) -> None:
+        """Hold every request from now on, with no permits left over."""
+        httpx.post(f"{self.root}/_hold", timeout=10).raise_for_status()
+
+    def wait_held(self, n: int, timeout: float = 120.0) -> dict[str, Any]:
+        """Block until ``n`` requests are held at the server (a long poll: it answers once they are)."""
+        resp = httpx.get(f"{self.root}/_wait", params={"held": n, "timeout": timeout}, timeout=timeout + 10)
+        data: dict[str, Any] = resp.json()
+        if resp.status_code != 200:
+            raise AssertionError(f"{n} requests were never held at once within {timeout:g} s: {data}")
+        return data
+
     def kill(self) -> None:
         self.process.kill()
         self.process.wait()

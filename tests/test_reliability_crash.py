@@ -1,9 +1,15 @@
 """Crash and resume: `kill -9` the real `medsweep eval` process at 10 seeded random points, SIGINT and
-SIGTERM it, and read the store while it writes.
+SIGTERM it (while requests are in flight, while it scores, while it prints the summary), and read the store
+while it writes.
 
 After every crash the store passes ``PRAGMA integrity_check``; no request whose result was committed is
 ever sent again (the fake server counts every body it receives); after resuming, the store holds exactly
 the keys, results and scores of an uninterrupted run.
+
+Timing is controlled, never hoped for: the fake server holds every request until the test releases it
+(``--hold``), so a kill or a signal lands while requests are provably in flight and the run cannot finish
+first, however fast the machine; signals after the requests use ``tests/pausing_eval.py``, which stops the
+real CLI at the start of a phase until the test has sent its signal.
 """
 
 from __future__ import annotations
@@ -22,11 +28,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.servers import REPO, RunningServer, fake_server
 from tests.test_reliability_soak import write_mednli
 
 N_REQUESTS = 120
 SERVER_ARGS = ("--delay", "0.05")
+PAUSING_EVAL = Path(__file__).with_name("pausing_eval.py")
 
 
 def _env() -> dict[str, str]:
@@ -43,11 +52,19 @@ def _eval_args(server: RunningServer, data: Path, out: Path, concurrency: int = 
     ]  # fmt: skip
 
 
-def _spawn(args: list[str], cwd: Path) -> subprocess.Popen[str]:
+def _spawn(args: list[str], cwd: Path, pause_at: str | None = None) -> subprocess.Popen[str]:
+    program = [str(PAUSING_EVAL), pause_at] if pause_at else ["-m", "pipeline"]
     return subprocess.Popen(
-        [sys.executable, "-m", "pipeline", *args], cwd=cwd, env=_env(), stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
+        [sys.executable, *program, *args], cwd=cwd, env=_env(), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, stdin=subprocess.PIPE if pause_at else subprocess.DEVNULL, text=True,
     )  # fmt: skip
+
+
+def _wait_committed(out: Path, n: int, proc: subprocess.Popen[str]) -> None:
+    """Poll the store (read-only) until it holds ``n`` succeeded results; the eval must still be running."""
+    while _committed(out) < n:
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        time.sleep(0.01)
 
 
 def _committed(out: Path) -> int:
@@ -124,29 +141,30 @@ def test_kill_9_at_ten_random_points_then_resume_matches_an_uninterrupted_run(tm
         baseline = _spawn(_eval_args(baseline_server, data, tmp_path / "baseline"), tmp_path)
         assert baseline.wait(timeout=300) == 0, baseline.communicate()[1][-3000:]
     out = tmp_path / "crashed"
-    kills: list[tuple[float, int, int]] = []
-    with fake_server(*SERVER_ARGS) as server:
+    kills: list[tuple[int, int, int]] = []
+    with fake_server(*SERVER_ARGS, "--hold") as server:
         digests = _body_digests(server, data)
         assert len(digests) == N_REQUESTS
         sent_when_committed: dict[str, int] = {}
         for _ in range(10):
-            # A kill point: wait for a random number of new commits (0: a random moment, maybe at start-up).
+            # A kill point: `want` new commits, with `extra` more answers let through that may be anywhere
+            # between the server and the store at the kill (want 0: a random moment, maybe at start-up).
+            # Every other request is held, so the run cannot finish before the kill on any machine: at most
+            # 10 x (7 + 3) answers are let through, fewer than the 120 requests.
             before = _committed(out)
-            want = rng.randint(0, 10)
+            want, extra = rng.randint(0, 7), rng.randint(0, 3)
             grace = rng.uniform(0.0, 2.0)
             proc = _spawn(_eval_args(server, data, out), tmp_path)
-            started = time.monotonic()
-            while proc.poll() is None:
-                if (want and _committed(out) >= before + want) or (
-                    not want and time.monotonic() - started >= grace
-                ):
-                    break
-                time.sleep(0.01)
-            finished_early = proc.poll() is not None
+            if want:
+                server.release(want + extra)
+                _wait_committed(out, before + want, proc)
+            else:
+                time.sleep(grace)  # picks the kill moment; nothing is asserted about what happened by then
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
             proc.send_signal(signal.SIGKILL)
             proc.communicate(timeout=60)
-            assert not finished_early, "the run finished before the kill point: use more requests"
-            kills.append((round(time.monotonic() - started, 2), want, _committed(out) - before))
+            server.hold()  # permits the killed process did not use are not carried over
+            kills.append((want, extra, _committed(out) - before))
             if not (out / "medsweep.sqlite").exists():
                 continue
             assert _integrity(out) == "ok"
@@ -158,6 +176,7 @@ def test_kill_9_at_ten_random_points_then_resume_matches_an_uninterrupted_run(tm
                 n = seen.get(digests[key], 0)
                 assert n >= 1
                 assert sent_when_committed.setdefault(key, n) == n, f"committed key {key} was sent again"
+        server.release()
         resumed = _spawn(_eval_args(server, data, out), tmp_path)
         _, err = resumed.communicate(timeout=300)
         assert resumed.returncode == 0, err[-3000:]
@@ -170,15 +189,16 @@ def test_kill_9_at_ten_random_points_then_resume_matches_an_uninterrupted_run(tm
     assert set(crashed) == set(clean) == set(digests)
     assert crashed == clean
     assert _scores(out) == _scores(tmp_path / "baseline")
-    print("kill points (seconds after start, commits wanted, commits seen):", kills)
+    print("kill points (commits wanted, extra answers let through, commits seen):", kills)
 
 
 def _signal_mid_run(tmp_path: Path, sig: int) -> None:
     data = write_mednli(tmp_path / "data", 43)
     out = tmp_path / "out"
-    with fake_server("--delay", "0.2") as server:
+    with fake_server("--hold") as server:
         args = _eval_args(server, data, out, concurrency=2)
         proc = _spawn(args, tmp_path)
+        server.release(4)
         statuses = []
         while _committed(out) < 4:
             assert proc.poll() is None, proc.communicate()[1][-3000:]
@@ -190,6 +210,8 @@ def _signal_mid_run(tmp_path: Path, sig: int) -> None:
             if (out / "medsweep.sqlite").exists() and status.returncode == 0:
                 statuses.append(json.loads(status.stdout)["succeeded"])
             time.sleep(0.05)
+        # Both workers now wait on a held request: the eval is provably mid-run when the signal comes.
+        server.wait_held(2)
         # And `medsweep report` builds from the store while it is being written.
         report = subprocess.run(
             [sys.executable, "-m", "pipeline", "report", "--out", str(out),
@@ -197,8 +219,12 @@ def _signal_mid_run(tmp_path: Path, sig: int) -> None:
             cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert report.returncode == 0, report.stderr[-3000:]
-        assert proc.poll() is None, "the eval ended before the signal: use more requests or a longer delay"
+        assert proc.poll() is None
         proc.send_signal(sig)
+        # The two in flight get their answers during the settle and are committed. (Were the signal handled
+        # only after they came back, a worker's next request would be held until the settle ends: the same
+        # six are committed, the run just takes the settle's ten seconds longer.)
+        server.release(2)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 130, err[-3000:]
         assert "Resume with:" in err
@@ -207,8 +233,9 @@ def _signal_mid_run(tmp_path: Path, sig: int) -> None:
         assert resume[0] == "medsweep" and resume[1:] == args
         assert _integrity(out) == "ok"
         committed = {k for k, row in _results(out).items() if row[2] == "succeeded"}
-        assert 4 <= len(committed) < 40
+        assert len(committed) == 6
         seen_before = server.stats()["bodies_seen"]
+        server.release()
         again = subprocess.run(
             [sys.executable, "-m", "pipeline", *resume[1:]], cwd=tmp_path, env=_env(), capture_output=True,
             text=True, timeout=300,
@@ -231,3 +258,38 @@ def test_sigint_exits_130_prints_the_resume_command_and_the_rerun_completes(tmp_
 
 def test_sigterm_exits_130_prints_the_resume_command_and_the_rerun_completes(tmp_path: Path) -> None:
     _signal_mid_run(tmp_path, signal.SIGTERM)
+
+
+@pytest.mark.parametrize("phase", ["score_tasks", "print_summary"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_after_the_requests_exits_130_with_the_resume_command(
+    tmp_path: Path, sig: int, phase: str
+) -> None:
+    """Every request is answered and committed; the signal comes while the eval scores or prints its
+    summary. It still ends with the resume line and 130, and the rerun sends nothing and completes."""
+    data = write_mednli(tmp_path / "data", 13)
+    out = tmp_path / "out"
+    with fake_server() as server:
+        args = _eval_args(server, data, out, concurrency=2)
+        proc = _spawn(args, tmp_path, pause_at=phase)
+        assert proc.stdout is not None and proc.stdin is not None
+        for line in proc.stdout:
+            if line.strip() == f"paused at {phase}":
+                break
+        else:
+            raise AssertionError(f"the eval never reached {phase}: {proc.communicate()[1][-3000:]}")
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err[-3000:]
+        resume = shlex.split(err.split("Resume with:", 1)[1].strip().splitlines()[0])
+        assert resume[1:] == args
+        assert "Traceback" not in err
+        received = server.stats()["received"]
+        again = subprocess.run(
+            [sys.executable, "-m", "pipeline", *resume[1:]], cwd=tmp_path, env=_env(), capture_output=True,
+            text=True, timeout=300,
+        )  # fmt: skip
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert server.stats()["received"] == received == 10
+    assert _integrity(out) == "ok"
+    assert len(_scores(out)) == 10

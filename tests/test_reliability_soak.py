@@ -3,7 +3,8 @@ Retry-After, 2 % connection resets, 1 % hangs past the timeout and 1 % truncated
 
 Every request ends succeeded or recorded failed with its class; none is lost, none is stored twice, none
 is answered twice, and no failure is scored as a wrong answer. A rerun retries only the failed ones.
-`make test` runs 600 requests; `make soak` (``-m slow``) runs 10,000 (``SOAK_REQUESTS`` overrides).
+`make test` runs 600 requests at concurrency 32; `make soak` (``-m slow``) runs 100,000 at concurrency 256
+(``SOAK_REQUESTS`` and ``SOAK_CONCURRENCY`` override) and reports the eval's peak RSS.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -45,13 +47,21 @@ def write_mednli(folder: Path, rows: int) -> Path:
     return folder
 
 
-def medsweep(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    inherited = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
-    full_env = {**inherited, "PYTHONPATH": str(REPO), **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args], cwd=cwd, env=full_env, capture_output=True, text=True,
-        timeout=1800,
-    )  # fmt: skip
+def medsweep(*args: str, cwd: Path) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run the real CLI; return its result and its peak RSS in MB (its own, not the server's)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
+    env["PYTHONPATH"] = str(REPO)
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", *args], cwd=cwd, env=env, stdout=out, stderr=err,
+            stdin=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage: ru_maxrss in KiB
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        result = subprocess.CompletedProcess(proc.args, proc.returncode, out.read(), err.read())
+    return result, usage.ru_maxrss / 1024
 
 
 def _soak(tmp_path: Path, n_requests: int, concurrency: int) -> dict[str, Any]:
@@ -67,7 +77,7 @@ def _soak(tmp_path: Path, n_requests: int, concurrency: int) -> dict[str, Any]:
     )  # fmt: skip
     with fake_server(*FAULTS, "--seed", "11") as server:
         started = time.monotonic()
-        first = medsweep(*args, "--base-url", server.base_url, cwd=tmp_path)
+        first, peak_rss_mb = medsweep(*args, "--base-url", server.base_url, cwd=tmp_path)
         first_s = time.monotonic() - started
         after_first = server.stats()
         rows = _results(out)
@@ -77,7 +87,7 @@ def _soak(tmp_path: Path, n_requests: int, concurrency: int) -> dict[str, Any]:
         last = first
         while _results_failed(out) and reruns < 5:
             reruns += 1
-            last = medsweep(*args, "--base-url", server.base_url, cwd=tmp_path)
+            last, _ = medsweep(*args, "--base-url", server.base_url, cwd=tmp_path)
         final_stats = server.stats()
     assert first.returncode == 0, first.stderr[-3000:]  # every request has a final outcome
     assert last.returncode == 0, last.stderr[-3000:]
@@ -110,6 +120,7 @@ def _soak(tmp_path: Path, n_requests: int, concurrency: int) -> dict[str, Any]:
         "requests": n_requests,
         "concurrency": concurrency,
         "seconds_first_run": round(first_s, 1),
+        "peak_rss_mb_first_run": round(peak_rss_mb),
         "received_first_run": after_first["received"],
         "succeeded_first_run": len(succeeded),
         "failed_first_run": _by_class(failed),
@@ -154,6 +165,6 @@ def test_fault_soak_600_requests(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_fault_soak_full_size(tmp_path: Path) -> None:
-    n = int(os.environ.get("SOAK_REQUESTS", "10000"))
-    figures = _soak(tmp_path, n, concurrency=64)
+    n = int(os.environ.get("SOAK_REQUESTS", "100000"))
+    figures = _soak(tmp_path, n, concurrency=int(os.environ.get("SOAK_CONCURRENCY", "256")))
     print("soak figures:", json.dumps(figures))

@@ -15,6 +15,7 @@ import polars as pl
 
 from pipeline.errors import DataError
 from pipeline.store import DB_NAME as STORE_NAME
+from pipeline.store import check_intact
 
 RUNS_SCHEMA: dict[str, pl.DataType] = {
     "run_id": pl.String(),
@@ -93,6 +94,7 @@ def find_stores(outs: Sequence[Path]) -> list[Path]:
 
 
 def read_store(path: Path) -> dict[str, pl.DataFrame]:
+    check_intact(path)
     uri = f"{path.resolve().as_uri()}?mode=ro"
     try:
         con = sqlite3.connect(uri, uri=True)

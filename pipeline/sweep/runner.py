@@ -251,9 +251,11 @@ class SweepRunner:
         return load_config(s.eval_config, overrides, environ=environ)
 
     def _check_eval_inputs(self) -> None:
-        """Config and data errors stop the sweep before any server starts."""
+        """Config and data errors, and a damaged store, stop the sweep before any server starts."""
         from pipeline.evaluate import select_tasks
+        from pipeline.store import check_intact, db_path
 
+        check_intact(db_path(self.out))
         for model in self.models:
             self._eval_config(model, "http://127.0.0.1:1")
             select_tasks(list(model.tasks), self.settings.data_dir)
