@@ -38,6 +38,11 @@ class RunningServer:
         data: dict[str, Any] = httpx.get(f"{self.root}/_stats", timeout=10).json()
         return data
 
+    def requests(self) -> list[dict[str, Any]]:
+        """The last request bodies the server received (oldest first)."""
+        data: list[dict[str, Any]] = httpx.get(f"{self.root}/_requests", timeout=10).json()
+        return data
+
     def kill(self) -> None:
         self.process.kill()
         self.process.wait()
