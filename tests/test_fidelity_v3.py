@@ -58,7 +58,7 @@ def server() -> Iterator[RunningServer]:
 def _sent(server: RunningServer, data: Path, out: Path, task: str, mode: str) -> list[dict[str, Any]]:
     before = len(server.requests())
     code = main(["eval", "--base-url", server.base_url, "--model", "fake-model", "--chat-mode", mode,
-                 "--task", task, "--data-dir", str(data), "--out", str(out), "--concurrency", "4"])  # fmt: skip
+                 "--task", task, "--data-dir", str(data), "--out", str(out)])  # fmt: skip
     assert code == 0
     return [_projection(b) for b in server.requests()[before:]]
 
@@ -74,7 +74,9 @@ def test_few_shot_requests_are_v3s(
 
 
 @pytest.mark.parametrize("mode", v3_reference.MODES)
-def test_longhealth_requests_are_v3s(mode: str, server: RunningServer, data_dir: Path, tmp_path: Path) -> None:
+def test_longhealth_requests_are_v3s(
+    mode: str, server: RunningServer, data_dir: Path, tmp_path: Path
+) -> None:
     groups = json.loads(v3_reference.expected_path("longhealth", mode).read_text())
     allowed = {_canonical(body): index for index, group in enumerate(groups) for body in group["allowed"]}
     counts = [0] * len(groups)

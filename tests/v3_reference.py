@@ -1,4 +1,4 @@
-"""An independent rendering of what the paper's v3 code sent, for the fidelity test (tests/test_fidelity_v3.py).
+"""An independent rendering of what the paper's v3 code sent, for tests/test_fidelity_v3.py.
 
 Written from the v3 code's logic (TIO-IKIM/CLUE at ff75877284133361d15f12e4ab290d230f449dd0, as described in
 the project's clue-spec), not from medsweep: it reads the datasets the way v3 read them, builds v3's chat list
@@ -10,7 +10,8 @@ the test.
 v3 rendered a chat with the model's template and then appended the prefix as text; medsweep sends the chat
 as messages with the prefix as a final assistant message that vLLM continues (``continue_final_message``).
 That translation is the only one made here: the request is v3's chat list plus that message. TGI's
-``truncate = N`` becomes vLLM's ``truncate_prompt_tokens = N`` with ``truncation_side = "left"`` (keep the end).
+``truncate = N`` becomes vLLM's ``truncate_prompt_tokens = N`` with ``truncation_side = "left"`` (keep the
+end).
 
 Run ``python -m tests.v3_reference`` to rewrite the expected files under tests/data/fidelity/expected/
 (review the diff by hand: they are what the test holds medsweep to).
@@ -29,12 +30,14 @@ from typing import Any
 DATA = Path(__file__).resolve().parent / "data" / "fidelity"
 EXPECTED = DATA / "expected"
 MAX_POSITION_EMBEDDINGS = 2048  # the fake server's max_model_len stands in for the model config's value
-MODES = ("chat", "chat_nosystem", "base")  # v3: --model_has_system --model_is_instruct / --model_is_instruct / neither
+# v3's flags: --model_has_system --model_is_instruct; --model_is_instruct alone; neither (a base model).
+MODES = ("chat", "chat_nosystem", "base")
 
 MEDNLI = {
-    "sys": "You are a highly skilled assistant, specifically trained to assist medical professionals. You will "
-    "recieve two sentences, labeled 'SENTENCE_1' and 'SENTENCE_2', respectively. Your task is to determine "
-    "the logical relation between the two sentences. Valid answers are: ENTAILMENT, NEUTRAL or CONTRADICTION.",
+    "sys": "You are a highly skilled assistant, specifically trained to assist medical professionals. You "
+    "will recieve two sentences, labeled 'SENTENCE_1' and 'SENTENCE_2', respectively. Your task is to "
+    "determine the logical relation between the two sentences. Valid answers are: ENTAILMENT, NEUTRAL or "
+    "CONTRADICTION.",
     "user": "\nSENTENCE_1: {sentence1}\nSENTENCE_2: {sentence2}\n",
     "assistant": "{gold_label}",
     "gt": "gold_label",
@@ -46,7 +49,8 @@ MEQSUM = {
     "responsibility will be to summarize patient inquiries as concise question. You will be given such a "
     "patient inquiry. You will be expected to summarize and rewrite the inquiry as a concise question. Only "
     "write out the question. Do not add any other text.",
-    "user": "--------------PATIENT INQUIRY--------------\n{CHQ}\n--------------END PATIENT INQUIRY--------------",
+    "user": "--------------PATIENT INQUIRY--------------\n{CHQ}\n"
+    "--------------END PATIENT INQUIRY--------------",
     "assistant": "Question: {Summary}",
     "gt": "Summary",
     "max_new_tokens": 200,
@@ -109,8 +113,9 @@ LONGHEALTH_SYS = (
     "discharge summaries. Efficiency and reliability are key.\n"
 )
 LONGHEALTH_TEMPLATE = (
-    "\n--------------BEGIN DOCUMENTS--------------\n\n{documents}\n\n--------------END DOCUMENTS--------------"
-    "\n\n{question_text}\n{options}\n\nPlease answer using the following format:\n1. Begin your answer with "
+    "\n--------------BEGIN DOCUMENTS--------------\n\n{documents}\n\n"
+    "--------------END DOCUMENTS--------------\n\n{question_text}\n{options}\n\n"
+    "Please answer using the following format:\n1. Begin your answer with "
     'the phrase "The correct answer is".\n2. State the letter of the correct option (e.g., A, B, C, D, E).'
     "\n3. Follow the letter with a colon and the exact text of the option you chose.\n4. Make sure your "
     "answer is a single, concise sentence.\n\nFor example, if the correct answer to a question is option C, "
@@ -167,7 +172,9 @@ FEW_SHOT = {
 # --- v3's prompt building ---------------------------------------------------------------------------------
 
 
-def _few_shot_chat(spec: dict[str, Any], demos: list[dict[str, Any]], mode: str) -> list[dict[str, str]] | str:
+def _few_shot_chat(
+    spec: dict[str, Any], demos: list[dict[str, Any]], mode: str
+) -> list[dict[str, str]] | str:
     """build_few_shot_examples: the first turn carries the system prompt (its own message, merged into the
     first user turn without a system role, or the head of the base-model text)."""
     chat: list[dict[str, str]] | str = [] if mode != "base" else ""
