@@ -107,6 +107,7 @@ async def _evaluate(
     config: EvalConfig, tasks: list[str], console: Console, provenance: dict[str, Any]
 ) -> EvalOutcome:
     from pipeline.backpressure import is_vllm
+    from pipeline.scoring.extras import scorer_provenance
     from pipeline.serving.provenance import collect_provenance
     from pipeline.tasks import get_task
     from pipeline.tokens import make_counter
@@ -128,6 +129,7 @@ async def _evaluate(
         truncation = resolve_truncation(config.run.truncation, provenance.get("vllm_version"))
         target = dataclasses.replace(target, truncation=truncation)
         provenance["truncation"] = truncation
+        provenance["scorers"] = scorer_provenance(tasks)
         store = Store.open(config.run.out)
         try:
             progress = Progress(tasks, console=console)

@@ -68,6 +68,7 @@ def test_vllm_endpoint_gets_v3_truncation_of_the_whole_prompt(tmp_path: Path) ->
     ((config, provenance),) = _runs(tmp_path / "out")
     assert config["run"]["truncation"] == "auto" and config["target"]["truncation"] == "v3"
     assert provenance["truncation"] == "v3" and provenance["vllm_version"] == "0.0.0-fake"
+    assert set(provenance["scorers"]) == {"bertscore_f1", "umls_f1"}  # versions, or why they are missing
 
 
 def test_other_endpoints_get_the_per_letter_budget(tmp_path: Path) -> None:
