@@ -2,7 +2,7 @@
 
 vLLM endpoints (our test server answers ``/version`` like vLLM) get v3's whole-prompt truncation through
 ``truncate_prompt_tokens``; a plain OpenAI-compatible server (``--no-vllm-api``) gets the per-letter budget.
-The real-server check of the same is tests/test_vllm_truncation.py.
+The real-server check of the same is in tests/test_vllm_eval.py.
 """
 
 from __future__ import annotations
