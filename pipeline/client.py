@@ -1,7 +1,7 @@
 """Async client for OpenAI-compatible endpoints (vLLM or any other), built on aiohttp.
 
-aiohttp is the transport because it was the cheapest per request in our measurements (see README,
-"Performance"): the client must never be the bottleneck of a saturated server.
+aiohttp is the transport because it was the cheapest per request in our measurements (see
+docs/performance.md): the client must never be the bottleneck of a saturated server.
 
 One ``Client`` serves one model on one or more replicas. It balances by least outstanding requests,
 takes a replica out after consecutive connection failures and probes it back in, retries what is worth

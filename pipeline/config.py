@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from pipeline.errors import ConfigError
+from pipeline.paths import DEMO_DATA_DIR
 from pipeline.request import Sampling
 
 ChatMode = Literal["chat", "chat_nosystem", "base"]
@@ -85,7 +86,7 @@ class ClientConfig(_Strict):
 
 class RunConfig(_Strict):
     tasks: tuple[str, ...] = ()
-    data_dir: Path = Path("demo_data")
+    data_dir: Path = DEMO_DATA_DIR
     out: Path = Path("runs/default")
     limit: int | None = Field(default=None, ge=1)
     variant: Literal["paper", "structured"] = "paper"
@@ -172,7 +173,7 @@ def _describe(exc: ValidationError, path: Path | None) -> str:
     field = ".".join(str(p) for p in first["loc"])
     where = f"{path}: " if path else ""
     if first["type"] == "extra_forbidden":
-        return f"{where}unknown field {field!r}: remove it or check its spelling (see README, Configuration)"
+        return f"{where}unknown field {field!r}: remove it or check its spelling (see docs/eval.md)"
     given = first.get("input")
     shown = "" if isinstance(given, dict) or "api_key" in field else f" (got {given!r})"
     return f"{where}field {field!r}: {first['msg']}{shown}"

@@ -1,7 +1,7 @@
 """Model registry: one ``servers/<name>.toml`` per model, validated with pydantic.
 
 The registry name of a model is its file stem (lowercase HF model name without the organisation). Fields are
-documented in the README ("Serving models"). ``tp_size``/``pp_size`` turn the per-memory-class GPU count into
+documented in docs/serving.md. ``tp_size``/``pp_size`` turn the per-memory-class GPU count into
 vLLM's tensor- and pipeline-parallel sizes.
 """
 
@@ -15,9 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipeline.errors import ConfigError
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SERVERS_DIR = REPO_ROOT / "servers"
+from pipeline.paths import SERVERS_DIR
 
 MemoryClass = Literal[80, 40, 24]
 MEMORY_CLASSES: tuple[MemoryClass, ...] = (80, 40, 24)

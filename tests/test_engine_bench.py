@@ -1,4 +1,4 @@
-"""`bench/client_overhead.py` runs end to end and prints every figure the README quotes (small N).
+"""`bench/client_overhead.py` runs end to end and prints every figure docs/performance.md quotes (small N).
 
 Timings are not asserted (they belong to the benchmark); that the benchmark still works is.
 """

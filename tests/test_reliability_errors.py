@@ -1,6 +1,6 @@
 """Bad input through the real CLI (`pipeline.cli.main`): each error names the file, line or field and the
 fix, exits non-zero, and leaves a store that already holds results intact. The table of these errors is
-the README table "Errors"; keep the two in step."""
+the table in docs/errors.md; keep the two in step."""
 
 from __future__ import annotations
 
@@ -257,7 +257,7 @@ def test_truncated_bodies_outliving_the_retries_are_transient(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # A truncated JSON body is retried like a 5xx; if every attempt is cut short the request is recorded
-    # failed with class invalid_response, named in a note, and the exit code stays 0 (README: transient).
+    # failed with class invalid_response, named in a note, and the exit code stays 0 (docs/errors.md).
     out = tmp_path / "cut"
     config = tmp_path / "fast.toml"
     config.write_text("[client]\nbackoff_base = 0.01\nbackoff_max = 0.02\n")

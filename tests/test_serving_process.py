@@ -16,7 +16,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.errors import ConfigError
-from pipeline.registry import REPO_ROOT
+from pipeline.paths import REPO_ROOT
 from pipeline.serving import collect_provenance, read_state, write_state
 from pipeline.serving.process import exit_reason
 from pipeline.serving.state import ServeState

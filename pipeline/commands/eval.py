@@ -29,7 +29,7 @@ def register(sub: Any) -> None:
     p.add_argument("--rate", type=float, help="requests per second cap")
     p.add_argument("--timeout", type=float, help="seconds per attempt (default 600)")
     p.add_argument("--limit", type=int, help="items per task (after few-shot removal)")
-    p.add_argument("--config", type=Path, help="TOML config file (see README)")
+    p.add_argument("--config", type=Path, help="TOML config file (see docs/eval.md)")
     p.add_argument("--variant", choices=("paper", "structured"), help="prompt variant (default paper)")
     p.add_argument("--demonstrations", choices=("v3", "shuffled"),
                    help="few-shot rows as the paper's v3 code chose them (default), or every task "

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pipeline import registry
 from pipeline.errors import ConfigError
+from pipeline.paths import SERVERS_DIR
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +31,7 @@ def parse_pair_flag(text: str) -> Pair:
 
 def registry_pairs(servers_dir: Path | None = None) -> list[tuple[str, str]]:
     """(biomedical, general) registry names; none when the servers folder does not exist."""
-    directory = servers_dir or registry.SERVERS_DIR
+    directory = servers_dir or SERVERS_DIR
     if not directory.is_dir():
         return []
     return [(str(b), str(g)) for b, g in registry.pairs(directory)]

@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 
 from pipeline.errors import ConfigError
-from pipeline.registry import REPO_ROOT
+from pipeline.paths import DOCKER_DIR
 
-VLLM_ENV_FILE = REPO_ROOT / "docker" / "vllm.env"
+VLLM_ENV_FILE = DOCKER_DIR / "vllm.env"
 
 
 def read_env_file(path: Path) -> dict[str, str]:

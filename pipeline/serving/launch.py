@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Literal
 
 from pipeline.errors import ConfigError, EndpointError
-from pipeline.registry import GPUS_PER_NODE, REPO_ROOT, ServerConfig, get_model, pp_size, tp_size
+from pipeline.paths import REPO_ROOT
+from pipeline.registry import GPUS_PER_NODE, ServerConfig, get_model, pp_size, tp_size
 from pipeline.serving import docker, process
 from pipeline.serving.argv import (
     LaunchPlan,

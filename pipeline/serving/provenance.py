@@ -15,7 +15,7 @@ import aiohttp
 from pipeline import __version__
 from pipeline.client import ServedModel
 from pipeline.config import server_root
-from pipeline.registry import REPO_ROOT
+from pipeline.paths import REPO_ROOT
 from pipeline.serving.state import ServeState, read_state
 
 

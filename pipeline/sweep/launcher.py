@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pipeline.errors import ConfigError
-from pipeline.registry import REPO_ROOT, ServerConfig
+from pipeline.paths import REPO_ROOT
+from pipeline.registry import ServerConfig
 from pipeline.serving import docker, process
 from pipeline.serving.argv import LaunchPlan, container_name
 from pipeline.serving.launch import api_key_from_env, child_env, engine_plan, hf_cache_dir

@@ -14,9 +14,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.errors import ConfigError
+from pipeline.paths import DEMO_DATA_DIR, SERVERS_DIR
 from pipeline.registry import (
     GPUS_PER_NODE,
-    SERVERS_DIR,
     ServerConfig,
     get_model,
     load_registry,
@@ -35,7 +35,7 @@ class SweepSettings(_Strict):
     """``[sweep]``: what every model of the plan shares."""
 
     out: Path
-    data_dir: Path = Path("demo_data")
+    data_dir: Path = DEMO_DATA_DIR
     tasks: tuple[str, ...] = ()
     variant: Literal["paper", "structured"] = "paper"
     memory_class: Literal[80, 40, 24] = 80
@@ -186,7 +186,7 @@ def _describe(path: Path, exc: ValidationError) -> str:
     field = ".".join(str(p) for p in first["loc"]) or "(file)"
     if first["type"] == "extra_forbidden":
         return (
-            f"{path}: unknown field {field!r}: remove it or check its spelling (README, 'Overnight sweeps')"
+            f"{path}: unknown field {field!r}: remove it or check its spelling (docs/sweeps.md, 'The plan')"
         )
     msg = str(first["msg"]).removeprefix("Value error, ")
     given = first.get("input")

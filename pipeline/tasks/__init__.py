@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from pipeline.errors import ConfigError, DataError
+from pipeline.paths import DEMO_DATA_DIR
 from pipeline.tasks.base import Task
 from pipeline.tasks.fewshot import FewShotTask
 from pipeline.tasks.items import medisumcode_items, medisumqa_items, mednli_items, meqsum_items, probsum_items
@@ -62,7 +63,6 @@ def check_data(name: str, data_dir: Path) -> DataCheck:
 
 
 DATA_DIR = Path("data")
-DEMO_DATA_DIR = Path("demo_data")
 
 
 def default_data_dir() -> Path:

@@ -127,7 +127,7 @@ def _read_text(path: Path) -> str:
             f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); re-save it as UTF-8"
         ) from None
     if not text.strip():
-        raise DataError(f"{path} is empty; download the file again (see README, 'Tasks and data')")
+        raise DataError(f"{path} is empty; download the file again (see docs/tasks.md)")
     return text
 
 
@@ -219,7 +219,7 @@ def load_longhealth(path: Path) -> dict[str, LongHealthPatient]:
             patient = LongHealthPatient.model_validate(obj)
         except ValidationError as exc:
             raise validation_error(
-                path, f"patient {patient_id!r}", exc, "see the LongHealth schema in README, 'Tasks and data'"
+                path, f"patient {patient_id!r}", exc, "see the LongHealth schema in docs/tasks.md"
             ) from None
         for index, question in enumerate(patient.questions):
             unknown = [t for t in question.answer_location if t not in patient.texts]

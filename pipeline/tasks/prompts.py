@@ -14,9 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.errors import ConfigError
-
-PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
-"""The repository's ``prompts/``; ``MEDSWEEP_PROMPTS_DIR`` points elsewhere (e.g. an edited copy)."""
+from pipeline.paths import PROMPTS_DIR
 
 
 class _Strict(BaseModel):
@@ -95,6 +93,7 @@ class Budget(_Strict):
 
 
 def prompts_dir() -> Path:
+    """The shipped ``prompts/``, or ``$MEDSWEEP_PROMPTS_DIR`` (e.g. an edited copy)."""
     override = os.environ.get("MEDSWEEP_PROMPTS_DIR")
     return Path(override) if override else PROMPTS_DIR
 
