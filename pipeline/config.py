@@ -19,6 +19,16 @@ from pipeline.request import Sampling
 
 ChatMode = Literal["chat", "chat_nosystem", "base"]
 
+Demonstrations = Literal["v3", "shuffled"]
+"""Which rows are the few-shot demonstrations: ``v3`` as the code behind the published numbers chose them
+per task (the prompt file's ``shuffle``); ``shuffled``: every task shuffled with its seed first (HEAD)."""
+
+Truncation = Literal["auto", "v3", "letters"]
+"""How an over-long prompt is fitted to the context: ``v3`` sends ``truncate_prompt_tokens`` (the server keeps
+the end of the whole prompt, as TGI's ``truncate`` did in v3); ``letters`` cuts each letter to an equal share
+of the budget and keeps the system prompt; ``auto`` is ``v3`` on vLLM endpoints, else ``letters``
+(``pipeline.truncation``)."""
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -80,6 +90,8 @@ class RunConfig(_Strict):
     out: Path = Path("runs/default")
     limit: int | None = Field(default=None, ge=1)
     variant: Literal["paper", "structured"] = "paper"
+    demonstrations: Demonstrations = "v3"
+    truncation: Truncation = "auto"
 
 
 class EvalConfig(_Strict):

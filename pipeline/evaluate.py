@@ -107,9 +107,11 @@ async def _evaluate(
     config: EvalConfig, tasks: list[str], console: Console, provenance: dict[str, Any]
 ) -> EvalOutcome:
     from pipeline.backpressure import is_vllm
+    from pipeline.scoring.extras import scorer_provenance
     from pipeline.serving.provenance import collect_provenance
     from pipeline.tasks import get_task
     from pipeline.tokens import make_counter
+    from pipeline.truncation import resolve_truncation
 
     api_key = config.endpoint.api_key.get_secret_value() if config.endpoint.api_key else None
     async with Client(config.client, config.endpoint.base_urls, api_key) as client:
@@ -124,6 +126,10 @@ async def _evaluate(
             **await collect_provenance(base_url, api_key, card=card),
             **provenance,
         }
+        truncation = resolve_truncation(config.run.truncation, provenance.get("vllm_version"))
+        target = dataclasses.replace(target, truncation=truncation)
+        provenance["truncation"] = truncation
+        provenance["scorers"] = scorer_provenance(tasks)
         store = Store.open(config.run.out)
         try:
             # Held through scoring: a second eval of this model would send the same requests again.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -63,11 +63,13 @@ class Request:
         return hashlib.sha256(orjson.dumps(self.prompt_payload(), option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def content_key(model_identity: str, request: Request, sampling: Sampling) -> str:
+def content_key(
+    model_identity: str, request: Request, sampling: Sampling, options: Mapping[str, str] | None = None
+) -> str:
     """sha256 over what determines the answer: never the URL, port or API key.
 
     The item's coordinates are part of the key so that two dataset rows with the same text (MeQSum has
-    some) stay two results.
+    some) stay two results. ``options`` are the run's prompt choices (demonstrations, truncation).
     """
     material = {
         "model": model_identity,
@@ -79,4 +81,6 @@ def content_key(model_identity: str, request: Request, sampling: Sampling) -> st
         "response_format": request.response_format,
         "extra": request.extra_body,
     }
+    if options:
+        material["options"] = dict(options)
     return hashlib.sha256(orjson.dumps(material, option=orjson.OPT_SORT_KEYS)).hexdigest()

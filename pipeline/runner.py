@@ -32,7 +32,7 @@ from pipeline.errors import MedsweepError
 from pipeline.progress import Progress
 from pipeline.request import Request, content_key, merge_stops
 from pipeline.store import ResultRow, Store
-from pipeline.tasks.base import RenderContext, Task, TokenCounter
+from pipeline.tasks.base import AppliedTruncation, RenderContext, Task, TokenCounter
 from pipeline.tasks.prompts import prompt_hashes
 
 _FLUSH_SECONDS = 0.05
@@ -52,6 +52,7 @@ class Target:
     served_name: str
     chat_mode: str
     max_model_len: int
+    truncation: AppliedTruncation = "letters"  # what applies at this endpoint (pipeline.truncation)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,11 +184,14 @@ class EvalRun:
             counter=self.counter,
             variant=cfg.run.variant,
             limit=cfg.run.limit,
+            demonstrations=cfg.run.demonstrations,
+            truncation=self.target.truncation,
         )
         identity, put = self.target.identity, self._queue.put
+        options = prompt_options(cfg, self.target)
         for task in self.tasks:
             async for request in task.requests(cfg.run.data_dir, ctx):
-                key = content_key(identity, request, self._sampling)
+                key = content_key(identity, request, self._sampling, options)
                 if key in done:
                     self.progress.add_skipped(task.name)
                     continue
@@ -388,8 +392,15 @@ class EvalRun:
             "served_name": self.target.served_name,
             "chat_mode": self.target.chat_mode,
             "max_model_len": self.target.max_model_len,
+            "truncation": self.target.truncation,
         }
         return data
+
+
+def prompt_options(config: EvalConfig, target: Target) -> dict[str, str]:
+    """The run-wide choices that shape prompts: part of every content key, so that switching one never
+    reuses an answer to a prompt built the other way."""
+    return {"demonstrations": config.run.demonstrations, "truncation": target.truncation}
 
 
 def _throttler(rate: float | None) -> Throttler | None:
@@ -425,5 +436,6 @@ def _request_meta(request: Request, sampling_body: dict[str, Any]) -> str:
             "sampling": sampling_body,
             "response_format": request.response_format,
             "prefix_group": request.prefix_group,
+            "extra": request.extra_body,
         }
     ).decode()

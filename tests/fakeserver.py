@@ -4,7 +4,11 @@ It speaks the parts of vLLM's API that medsweep uses — ``/v1/models``, ``/v1/c
 ``/v1/completions``, ``/tokenize``, ``/detokenize``, ``/metrics``, ``/health``, ``/version`` — and injects
 faults with seeded probabilities: HTTP 500, 429 with ``Retry-After``, connection resets, hangs, and
 truncated JSON bodies. ``GET /_stats`` reports what it received and answered so tests can prove that
-nothing was re-sent.
+nothing was re-sent; ``GET /_requests`` returns the last request bodies, as sent.
+
+Like vLLM it honours ``truncate_prompt_tokens`` (the prompt is counted as at most that many tokens).
+``--no-vllm-api`` makes it a plain OpenAI-compatible server instead: no ``/version``, ``/tokenize``,
+``/detokenize`` or ``/metrics``, and ``truncate_prompt_tokens`` is ignored (as llama-cpp-python does).
 
 Tests control timing through the server, never by sleeping: with ``--hold`` every completion request waits
 until the test releases it (``POST /_release?n=N``, or without ``n`` to stop holding), and
@@ -21,7 +25,7 @@ import asyncio
 import hashlib
 import random
 import socket
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,6 +92,8 @@ class State:
     in_flight: int = 0
     rng: random.Random = field(default_factory=random.Random)
     gate: Gate = field(default_factory=Gate)
+    vllm_api: bool = True
+    recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=512))
 
 
 _CANNED = (
@@ -141,11 +147,18 @@ def make_app(state: State) -> web.Application:
         if state.received <= f.fail_first:
             return _error(500, "injected failure", "InternalServerError")
         body = orjson.loads(raw)
+        state.recent.append(body)
         if body.get("model") != state.model:
             msg = f"The model `{body.get('model')}` does not exist. Valid aliases: {state.model}."
             return _error(404, msg, "NotFoundError")
         text = _prompt_text(body)
         prompt_tokens = max(1, len(text) // 4)
+        keep = body.get("truncate_prompt_tokens") if state.vllm_api else None
+        if keep is not None:
+            if keep > state.max_model_len:
+                msg = f"truncate_prompt_tokens ({keep}) is greater than max_model_len ({state.max_model_len})"
+                return _error(400, msg, "BadRequestError")
+            prompt_tokens = min(prompt_tokens, keep)
         if prompt_tokens + int(body.get("max_tokens") or 16) > state.max_model_len:
             msg = (
                 f"This model's maximum context length is {state.max_model_len} tokens. However, your prompt "
@@ -266,19 +279,24 @@ def make_app(state: State) -> web.Application:
             return web.json_response(snapshot(), status=408)
         return web.json_response(snapshot())
 
+    async def recent(request: web.Request) -> web.Response:
+        return web.json_response(list(state.recent))
+
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_get("/v1/models", models)
     app.router.add_post("/v1/chat/completions", completion)
     app.router.add_post("/v1/completions", completion)
-    app.router.add_post("/tokenize", tokenize)
-    app.router.add_post("/detokenize", detokenize)
-    app.router.add_get("/metrics", metrics)
+    if state.vllm_api:
+        app.router.add_post("/tokenize", tokenize)
+        app.router.add_post("/detokenize", detokenize)
+        app.router.add_get("/metrics", metrics)
+        app.router.add_get("/version", version)
     app.router.add_get("/health", health)
-    app.router.add_get("/version", version)
     app.router.add_get("/_stats", stats)
     app.router.add_post("/_release", release)
     app.router.add_post("/_hold", hold)
     app.router.add_get("/_wait", wait)
+    app.router.add_get("/_requests", recent)
     return app
 
 
@@ -313,6 +331,7 @@ def main() -> None:
     parser.add_argument("--status-always", type=int, default=0)
     parser.add_argument("--extra-waiting", type=int, default=0)
     parser.add_argument("--hold", action="store_true", help="hold completion requests until POST /_release")
+    parser.add_argument("--no-vllm-api", action="store_true", help="a plain OpenAI-compatible server")
     args = parser.parse_args()
     faults = Faults(
         fail_first=args.fail_first, status_always=args.status_always, extra_waiting=args.extra_waiting
@@ -320,7 +339,10 @@ def main() -> None:
     for name in ("p500", "p429", "preset", "phang", "ptruncated", "delay", "retry_after", "hang_seconds"):
         if getattr(args, name) is not None:
             setattr(faults, name, getattr(args, name))
-    state = State(model=args.model, max_model_len=args.max_model_len, api_key=args.api_key, faults=faults)
+    state = State(
+        model=args.model, max_model_len=args.max_model_len, api_key=args.api_key, faults=faults,
+        vllm_api=not args.no_vllm_api,
+    )  # fmt: skip
     state.rng.seed(args.seed)
     state.answer = args.answer
     state.gate.holding = args.hold

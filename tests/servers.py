@@ -56,6 +56,11 @@ class RunningServer:
             raise AssertionError(f"{n} requests were never held at once within {timeout:g} s: {data}")
         return data
 
+    def requests(self) -> list[dict[str, Any]]:
+        """The last request bodies the server received (oldest first)."""
+        data: list[dict[str, Any]] = httpx.get(f"{self.root}/_requests", timeout=10).json()
+        return data
+
     def kill(self) -> None:
         self.process.kill()
         self.process.wait()

@@ -15,6 +15,7 @@ real CLI at the start of a phase until the test has sent its signal.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import os
@@ -108,7 +109,7 @@ def _body_digests(server: RunningServer, data: Path) -> dict[str, str]:
     from pipeline.config import load_config
     from pipeline.evaluate import resolve_target
     from pipeline.request import content_key
-    from pipeline.runner import _body
+    from pipeline.runner import _body, prompt_options
     from pipeline.tasks import get_task
     from pipeline.tasks.base import RenderContext
     from pipeline.tokens import make_counter
@@ -119,16 +120,18 @@ def _body_digests(server: RunningServer, data: Path) -> dict[str, str]:
         )
         async with Client(config.client, config.endpoint.base_urls) as client:
             target, config = resolve_target(config, await client.list_models(), server.base_url)
+            target = dataclasses.replace(target, truncation="v3")  # the fake server answers vLLM's /version
             counter = await make_counter(
                 client.session, server.base_url, target.served_name, dict(client.headers)
             )
             ctx = RenderContext(chat_mode=target.chat_mode, max_model_len=target.max_model_len,  # type: ignore[arg-type]
-                                counter=counter)  # fmt: skip
+                                counter=counter, truncation=target.truncation)  # fmt: skip
             sampling = config.sampling.to_sampling()
             out: dict[str, str] = {}
             async for request in get_task("mednli").requests(data, ctx):
                 body = _body(request, target.served_name, sampling.as_body())
-                out[content_key(target.identity, request, sampling)] = hashlib.sha256(body).hexdigest()
+                key = content_key(target.identity, request, sampling, prompt_options(config, target))
+                out[key] = hashlib.sha256(body).hexdigest()
             return out
 
     return asyncio.run(collect())

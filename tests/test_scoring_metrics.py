@@ -128,6 +128,28 @@ def test_extras_are_missing_here_not_zero(monkeypatch: pytest.MonkeyPatch, tmp_p
         assert any("bertscore_f1: not computed" in note for note in score.notes)
     reasons = extras_module.unavailable("probsum")
     assert set(reasons) == {"bertscore_f1", "umls_f1"}
+    # The run's provenance (and so the report) says why, per metric; tasks without extras add nothing.
+    provenance = extras_module.scorer_provenance(["mednli", "meqsum", "probsum"])
+    assert provenance == {name: f"missing: {reasons[name]}" for name in ("bertscore_f1", "umls_f1")}
+    assert extras_module.scorer_provenance(["mednli", "longhealth", "medisumcode"]) == {}
+
+
+def test_scorer_provenance_names_the_versions_when_the_scorers_are_here(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from importlib import metadata
+
+    monkeypatch.setattr(extras_module, "_bertscore_unavailable", lambda task: None)
+    monkeypatch.setattr(extras_module, "_umls_unavailable", lambda: None)
+    versions = {"bert-score": "0.3.13", "transformers": "4.39.3", "torch": "2.5.1", "scispacy": "0.5.4",
+                "spacy": "3.7.4", "en_core_sci_sm": "0.5.4"}  # fmt: skip
+    monkeypatch.setattr(metadata, "version", lambda name: versions[name])
+    provenance = extras_module.scorer_provenance(["meqsum", "probsum"])
+    assert provenance["bertscore_f1"] == (
+        "bert-score 0.3.13, transformers 4.39.3, torch 2.5.1; allenai/scibert_scivocab_uncased layer 8, "
+        "emilyalsentzer/Bio_ClinicalBERT layer 9"
+    )
+    assert provenance["umls_f1"] == "scispacy 0.5.4, spacy 3.7.4, en_core_sci_sm 0.5.4"
 
 
 def _fake_snapshot(cache: Path, model: str) -> Path:

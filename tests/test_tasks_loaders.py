@@ -65,11 +65,16 @@ async def test_real_meqsum(tmp_path: Path) -> None:
     assert task.expected_count(tmp_path, None) == 997
     ctx = RenderContext(chat_mode="chat", max_model_len=4096, counter=EstimateCounter(), limit=5)
     requests = [r async for r in task.requests(tmp_path, ctx)]
+    # v3: the file's first three rows are the demonstrations (the spec quotes them), rows 4-8 the first items
+    assert [r.item_id for r in requests] == [r.File for r in rows[3:8]]
+    assert requests[0].messages is not None
+    assert requests[0].messages[2]["content"] == "Question: Who manufactures cetirizine?"
+    shuffled_ctx = RenderContext(chat_mode="chat", max_model_len=4096, counter=EstimateCounter(), limit=5,
+                                 demonstrations="shuffled")  # fmt: skip
+    requests = [r async for r in task.requests(tmp_path, shuffled_ctx)]
     shuffled = list(rows)
     random.Random(1).shuffle(shuffled)
     assert [r.item_id for r in requests] == [r.File for r in shuffled[3:8]]
-    assert requests[0].messages is not None
-    assert requests[0].messages[2]["content"] == f"Question: {shuffled[0].Summary}"
 
 
 def test_missing_file_says_where_to_get_it(tmp_path: Path) -> None:

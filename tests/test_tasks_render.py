@@ -89,12 +89,14 @@ def test_prompt_files_keep_the_source_text() -> None:
         assert spec.source["v3_commit"] == "ff75877284133361d15f12e4ab290d230f449dd0"
 
 
-async def test_mednli_chat_takes_demos_after_a_seed_1_shuffle() -> None:
+@pytest.mark.parametrize("demonstrations", ["v3", "shuffled"])
+async def test_mednli_chat_takes_the_first_rows_or_those_after_a_seed_1_shuffle(demonstrations: str) -> None:
     import random
 
     rows = [json.loads(line) for line in (DEMO / "mednli" / "mli_test_v1.jsonl").read_text().splitlines()]
-    random.Random(1).shuffle(rows)
-    requests = await _all("mednli", _ctx())
+    if demonstrations == "shuffled":  # HEAD; v3 took the file's first three rows
+        random.Random(1).shuffle(rows)
+    requests = await _all("mednli", _ctx(demonstrations=demonstrations))
     assert [r.item_id for r in requests] == [row["pairID"] for row in rows[3:]]
     first = requests[0]
     assert first.messages is not None and first.kind == "chat"
@@ -140,13 +142,14 @@ async def test_demos_leave_the_test_set_and_output_is_deterministic(task: str) -
         assert query not in demo_users
 
 
-async def test_medisumqa_shuffles_with_seed_one() -> None:
+@pytest.mark.parametrize("demonstrations", ["v3", "shuffled"])
+async def test_medisumqa_shuffles_with_seed_one(demonstrations: str) -> None:
     import random
 
     rows = json.loads((DEMO / "medisumqa" / "MeDiSumQA.json").read_text())
     ids = [r["note_id"] for r in rows]
-    random.Random(1).shuffle(ids)
-    requests = await _all("medisumqa", _ctx())
+    random.Random(1).shuffle(ids)  # v3 and HEAD alike
+    requests = await _all("medisumqa", _ctx(demonstrations=demonstrations))
     assert [r.item_id for r in requests] == ids[1:]
     assert requests[0].messages is not None
     assert requests[0].messages[-1] == {"role": "assistant", "content": "Answer: "}
@@ -172,14 +175,16 @@ async def test_structured_variant_sets_schema_for_closed_tasks_only() -> None:
     assert summary == (await _all("meqsum", _ctx()))[0]
 
 
-async def test_medisumcode_reference_is_the_code_list() -> None:
+@pytest.mark.parametrize("demonstrations", ["v3", "shuffled"])
+async def test_medisumcode_reference_is_the_code_list(demonstrations: str) -> None:
     import random
 
     text = (DEMO / "medisumcode" / "MeDiSumCode.json").read_text()
     lines = [x for x in text.splitlines() if x]
     rows = json.loads(text) if text.lstrip().startswith("[") else [json.loads(x) for x in lines]
-    random.Random(1).shuffle(rows)
-    first = (await _all("medisumcode", _ctx()))[0]
+    if demonstrations == "shuffled":  # HEAD shuffled MeDiSumCode, v3 did not
+        random.Random(1).shuffle(rows)
+    first = (await _all("medisumcode", _ctx(demonstrations=demonstrations)))[0]
     assert first.reference == [c["code"] for c in rows[1]["icd_codes"]]
     assert first.messages is not None
     assert first.messages[2]["content"] == "ICD-10 Codes: " + ", ".join(

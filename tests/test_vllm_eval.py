@@ -1,4 +1,5 @@
-"""The real CPU vLLM server (SmolLM2-135M) evaluated on every task of the synthetic demo data.
+"""The real CPU vLLM server (SmolLM2-135M) evaluated on every task of the synthetic demo data, and v3's
+truncation on it (an over-long prompt sent whole with ``truncate_prompt_tokens``).
 
 Needs `make setup-server` (done by `make test`); skips with the reason otherwise. Asserts behaviour, not
 model quality: every request gets a final outcome, nothing fails, every task is scored, a rerun sends
@@ -7,6 +8,7 @@ nothing, and vLLM's prefix cache is hit (prefix-aware ordering).
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -17,7 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pipeline.tasks.prompts import load_prompts
 from tests.fakeserver import free_port
+from tests.test_engine_truncation import long_probsum
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.vllm
@@ -55,6 +59,35 @@ def _prefix_hits(root: str) -> float:
     text = httpx.get(f"{root}/metrics", timeout=10).text
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith("vllm:prefix_cache_hits_total"))  # fmt: skip
+
+
+def test_long_probsum_letter_is_left_truncated_by_the_server(tmp_path: Path) -> None:
+    # Runs before the module's server starts (pytest keeps file order): never two CPU servers at once.
+    # The per-letter path (a server without vLLM's API) is tested in tests/test_engine_truncation.py.
+    context = 512
+    env = {**os.environ, "MEDSWEEP_STATE_DIR": str(tmp_path / "state")}
+    env.pop("OPENAI_BASE_URL", None)
+    env.pop("OPENAI_API_KEY", None)
+    long_probsum(tmp_path / "data")
+    port = free_port()
+    started = _medsweep("serve", "--engine", "cpu", "--port", str(port), "--max-model-len", str(context),
+                        "--timeout", "400", env=env)  # fmt: skip
+    assert started.returncode == 0, started.stderr[-3000:]
+    try:
+        out = tmp_path / "out"
+        run = _medsweep("eval", "--base-url", f"http://127.0.0.1:{port}/v1", "--task", "probsum",
+                        "--data-dir", str(tmp_path / "data"), "--out", str(out), env=env)  # fmt: skip
+        assert run.returncode == 0, run.stderr[-3000:]
+    finally:
+        _medsweep("stop", env=env, timeout=120)
+    keep = context - load_prompts("probsum").prompt.max_new_tokens  # 412, as v3 would have sent
+    with sqlite3.connect(out / "medsweep.sqlite") as conn:
+        rows = conn.execute("SELECT status, prompt_tokens, request_json FROM results").fetchall()
+        (provenance,) = conn.execute("SELECT provenance_json FROM runs").fetchone()
+    ((status, prompt_tokens, meta),) = rows
+    assert status == "succeeded" and prompt_tokens == keep
+    assert json.loads(meta)["extra"]["truncate_prompt_tokens"] == keep
+    assert json.loads(provenance)["truncation"] == "v3"
 
 
 def test_every_task_runs_against_the_real_cpu_server(

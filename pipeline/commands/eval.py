@@ -18,6 +18,9 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--task", help="comma-separated tasks (default: every task with data)")
     p.add_argument("--model", help="registry name (servers/) or served model id")
+    p.add_argument("--served-name", metavar="NAME",
+                   help="the id the endpoint serves --model under, when it differs (a gateway, a shared "
+                   "server); results stay keyed by --model")  # fmt: skip
     p.add_argument("--base-url", action="append", dest="base_urls", metavar="URL",
                    help="endpoint, e.g. http://127.0.0.1:8000/v1; repeat for replicas")  # fmt: skip
     p.add_argument("--data-dir", type=Path, help="one folder per task (default: data/, else demo_data/)")
@@ -28,6 +31,13 @@ def register(sub: Any) -> None:
     p.add_argument("--limit", type=int, help="items per task (after few-shot removal)")
     p.add_argument("--config", type=Path, help="TOML config file (see docs/eval.md)")
     p.add_argument("--variant", choices=("paper", "structured"), help="prompt variant (default paper)")
+    p.add_argument("--demonstrations", choices=("v3", "shuffled"),
+                   help="few-shot rows as the paper's v3 code chose them (default), or every task "
+                   "shuffled with seed 1 first (the later HEAD code)")  # fmt: skip
+    p.add_argument("--truncation", choices=("auto", "v3", "letters"),
+                   help="over-long prompts: v3 = the server keeps the end of the whole prompt "
+                   "(truncate_prompt_tokens), letters = each letter cut to an equal share; auto (default) = "
+                   "v3 on vLLM endpoints, else letters")  # fmt: skip
     p.add_argument("--chat-mode", choices=("chat", "chat_nosystem", "base"),
                    help="for models not in servers/ (default chat)")  # fmt: skip
     p.add_argument("--revision", help="weights revision, part of the model identity")
@@ -47,6 +57,7 @@ def _run(args: argparse.Namespace) -> int:
     endpoint: dict[str, Any] = {}
     model: dict[str, Any] = {
         "name": args.model,
+        "served_name": args.served_name,
         "revision": args.revision,
         "chat_mode": args.chat_mode,
         "max_model_len": args.max_model_len,
@@ -85,6 +96,8 @@ def _run(args: argparse.Namespace) -> int:
             "out": out,
             "limit": args.limit,
             "variant": args.variant,
+            "demonstrations": args.demonstrations,
+            "truncation": args.truncation,
         },
     }
     config = load_config(args.config, overrides, sections=sections)
@@ -103,4 +116,4 @@ def _from_serve_state(endpoint: dict[str, Any], model: dict[str, Any]) -> None:
         endpoint["api_key"] = os.environ[state.api_key_env]
     if not model.get("name"):
         model["name"] = state.model
-        model["served_name"] = state.served_model
+        model["served_name"] = model.get("served_name") or state.served_model

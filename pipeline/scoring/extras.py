@@ -55,6 +55,40 @@ def unavailable(task: str) -> dict[str, str]:
     return reasons
 
 
+def scorer_provenance(tasks: Sequence[str]) -> dict[str, str]:
+    """For each optional metric of ``tasks``: the package versions (and BERTScore models) that compute it on
+    this machine, or ``missing: <why>``. Stored with the run's provenance, so the report says it."""
+    out: dict[str, str] = {}
+    bert_tasks = [t for t in tasks if BERTSCORE in extra_metrics(t)]
+    if bert_tasks:
+        reasons = {t: r for t in bert_tasks if (r := _bertscore_unavailable(t)) is not None}
+        models = sorted({f"{s.model} layer {s.layer}" for t in bert_tasks if (s := bertscore_setting(t))})
+        versions = _versions(("bert-score", "transformers", "torch"))
+        if len(set(reasons.values())) == 1 and len(reasons) == len(bert_tasks):
+            out[BERTSCORE] = f"missing: {next(iter(reasons.values()))}"
+        elif reasons:
+            out[BERTSCORE] = f"missing: {'; '.join(f'{t}: {r}' for t, r in sorted(reasons.items()))}"
+        else:
+            out[BERTSCORE] = f"{versions}; {', '.join(models)}"
+    if any(UMLS in extra_metrics(t) for t in tasks):
+        reason = _umls_unavailable()
+        model = clue_settings().umls_spacy_model
+        out[UMLS] = f"missing: {reason}" if reason else _versions(("scispacy", "spacy", model))
+    return out
+
+
+def _versions(distributions: Sequence[str]) -> str:
+    from importlib import metadata
+
+    parts = []
+    for name in distributions:
+        try:
+            parts.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            parts.append(f"{name} (version unknown)")
+    return ", ".join(parts)
+
+
 # ---- BERTScore -------------------------------------------------------------------------------------
 
 

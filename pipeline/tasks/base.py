@@ -7,11 +7,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
+from pipeline.config import Demonstrations
 from pipeline.request import Request
 
 ChatMode = Literal["chat", "chat_nosystem", "base"]
 """How a prompt is rendered: chat with a system role, chat with the system text merged into the first
 user turn, or one plain-text completion prompt (base models)."""
+
+AppliedTruncation = Literal["v3", "letters"]
+"""``v3``: the request asks the server to keep the end of the whole prompt (``truncate_prompt_tokens``);
+``letters``: the task cuts each letter itself (``pipeline.truncation``)."""
 
 Variant = Literal["paper", "structured"]
 """``paper`` sends the paper's prompts; ``structured`` adds the answer's JSON schema as
@@ -38,6 +43,8 @@ class RenderContext:
     counter: TokenCounter
     variant: Variant = "paper"
     limit: int | None = None
+    demonstrations: Demonstrations = "v3"
+    truncation: AppliedTruncation = "letters"
 
 
 class Task(Protocol):

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from pipeline.tasks.base import TokenCounter
-from pipeline.tasks.prompts import Budget
+from pipeline.tasks.prompts import Budget, PromptTexts
 from pipeline.tasks.render import Rendered
 
 
 def prompt_cap(max_model_len: int, max_new_tokens: int, budget: Budget, n_messages: int) -> int:
     """Tokens the prompt's texts may take so that prompt + chat template + answer fit the context."""
     return max_model_len - max_new_tokens - budget.reserve(n_messages)
+
+
+def v3_truncation(max_model_len: int, prompt: PromptTexts) -> dict[str, Any]:
+    """The request fields of v3's truncation: keep the last ``min(max_model_len - reserve, cap)`` tokens of
+    the whole prompt (``pipeline.truncation``). Nothing where the context is not larger than the reserve (v3
+    would have sent a non-positive value): the prompt must then fit on its own."""
+    tokens = max_model_len - prompt.v3_reserve
+    if prompt.truncate_cap is not None:
+        tokens = min(tokens, prompt.truncate_cap)
+    return {"truncate_prompt_tokens": tokens, "truncation_side": "left"} if tokens > 0 else {}
 
 
 def surely_fits(rendered: Rendered, cap: int) -> bool:

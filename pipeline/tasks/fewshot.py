@@ -8,10 +8,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from pipeline.config import Demonstrations
 from pipeline.errors import ConfigError, DataError
 from pipeline.request import Request
 from pipeline.tasks.base import RenderContext
-from pipeline.tasks.budget import count_rendered, prompt_cap, surely_fits, water_fill
+from pipeline.tasks.budget import count_rendered, prompt_cap, surely_fits, v3_truncation, water_fill
 from pipeline.tasks.loaders import load_once
 from pipeline.tasks.prompts import (
     PromptTexts,
@@ -46,11 +47,14 @@ def unique_ids(ids: Sequence[str | None]) -> list[str]:
     return out
 
 
-def split_few_shot(items: Sequence[Item], prompt: PromptTexts) -> tuple[list[Item], list[Item]]:
-    """Demonstrations and test items. With ``shuffle`` the rows are shuffled by ``random.Random(seed)`` first
-    (what ``random.seed(1); random.shuffle(data)`` does); the first ``few_shot`` rows leave the test set."""
+def split_few_shot(
+    items: Sequence[Item], prompt: PromptTexts, demonstrations: Demonstrations = "v3"
+) -> tuple[list[Item], list[Item]]:
+    """Demonstrations and test items: the first ``few_shot`` rows leave the test set. They are shuffled by
+    ``random.Random(seed)`` first (what ``random.seed(1); random.shuffle(data)`` does) where v3 did that
+    (the prompt file's ``shuffle``: MeDiSumQA), or for every task with ``demonstrations = "shuffled"``."""
     ordered = list(items)
-    if prompt.shuffle:
+    if prompt.shuffle or demonstrations == "shuffled":
         random.Random(prompt.shuffle_seed).shuffle(ordered)
     return ordered[: prompt.few_shot], ordered[prompt.few_shot :]
 
@@ -104,15 +108,20 @@ class FewShotTask:
         prompt = spec.prompt
         items = self.load(data_dir)
         self._check_fields(items[0])
-        demos, tests = split_few_shot(items, prompt)
+        demos, tests = split_few_shot(items, prompt, ctx.demonstrations)
         if ctx.limit is not None:
             tests = tests[: ctx.limit]
         fmt = response_format(spec.structured) if ctx.variant == "structured" and spec.structured else None
         # A prefill would put text before the JSON the schema asks for: the structured variant has none.
         prefill = "" if fmt else prompt.prefill
-        extra = {"stop": list(prompt.stop)} if prompt.stop else {}
+        extra: dict[str, Any] = {"stop": list(prompt.stop)} if prompt.stop else {}
+        if ctx.truncation == "v3":
+            extra.update(v3_truncation(ctx.max_model_len, prompt))
         for item in tests:
-            rendered = await self._fit(demos, item, ctx, prefill)
+            if ctx.truncation == "v3":  # whole and as v3 rendered it: the server keeps the prompt's end
+                rendered = self._render(demos, item, ctx, prefill)
+            else:
+                rendered = await self._fit(demos, item, ctx, prefill)
             yield Request(
                 task=self.name,
                 item_id=item.item_id,
@@ -144,9 +153,10 @@ class FewShotTask:
         )
 
     async def _fit(self, demos: Sequence[Item], item: Item, ctx: RenderContext, prefill: str) -> Rendered:
-        """Render, and keep the END of over-long letters (as TGI's left truncation did in v3) so that the
-        prompt plus ``max_new_tokens`` fits ``max_model_len``. All letters (demonstrations' and the query's)
-        share the budget: short ones stay whole, long ones are cut to the same length."""
+        """Render, and keep the END of over-long letters so that the prompt plus ``max_new_tokens`` fits
+        ``max_model_len`` (``--truncation letters``). All letters (demonstrations' and the query's) share the
+        budget: short ones stay whole, long ones are cut to the same length, and the system prompt stays.
+        This is not what v3 did: TGI kept the end of the whole prompt (``--truncation v3``)."""
         prompt = self.spec.prompt
         rendered = self._render(demos, item, ctx, prefill)
         cap = prompt_cap(ctx.max_model_len, prompt.max_new_tokens, load_budget(), rendered.n_messages)

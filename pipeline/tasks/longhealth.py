@@ -22,7 +22,7 @@ from typing import Any
 from pipeline.errors import DataError
 from pipeline.request import Request
 from pipeline.tasks.base import ChatMode, RenderContext, TokenCounter
-from pipeline.tasks.budget import prompt_cap
+from pipeline.tasks.budget import prompt_cap, v3_truncation
 from pipeline.tasks.fewshot import missing_data_error
 from pipeline.tasks.loaders import LongHealthPatient, LongHealthQuestion, load_longhealth, load_once
 from pipeline.tasks.prompts import LongHealthSettings, TaskPrompts, load_budget, load_prompts, response_format
@@ -239,6 +239,9 @@ class LongHealthTask:
             nosystem_join=settings.nosystem_join,
             base_join=settings.base_join,
         )
+        extra = dict(rendered.extra_body)
+        if ctx.truncation == "v3" and subtask in settings.truncate_subtasks:
+            extra.update(v3_truncation(ctx.max_model_len, prompt))
         return Request(
             task=self.name,
             item_id=f"{patient_id}/{question.No}",
@@ -251,5 +254,5 @@ class LongHealthTask:
             repeat=repeat,
             response_format=frame.response_format,
             prefix_group=patient_id,
-            extra_body=dict(rendered.extra_body),
+            extra_body=extra,
         )

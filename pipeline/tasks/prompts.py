@@ -43,6 +43,14 @@ class PromptTexts(_Strict):
     max_new_tokens: int = Field(gt=0)
     stop: tuple[str, ...] = ()
     truncate_fields: tuple[str, ...] = ()
+    # v3's whole-prompt truncation keeps the last min(max_model_len - truncate_reserve, truncate_cap) tokens;
+    # the reserve defaults to max_new_tokens (what every v3 script but MedNLI's subtracted).
+    truncate_reserve: int | None = Field(default=None, ge=0)
+    truncate_cap: int | None = Field(default=None, gt=0)
+
+    @property
+    def v3_reserve(self) -> int:
+        return self.max_new_tokens if self.truncate_reserve is None else self.truncate_reserve
 
 
 class Structured(_Strict):
@@ -62,6 +70,7 @@ class LongHealthSettings(_Strict):
     head_gold_match: Literal["first", "last"] = "first"
     nosystem_join: str
     base_join: str
+    truncate_subtasks: tuple[str, ...] = ()
 
 
 class TaskPrompts(_Strict):
