@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.registry import ServerConfig
+from pipeline.serving.lora import lora_flags
 
 CONTAINER_PORT = 8000
 CONTAINER_HF_CACHE = "/root/.cache/huggingface"
+CONTAINER_ADAPTERS = "/adapters"  # docker: each LoRA adapter folder is mounted read-only at /adapters/NAME
 # Environment for the embedded CPU server (measured: ../shared/docs/cpu-serving.md): 1 GiB of KV cache
 # (without it start-up fails on the memory check), no core reserved for the API process (~30 % faster).
 # No telemetry: vLLM's usage reporting is off for every engine (servers may hold credentialed data).
@@ -46,25 +48,37 @@ def vllm_flags(
     pipeline_parallel: int = 1,
     max_model_len: int | None = None,
     with_revision: bool = True,
+    adapters: Sequence[ServerConfig] = (),
+    adapter_dirs: Sequence[str] | None = None,
 ) -> list[str]:
-    """The vLLM server flags shared by every engine, after the model (``--model X`` or ``serve X``)."""
+    """The vLLM server flags shared by every engine, after the model (``--model X`` or ``serve X``), and the
+    LoRA flags when ``adapters`` are served beside it (``adapter_dirs``: their folders as the server sees
+    them, default the folders on this machine)."""
     args = ["--revision", cfg.revision] if with_revision else []
     args += ["--served-model-name", cfg.name, "--tensor-parallel-size", str(tensor_parallel)]
     if pipeline_parallel > 1:
         args += ["--pipeline-parallel-size", str(pipeline_parallel)]
     args += ["--max-model-len", str(max_model_len or cfg.max_model_len), "--dtype", cfg.dtype]
-    return args + list(cfg.extra_vllm_args)
+    return args + list(cfg.extra_vllm_args) + lora_flags(adapters, adapter_dirs)
 
 
 def vllm_model_args(
-    cfg: ServerConfig, *, tensor_parallel: int, max_model_len: int | None = None
+    cfg: ServerConfig,
+    *,
+    tensor_parallel: int,
+    max_model_len: int | None = None,
+    adapters: Sequence[ServerConfig] = (),
+    adapter_dirs: Sequence[str] | None = None,
 ) -> list[str]:
     """``--model HF_ID`` and the shared flags (docker and local GPU serving)."""
-    return [
-        "--model",
-        cfg.hf_id,
-        *vllm_flags(cfg, tensor_parallel=tensor_parallel, max_model_len=max_model_len),
-    ]
+    flags = vllm_flags(
+        cfg,
+        tensor_parallel=tensor_parallel,
+        max_model_len=max_model_len,
+        adapters=adapters,
+        adapter_dirs=adapter_dirs,
+    )
+    return ["--model", cfg.hf_id, *flags]
 
 
 def container_name(cfg: ServerConfig, port: int) -> str:
@@ -81,9 +95,11 @@ def docker_run_argv(
     hf_cache: Path,
     api_key: bool,
     max_model_len: int | None = None,
+    adapters: Sequence[ServerConfig] = (),
 ) -> list[str]:
     """``docker run -d ...`` for the vLLM OpenAI image; TP = number of GPUs. Secrets pass by name only
-    (``-e HF_TOKEN`` copies the variable from the caller's environment)."""
+    (``-e HF_TOKEN`` copies the variable from the caller's environment). LoRA adapter folders are mounted
+    read-only at /adapters/NAME."""
     argv = [
         "docker", "run", "-d",
         "--name", container_name(cfg, port),
@@ -97,8 +113,14 @@ def docker_run_argv(
     ]  # fmt: skip
     if api_key:
         argv += ["-e", "VLLM_API_KEY"]
+    inside = [f"{CONTAINER_ADAPTERS}/{a.name}" for a in adapters]
+    for adapter, mount in zip(adapters, inside, strict=True):
+        assert adapter.adapter is not None
+        argv += ["-v", f"{adapter.adapter.folder}:{mount}:ro"]  # the adapters' own files, read-only
     argv.append(image)
-    return argv + vllm_model_args(cfg, tensor_parallel=len(gpus), max_model_len=max_model_len)
+    return argv + vllm_model_args(
+        cfg, tensor_parallel=len(gpus), max_model_len=max_model_len, adapters=adapters, adapter_dirs=inside
+    )
 
 
 def local_argv(
@@ -109,9 +131,10 @@ def local_argv(
     port: int,
     host: str,
     max_model_len: int | None = None,
+    adapters: Sequence[ServerConfig] = (),
 ) -> LaunchPlan:
     """``vllm serve`` on this machine's GPUs (CUDA_VISIBLE_DEVICES picks them)."""
-    args = vllm_model_args(cfg, tensor_parallel=len(gpus), max_model_len=max_model_len)
+    args = vllm_model_args(cfg, tensor_parallel=len(gpus), max_model_len=max_model_len, adapters=adapters)
     argv = [vllm_bin, "serve", *args, "--host", host, "--port", str(port)]
     env = {"CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in gpus), **NO_TELEMETRY_ENV}
     return LaunchPlan(argv=argv, env=env, url=server_url(host, port))
@@ -125,10 +148,13 @@ def cpu_argv(
     port: int,
     host: str,
     max_model_len: int | None = None,
+    adapters: Sequence[ServerConfig] = (),
 ) -> LaunchPlan:
     """The embedded CPU server: the local model folder, TP 1, the CPU environment."""
     # `vllm serve PATH` (positional) is the documented form; the flags after it are the shared ones.
-    args = vllm_flags(cfg, tensor_parallel=1, max_model_len=max_model_len, with_revision=False)
+    args = vllm_flags(
+        cfg, tensor_parallel=1, max_model_len=max_model_len, with_revision=False, adapters=adapters
+    )
     argv = [vllm_bin, "serve", str(model_dir), *args, "--host", host, "--port", str(port)]
     return LaunchPlan(argv=argv, env=dict(CPU_ENV), url=server_url(host, port))
 

@@ -26,6 +26,7 @@ from pipeline.serving.argv import (
 )
 from pipeline.serving.health import wait_healthy
 from pipeline.serving.image import pinned_image
+from pipeline.serving.lora import server_models, verify
 from pipeline.serving.state import ServeState, clear_state, read_state, state_dir, write_state
 
 CPU_DEFAULT_MODEL = "smollm2-135m-instruct"
@@ -147,44 +148,49 @@ def hf_cache_dir() -> Path:
 
 
 def serve(request: ServeRequest, out: object = sys.stdout) -> ServeState | None:
-    """Start the server (or print the command for --dry-run) and return the recorded state."""
+    """Start the server (or print the command for --dry-run) and return the recorded state. A LoRA entry
+    is served on its base model's server, with every adapter of that base."""
     cfg, engine = resolve(request)
+    base, adapters = server_models(cfg)
     if request.nodes > 1:
-        _print_multinode(cfg, request)
+        _print_multinode(base, request)
         return None
     if not request.dry_run:
         _refuse_if_running()
+        verify(adapters)
     memory_class: int | None = None
     gpus: list[int] = []
     if engine != "cpu":
         memory_class = request.memory_class or detect_memory_class()
-        gpus = _gpu_list(cfg, request, memory_class)
+        gpus = _gpu_list(base, request, memory_class)
     plan = engine_plan(
-        cfg,
+        base,
         engine,
         gpus=gpus,
         port=request.port,
         host=request.host,
         api_key=request.api_key_env is not None,
         max_model_len=request.max_model_len,
+        adapters=adapters,
     )
     if request.dry_run:
         print(plan.shell())
         return None
+    served = [base.name, *(a.name for a in adapters)]
     if engine == "docker":
-        return _start_docker(cfg, request, plan, gpus, memory_class)
+        return _start_docker(cfg, request, plan, gpus, memory_class, served)
     if engine == "local":
         if shutil.which("vllm") is None:
             raise ConfigError("--engine local: `vllm` is not on PATH; install vLLM or use --engine docker")
-        return _start_process(cfg, request, plan, "local", gpus, memory_class, default_timeout=1800.0)
+        return _start_process(cfg, request, plan, "local", gpus, memory_class, served, 1800.0)
     if not Path(plan.argv[0]).exists():
         raise ConfigError(
             f"{vllm_venv()}/bin/vllm missing: run `make setup-server` (scripts/setup_cpu_server.sh)"
         )
-    model_dir = REPO_ROOT / str(cfg.local_path)
+    model_dir = REPO_ROOT / str(base.local_path)
     if not (model_dir / "config.json").exists():
         raise ConfigError(f"{model_dir}: model folder missing: run `make setup-server`")
-    return _start_process(cfg, request, plan, "cpu", gpus, memory_class, default_timeout=300.0)
+    return _start_process(cfg, request, plan, "cpu", gpus, memory_class, served, 300.0)
 
 
 def _refuse_if_running() -> None:
@@ -214,9 +220,11 @@ def engine_plan(
     host: str,
     api_key: bool,
     max_model_len: int | None = None,
+    adapters: Sequence[ServerConfig] = (),
 ) -> LaunchPlan:
-    """The command that starts ``cfg`` on ``engine`` (docker, local, else the CPU build), shared by
-    `medsweep serve` and the sweep. It checks nothing: each caller makes its own checks before starting."""
+    """The command that starts ``cfg`` on ``engine`` (docker, local, else the CPU build) with ``adapters``
+    (LoRA entries of ``cfg``) beside it, shared by `medsweep serve` and the sweep. It checks nothing: each
+    caller makes its own checks (the adapters' checksums among them) before starting."""
     if engine == "docker":
         image = pinned_image()
         argv = docker_run_argv(
@@ -228,12 +236,19 @@ def engine_plan(
             hf_cache=hf_cache_dir(),
             api_key=api_key,
             max_model_len=max_model_len,
+            adapters=adapters,
         )
         return LaunchPlan(argv=argv, url=server_url(host, port), image=image)
     if engine == "local":
         vllm_bin = shutil.which("vllm") or "vllm"
         return local_argv(
-            cfg, vllm_bin=vllm_bin, gpus=gpus, port=port, host=host, max_model_len=max_model_len
+            cfg,
+            vllm_bin=vllm_bin,
+            gpus=gpus,
+            port=port,
+            host=host,
+            max_model_len=max_model_len,
+            adapters=adapters,
         )
     return cpu_argv(
         cfg,
@@ -242,25 +257,31 @@ def engine_plan(
         port=port,
         host=host,
         max_model_len=max_model_len,
+        adapters=adapters,
     )
 
 
 def _start_docker(
-    cfg: ServerConfig, request: ServeRequest, plan: LaunchPlan, gpus: list[int], memory_class: int | None
+    cfg: ServerConfig,
+    request: ServeRequest,
+    plan: LaunchPlan,
+    gpus: list[int],
+    memory_class: int | None,
+    served: list[str],
 ) -> ServeState:
     api_key = _api_key(request)
     hf_cache_dir().mkdir(parents=True, exist_ok=True)
     container_id = docker.run_detached(plan.argv, child_env(plan.env, api_key))
     started = _Started(
         engine="docker",
-        banner=f"started container {container_id[:12]} ({container_name(cfg, request.port)})",
+        banner=f"started container {container_id[:12]} ({container_name(_base(cfg), request.port)})",
         alive=lambda: docker.container_status(container_id),
         log_title=f"docker logs --tail 50 {container_id[:12]}",
         log_tail=lambda: docker.logs_tail(container_id),
         stop=lambda: docker.stop_and_remove(container_id),
         container_id=container_id,
     )
-    return _record_and_wait(cfg, request, plan, gpus, memory_class, api_key, 1800.0, started)
+    return _record_and_wait(cfg, request, plan, gpus, memory_class, api_key, 1800.0, started, served)
 
 
 def _start_process(
@@ -270,6 +291,7 @@ def _start_process(
     engine: Literal["local", "cpu"],
     gpus: list[int],
     memory_class: int | None,
+    served: list[str],
     default_timeout: float,
 ) -> ServeState:
     api_key = _api_key(request)
@@ -285,7 +307,7 @@ def _start_process(
         pid=pid,
         log_path=str(log_path),
     )
-    return _record_and_wait(cfg, request, plan, gpus, memory_class, api_key, default_timeout, started)
+    return _record_and_wait(cfg, request, plan, gpus, memory_class, api_key, default_timeout, started, served)
 
 
 @dataclass(frozen=True)
@@ -312,12 +334,14 @@ def _record_and_wait(
     api_key: str | None,
     default_timeout: float,
     started: _Started,
+    served: list[str],
 ) -> ServeState:
     """Write the state file and wait for health; on failure show the log tail, stop, clear the state."""
     state = ServeState(
         url=plan.url,
         openai_base_url=plan.url + "/v1",
         served_model=cfg.name,
+        served_models=served,
         model=cfg.name,
         engine=started.engine,
         host=request.host,
@@ -353,6 +377,10 @@ def _record_and_wait(
         clear_state()
         raise
     return state
+
+
+def _base(cfg: ServerConfig) -> ServerConfig:
+    return server_models(cfg)[0]
 
 
 def _print_multinode(cfg: ServerConfig, request: ServeRequest) -> None:

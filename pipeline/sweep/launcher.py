@@ -20,6 +20,7 @@ from pipeline.registry import ServerConfig
 from pipeline.serving import docker, process
 from pipeline.serving.argv import LaunchPlan, container_name
 from pipeline.serving.launch import api_key_from_env, child_env, engine_plan, hf_cache_dir
+from pipeline.serving.lora import server_models, verify
 from pipeline.sweep.plan import Engine
 
 
@@ -80,14 +81,24 @@ class EngineLauncher:
         self.api_key_env = api_key_env
 
     def _plan(self, model: ServerConfig, gpus: Sequence[int], port: int) -> LaunchPlan:
+        """A LoRA entry's server is its base's, with the base's adapters (as `medsweep serve` starts it)."""
+        base, adapters = server_models(model)
         return engine_plan(
-            model, self.engine, gpus=gpus, port=port, host=self.host, api_key=self.api_key_env is not None
+            base,
+            self.engine,
+            gpus=gpus,
+            port=port,
+            host=self.host,
+            api_key=self.api_key_env is not None,
+            adapters=adapters,
         )
 
     def command(self, model: ServerConfig, gpus: Sequence[int], port: int) -> str:
         return self._plan(model, gpus, port).shell()
 
     def start(self, model: ServerConfig, gpus: Sequence[int], port: int) -> ServerHandle:
+        base, adapters = server_models(model)
+        verify(adapters)
         plan = self._plan(model, gpus, port)
         env = self._env(plan.env)
         handle = ServerHandle(model=model.name, gpus=tuple(gpus), port=port, url=plan.url)
@@ -95,7 +106,7 @@ class EngineLauncher:
         if self.engine == "docker":
             hf_cache_dir().mkdir(parents=True, exist_ok=True)
             # A container of this name left by a crashed sweep would make `docker run --name` fail.
-            docker.stop_and_remove(container_name(model, port))
+            docker.stop_and_remove(container_name(base, port))
             handle.container_id = docker.run_detached(plan.argv, env)
             handle.provenance["image"] = plan.image
             return handle
