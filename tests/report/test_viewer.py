@@ -1,5 +1,5 @@
 """`medsweep report --samples`: the per-sample paired viewer, driven in a real headless Chromium over
-chromedriver's W3C WebDriver API (tests/webdriver.py), and what the report holds without the flag."""
+chromedriver's W3C WebDriver API (``tests.support.webdriver``), and what the report holds without it."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
-from tests.report_fixtures import SCRIPT_OUTPUT, StoreBuilder, build_viewer_store
-from tests.webdriver import BrowserUnavailable, Session, browser
+from tests.support.stores import SCRIPT_OUTPUT, StoreBuilder, build_viewer_store
+from tests.support.webdriver import BrowserUnavailable, Session, browser
 
 PAIR = ["--pair", "bio-7b=base-7b"]
 
