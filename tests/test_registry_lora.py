@@ -14,7 +14,7 @@ from pipeline.registry import adapters_of, get_model, load_registry, pairs
 from pipeline.report import build_report
 from pipeline.serving.argv import cpu_argv, docker_run_argv
 from pipeline.serving.lora import server_models, verify
-from tests.report_fixtures import StoreBuilder, add_constant_model
+from tests.support.stores import StoreBuilder, add_constant_model
 
 BASE = """
 hf_id = "org/Tiny-Model"
