@@ -179,7 +179,8 @@ def _side(
 
 def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
     """Sort ``q2`` before ``q10``: digit runs compare as numbers."""
-    return tuple((0, int(part)) if part.isdecimal() else (1, part) for part in re.split(r"(\d+)", text) if part)
+    parts = (part for part in re.split(r"(\d+)", text) if part)
+    return tuple((0, int(part)) if part.isdecimal() else (1, part) for part in parts)
 
 
 def _json_text(text: str | None) -> str | None:

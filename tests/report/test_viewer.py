@@ -216,7 +216,7 @@ def test_viewer_filters_by_pair(session: Session, tmp_path: Path) -> None:
     expected = [str(i) for i in range(5)] + [f"q{i}" for i in range(33)]
     _choose(session, "samples-verdict", "none")
     _expect_rows(session, expected)
-    # 157 rows of bio-7b vs base-7b (8 task units; LongHealth: 10 items x 2 repeats a sub-task), 83 of other-3b's.
+    # 157 rows of bio-7b vs base-7b (8 task units; LongHealth: 10 items x 2 repeats each), 83 of other-3b's.
     assert session.text(session.find("#samples-count")) == "items 1–38 of 38 matching (240 in all)"
     _choose(session, "samples-pair", "0")
     _expect_rows(session, [f"q{i}" for i in range(30, 33)])  # bio-7b's three timeouts
