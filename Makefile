@@ -84,4 +84,4 @@ logs: setup
 # The full fault soak (100,000 requests at concurrency 256 against the fault-injecting server; SOAK_REQUESTS=N
 # and SOAK_CONCURRENCY=N to change); prints its figures, peak RSS included.
 soak: setup
-	$(PY) -m pytest -q -s -m slow tests/test_reliability_soak.py
+	$(PY) -m pytest -q -s -m slow tests/reliability/test_soak.py
