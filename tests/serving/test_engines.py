@@ -12,8 +12,7 @@ from pipeline.engines import ENGINE_NAMES, ENGINES, Engine, Target, check_engine
 from pipeline.errors import ConfigError
 from pipeline.registry import get_model, load_server_config
 from pipeline.serving.launch import ServeRequest, resolve
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.support.paths import REPO_ROOT as REPO
 
 
 def test_the_four_engines_are_registered_under_their_own_names() -> None:
