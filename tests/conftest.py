@@ -25,7 +25,8 @@ def pytest_report_header() -> list[str]:
     return [
         f"real components: CPU vLLM {have(vllm)}; dockerd {have(shutil.which('dockerd') is not None)}; "
         f"slurmctld {have(shutil.which('slurmctld') is not None)}; "
-        f"chromium {have(shutil.which('chromium') is not None)}"
+        f"chromium {have(shutil.which('chromium') is not None)}; "
+        f"chromedriver {have(shutil.which('chromedriver') is not None)}"
     ]
 
 

@@ -8,7 +8,6 @@ import os
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -77,26 +76,27 @@ def test_wal_and_shm_are_private_while_the_eval_writes(tmp_path: Path) -> None:
     out = tmp_path / "results"
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
     env["PYTHONPATH"] = str(REPO)
-    with fake_server("--delay", "0.1") as server:
+    # The server holds the requests: once two are held (one answered in between), the eval has opened
+    # its store, written its run and committed or buffered an answer, and cannot finish before we look.
+    with fake_server("--hold") as server:
         proc = subprocess.Popen(
             [sys.executable, "-m", "pipeline", "eval", "--task", "longhealth", "--model", "fake-model",
              "--base-url", server.base_url, "--data-dir", str(DEMO), "--out", str(out), "--concurrency", "1"],
-            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         try:
-            deadline = time.monotonic() + 120
-            modes: dict[str, int] = {}
-            while time.monotonic() < deadline and proc.poll() is None:
-                for suffix in ("-wal", "-shm"):
-                    path = out / f"medsweep.sqlite{suffix}"
-                    if path.exists():
-                        modes[suffix] = stat.S_IMODE(path.stat().st_mode)
-                if len(modes) == 2:
-                    break
-                time.sleep(0.02)
+            server.wait_held(1)
+            server.release(1)
+            server.wait_held(1, answered=1)
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            modes = {}
+            for suffix in ("-wal", "-shm"):
+                path = out / f"medsweep.sqlite{suffix}"
+                assert path.exists(), f"{path.name} is missing while the eval writes"
+                modes[suffix] = stat.S_IMODE(path.stat().st_mode)
         finally:
             proc.kill()
-            proc.wait()
+            proc.communicate()
     assert modes == {"-wal": 0o600, "-shm": 0o600}
 
 

@@ -50,12 +50,13 @@ class StoreBuilder:
         variant: str = "paper",
         sampling: dict[str, Any] | None = None,
         prompts: dict[str, str] | None = None,
+        config_extra: dict[str, Any] | None = None,
     ) -> None:
         config = {
             "sampling": sampling or SAMPLING,
             "prompts_sha256": prompts or PROMPTS,
             "run": {"variant": variant},
-        }
+        } | (config_extra or {})
         provenance = {
             "vllm_version": "0.6.6",
             "served_id": f"org/{model}",
@@ -93,8 +94,13 @@ class StoreBuilder:
         strict_valid: bool | None = True,
         failed: str | None = None,
         scored: bool = True,
+        output: str | None = None,
+        reference: Any = None,
+        prompt_hash: str | None = None,
+        parsed: Any = None,
     ) -> None:
-        """One result; ``failed`` is an error class (no score row then); ``metrics`` on the 0-100 scale."""
+        """One result; ``failed`` is an error class (no score row then); ``metrics`` on the 0-100 scale.
+        ``output``, ``reference``, ``prompt_hash`` and ``parsed`` default to placeholders."""
         self._n += 1
         key = f"k{self._n:06d}"
         status = "failed" if failed else "succeeded"
@@ -109,13 +115,13 @@ class StoreBuilder:
                 subtask,
                 item_id,
                 repeat,
-                f"ph-{task}-{item_id}",
+                prompt_hash or f"ph-{task}-{item_id}",
                 "{}",
-                "{}",
+                json.dumps(reference if reference is not None else {}),
                 status,
                 failed,
                 "boom" if failed else None,
-                None if failed else f"answer {item_id}",
+                None if failed else (output if output is not None else f"answer {item_id}"),
                 None if failed else "stop",
                 100,
                 None if failed else 12,
@@ -136,7 +142,7 @@ class StoreBuilder:
                 subtask,
                 item_id,
                 repeat,
-                json.dumps({"answer": item_id}),
+                json.dumps(parsed if parsed is not None else {"answer": item_id}),
                 None if strict_valid is None else int(strict_valid),
                 json.dumps(metrics),
             ),
@@ -217,3 +223,90 @@ def build_pair_store(out: Path, *, bio_failures: int = 3) -> Path:
     add_constant_model(store, "run-other", "other-3b", {"mednli": 60.0, "meqsum": 20.0}, n_items=5)
     store.close()
     return out
+
+
+VIEWER_CONFIG = {
+    "run": {"variant": "paper", "data_dir": "", "demonstrations": "v3", "limit": None},
+    "target": {"chat_mode": "chat", "max_model_len": 8192, "truncation": "v3"},
+}
+SCRIPT_OUTPUT = "<script>window.__pwned = 1</script> is a pneumonia question"
+"""A model output with markup in it: the viewer must show it as text, never run it."""
+
+
+def demo_mednli_requests(n: int) -> list[Any]:
+    """The first ``n`` MedNLI requests of the synthetic demo data, rendered as ``VIEWER_CONFIG`` says."""
+    import asyncio
+
+    from pipeline.paths import DEMO_DATA_DIR
+    from pipeline.tasks import get_task
+    from pipeline.tasks.base import RenderContext
+    from pipeline.tokens import EstimateCounter
+
+    ctx = RenderContext(
+        chat_mode="chat", max_model_len=8192, counter=EstimateCounter(), limit=n, truncation="v3"
+    )
+
+    async def collect() -> list[Any]:
+        return [r async for r in get_task("mednli").requests(DEMO_DATA_DIR, ctx)]
+
+    return asyncio.run(collect())
+
+
+def build_viewer_store(out: Path) -> dict[str, list[str]]:
+    """``bio-7b`` vs ``base-7b`` (pair them with --pair) on MedNLI and MeQSum, with known per-item verdicts.
+
+    MedNLI: the first 6 demo-data items, with their real prompt hashes (the viewer can render those prompts
+    again from demo_data/): items 0-1 tie (both right), 2 bio better, 3-4 bio worse, 5 bio failed (timeout).
+    MeQSum: q0 bio worse (its output is ``SCRIPT_OUTPUT``), q1 tie, q2 base failed (server_error), q3 bio
+    better; placeholder prompt hashes (no data renders them). Returns the item ids of each expectation.
+    """
+    from pipeline.paths import DEMO_DATA_DIR
+
+    config = VIEWER_CONFIG | {"run": VIEWER_CONFIG["run"] | {"data_dir": str(DEMO_DATA_DIR)}}
+    store = StoreBuilder(out)
+    for model in ("bio-7b", "base-7b"):
+        store.add_run(f"run-{model}", model, config_extra=config)
+    requests = demo_mednli_requests(6)
+    ids = [r.item_id for r in requests]
+    bio_right = [True, True, True, False, False, None]
+    base_right = [True, True, False, True, True, True]
+    for request, bio, base in zip(requests, bio_right, base_right, strict=True):
+        for model, right in (("bio-7b", bio), ("base-7b", base)):
+            store.add(
+                f"run-{model}",
+                model,
+                "mednli",
+                request.item_id,
+                None if right is None else {"accuracy": 100.0 if right else 0.0},
+                failed="timeout" if right is None else None,
+                output=f"{model} says {'the gold label' if right else 'a wrong label'} for {request.item_id}",
+                reference=request.reference,
+                prompt_hash=request.prompt_hash(),
+                parsed=request.reference if right else "neutral",
+            )
+    meqsum = {
+        "q0": (0.0, 50.0),
+        "q1": (40.0, 40.0),
+        "q2": (30.0, None),
+        "q3": (80.0, 20.0),
+    }
+    for item, values in meqsum.items():
+        for model, value in zip(("bio-7b", "base-7b"), values, strict=True):
+            store.add(
+                f"run-{model}",
+                model,
+                "meqsum",
+                item,
+                None if value is None else dict.fromkeys(SUMMARY_METRICS[:4], value),
+                failed="server_error" if value is None else None,
+                output=SCRIPT_OUTPUT if (model, item) == ("bio-7b", "q0") else f"{model} summary of {item}",
+                reference=f"reference summary {item}",
+            )
+    store.close()
+    return {
+        "mednli": ids,
+        "meqsum": list(meqsum),
+        "worse": [ids[3], ids[4], "q0"],
+        "timeout": [ids[5]],
+        "any_failure": [ids[5], "q2"],
+    }
