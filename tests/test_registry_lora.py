@@ -3,16 +3,17 @@ are one-line errors naming the file and the field."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
 from pipeline.adapters import adapter_digest
+from pipeline.engines import Target, get_engine
 from pipeline.errors import ConfigError
 from pipeline.registry import adapters_of, get_model, load_registry, pairs
 from pipeline.report import build_report
-from pipeline.serving.argv import cpu_argv, docker_run_argv
 from pipeline.serving.lora import server_models, verify
 from tests.support.stores import StoreBuilder, add_constant_model
 
@@ -20,7 +21,7 @@ BASE = """
 hf_id = "org/Tiny-Model"
 revision = "abc123"
 role = "general"
-engine = "cpu"
+device = "cpu"
 local_path = "models/tiny"
 params_b = 0.1
 attention_heads = 9
@@ -66,7 +67,7 @@ def test_a_lora_entry_takes_serving_from_its_base_and_keys_on_its_checksum(regis
     digest = adapter_digest(registry.parent / "servers/adapters/tiny-lora")
     assert lora.adapter is not None and lora.adapter.sha256 == digest
     assert lora.adapter.folder == (registry / "adapters" / "tiny-lora").resolve()
-    assert (lora.engine, lora.local_path, lora.chat_mode, lora.stop) == (
+    assert (lora.device, lora.local_path, lora.chat_mode, lora.stop) == (
         "cpu",
         "models/tiny",
         "chat",
@@ -82,31 +83,25 @@ def test_a_lora_entry_takes_serving_from_its_base_and_keys_on_its_checksum(regis
     assert server_models(base, registry) == (base, [])
 
 
-def test_the_adapters_are_served_on_the_base_server(registry: Path) -> None:
+def test_the_adapters_are_served_on_the_base_server(registry: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VLLM_VENV", "/venv")
     lora = get_model("tiny-lora", registry)
     base, adapters = server_models(lora, registry)
     folder = str(registry / "adapters" / "tiny-lora")
-    plan = cpu_argv(
-        base, vllm_bin="vllm", model_dir=Path("/m/tiny"), port=8011, host="127.0.0.1", adapters=adapters
-    )
-    assert plan.argv == [
-        "vllm", "serve", "/m/tiny", "--served-model-name", "tiny", "--tensor-parallel-size", "1",
+    target = Target(model=base, device="cpu", port=8011, adapters=tuple(adapters))
+    assert get_engine("cpu").plan(target).argv[3:] == [
+        "--served-model-name", "tiny", "--tensor-parallel-size", "1",
         "--max-model-len", "2048", "--dtype", "auto", "--enforce-eager",
         "--enable-lora", "--max-lora-rank", "8", "--lora-modules", f"tiny-lora={folder}",
         "--host", "127.0.0.1", "--port", "8011",
     ]  # fmt: skip
-    argv = docker_run_argv(
-        base,
-        image="img",
-        gpus=[0],
-        port=8000,
-        host="127.0.0.1",
-        hf_cache=Path("/c"),
-        api_key=False,
-        adapters=adapters,
-    )
-    assert argv[argv.index("img") - 2 : argv.index("img")] == ["-v", f"{folder}:/adapters/tiny-lora:ro"]
-    assert argv[-2:] == ["--lora-modules", "tiny-lora=/adapters/tiny-lora"]
+    inside = ["--enable-lora", "--max-lora-rank", "8", "--lora-modules", "tiny-lora=/adapters/tiny-lora"]
+    argv = get_engine("docker").plan(dataclasses.replace(target, image="img")).argv
+    mount = argv.index(f"{folder}:/adapters/tiny-lora:ro")
+    assert argv[mount - 1] == "-v" and mount < argv.index("img") and argv[-5:] == inside
+    argv = get_engine("apptainer").plan(dataclasses.replace(target, image="img.sif")).argv
+    mount = argv.index(f"{folder}:/adapters/tiny-lora:ro")
+    assert argv[mount - 1] == "--bind" and argv[-9:-4] == inside
 
 
 def test_a_changed_adapter_is_refused_before_serving(registry: Path) -> None:

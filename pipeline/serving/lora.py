@@ -16,6 +16,7 @@ from pipeline.registry import ServerConfig, adapters_of, get_model
 
 # The --max-lora-rank values vLLM accepts; the flag takes the smallest that covers every adapter's rank.
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+CONTAINER_ADAPTERS = "/adapters"  # where container engines mount the adapter folders
 
 
 def server_models(
@@ -38,6 +39,14 @@ def verify(adapters: Sequence[ServerConfig]) -> None:
 def _folder(cfg: ServerConfig) -> Path:
     assert cfg.adapter is not None
     return cfg.adapter.folder
+
+
+def adapter_mounts(adapters: Sequence[ServerConfig], flag: str) -> tuple[list[str], list[str]]:
+    """Container engines: (``FLAG HOST_DIR:/adapters/NAME:ro`` per adapter, the folders inside), with
+    ``-v`` for docker, ``--bind`` for apptainer: the adapters' own files, read-only."""
+    inside = [f"{CONTAINER_ADAPTERS}/{cfg.name}" for cfg in adapters]
+    mounts = [x for cfg, at in zip(adapters, inside, strict=True) for x in (flag, f"{_folder(cfg)}:{at}:ro")]
+    return mounts, inside
 
 
 def max_lora_rank(adapters: Sequence[ServerConfig]) -> int:

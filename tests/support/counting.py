@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from pipeline.config import EvalConfig, load_config
@@ -40,8 +42,21 @@ class CountingTask:
             )
 
 
+# What a test waits for will happen, on any machine; the deadline only ends a test that is broken.
+DEADLINE_S = 120.0
+
+
+async def until(condition: Callable[[], bool], what: str, deadline_s: float = DEADLINE_S) -> None:
+    """Poll ``condition`` until it holds (it must: no speed is checked); else fail naming ``what``."""
+    deadline = time.monotonic() + deadline_s
+    while not condition():
+        assert time.monotonic() < deadline, f"never happened within {deadline_s:g} s: {what}"
+        await asyncio.sleep(0.02)
+
+
 def engine_config(base_urls: list[str], out: Path, **client: object) -> EvalConfig:
-    defaults: dict[str, object] = {"concurrency": 8, "backoff_base": 0.01, "backoff_max": 0.05, "timeout": 5}
+    # A timeout far beyond any answer of a loaded machine: tests that want timeouts set a short one.
+    defaults: dict[str, object] = {"concurrency": 8, "backoff_base": 0.01, "backoff_max": 0.05, "timeout": 60}
     defaults.update(client)
     return load_config(
         None,

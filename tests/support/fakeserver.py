@@ -12,7 +12,8 @@ Like vLLM it honours ``truncate_prompt_tokens`` (the prompt is counted as at mos
 
 Tests control timing through the server, never by sleeping: with ``--hold`` every completion request waits
 until the test releases it (``POST /_release?n=N``, or without ``n`` to stop holding), and
-``GET /_wait?held=N`` returns once N requests are held, so a test acts while requests are provably in flight.
+``GET /_wait?held=N`` returns once N requests are held (``&answered=M``: and M answers given in all), so a
+test acts while requests are provably in flight and after a known number were answered.
 A held request whose client goes away stops waiting (and is not answered).
 
 Run: ``python tests/support/fakeserver.py --port 8123 --p500 0.1 --p429 0.05 ...``
@@ -54,6 +55,7 @@ class Gate:
     holding: bool = False
     permits: int = 0  # requests that may pass while holding
     held: int = 0  # requests waiting now
+    watchers: int = 0  # GET /_wait calls waiting now (answers wake them only then: no cost otherwise)
     changed: asyncio.Condition | None = None  # created on the server's loop
 
     def condition(self) -> asyncio.Condition:
@@ -76,6 +78,13 @@ class Gate:
                 self.held -= 1
                 cond.notify_all()
 
+    async def wake(self) -> None:
+        """Tell waiting ``GET /_wait`` calls that something they may wait for changed."""
+        if self.watchers:
+            cond = self.condition()
+            async with cond:
+                cond.notify_all()
+
 
 @dataclass
 class State:
@@ -87,6 +96,7 @@ class State:
     answer: str | None = None
     received: int = 0
     answered: Counter[str] = field(default_factory=Counter)
+    answers: int = 0  # sum of ``answered``
     bodies_seen: Counter[str] = field(default_factory=Counter)
     in_flight: int = 0
     rng: random.Random = field(default_factory=random.Random)
@@ -207,6 +217,8 @@ def make_app(state: State) -> web.Application:
         if fault == "truncated":
             return web.Response(body=payload[: len(payload) // 2], content_type="application/json")
         state.answered[digest] += 1
+        state.answers += 1
+        await state.gate.wake()
         return web.Response(body=payload, content_type="application/json")
 
     async def tokenize(request: web.Request) -> web.Response:
@@ -222,8 +234,10 @@ def make_app(state: State) -> web.Application:
         return web.json_response({"prompt": "".join(chr(t) for t in body["tokens"])})
 
     async def metrics(request: web.Request) -> web.Response:
-        waiting = max(0, state.in_flight - 8) + state.faults.extra_waiting
-        running = min(8, state.in_flight)
+        # Held requests are accepted and not yet running: in vLLM's terms, queued like any over the 8 slots.
+        accepted = state.in_flight + state.gate.held
+        waiting = max(0, accepted - 8) + state.faults.extra_waiting
+        running = min(8, accepted)
         labels = f'{{engine="0",model_name="{state.model}"}}'
         text = (
             "# TYPE vllm:num_requests_waiting gauge\n"
@@ -244,6 +258,7 @@ def make_app(state: State) -> web.Application:
             "answered": dict(state.answered),
             "bodies_seen": dict(state.bodies_seen),
             "held": state.gate.held,
+            "answers": state.answers,
         }
 
     async def stats(request: web.Request) -> web.Response:
@@ -266,16 +281,22 @@ def make_app(state: State) -> web.Application:
         return web.json_response(snapshot())
 
     async def wait(request: web.Request) -> web.Response:
-        """Long poll: answer once ``held`` requests are held (408 after ``timeout`` seconds)."""
-        want = int(request.query.get("held", "1"))
-        cond = state.gate.condition()
+        """Long poll: answer once ``held`` requests are held and ``answered`` answers were given in all (408
+        after ``timeout`` seconds)."""
+        held, answered = int(request.query.get("held", "1")), int(request.query.get("answered", "0"))
+        gate = state.gate
+        cond = gate.condition()
+        gate.watchers += 1
         try:
             async with cond:
                 await asyncio.wait_for(
-                    cond.wait_for(lambda: state.gate.held >= want), float(request.query.get("timeout", "120"))
+                    cond.wait_for(lambda: gate.held >= held and state.answers >= answered),
+                    float(request.query.get("timeout", "120")),
                 )
         except TimeoutError:
             return web.json_response(snapshot(), status=408)
+        finally:
+            gate.watchers -= 1
         return web.json_response(snapshot())
 
     async def recent(request: web.Request) -> web.Response:

@@ -48,12 +48,16 @@ class RunningServer:
         """Hold every request from now on, with no permits left over."""
         httpx.post(f"{self.root}/_hold", timeout=10).raise_for_status()
 
-    def wait_held(self, n: int, timeout: float = 120.0) -> dict[str, Any]:
-        """Block until ``n`` requests are held at the server (a long poll: it answers once they are)."""
-        resp = httpx.get(f"{self.root}/_wait", params={"held": n, "timeout": timeout}, timeout=timeout + 10)
+    def wait_held(self, n: int, timeout: float = 120.0, *, answered: int = 0) -> dict[str, Any]:
+        """Block until ``n`` requests are held at the server and it has given ``answered`` answers in all (a
+        long poll: it returns once they are)."""
+        params = {"held": n, "answered": answered, "timeout": timeout}
+        resp = httpx.get(f"{self.root}/_wait", params=params, timeout=timeout + 10)
         data: dict[str, Any] = resp.json()
         if resp.status_code != 200:
-            raise AssertionError(f"{n} requests were never held at once within {timeout:g} s: {data}")
+            raise AssertionError(
+                f"never {n} requests held with {answered} answered within {timeout:g} s: {data}"
+            )
         return data
 
     def requests(self) -> list[dict[str, Any]]:
