@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipeline.config import Variant
 from pipeline.errors import ConfigError
 from pipeline.paths import DEMO_DATA_DIR, SERVERS_DIR
 from pipeline.registry import (
@@ -37,7 +38,7 @@ class SweepSettings(_Strict):
     out: Path
     data_dir: Path = DEMO_DATA_DIR
     tasks: tuple[str, ...] = ()
-    variant: Literal["paper", "structured"] = "paper"
+    variant: Variant = "paper"
     memory_class: Literal[80, 40, 24] = 80
     gpus: tuple[int, ...] = ()
     engine: Engine = "docker"
