@@ -1,0 +1,135 @@
+"""Secrets and privacy: no API key or HF token in any file or output, private result files (SQLite's -wal
+and -shm included), servers bound to 127.0.0.1 unless asked, no telemetry, no patient text in logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.servers import REPO, fake_server
+
+DEMO = REPO / "demo_data"
+API_KEY = "sk-SENTINEL-api-7d41c0"
+HF_TOKEN = "hf_SENTINELtoken93be2"
+ANSWER = "OUTPUT-SENTINEL the patient has entailment"
+
+
+def _medsweep(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_BASE_URL"}
+    env.update({"PYTHONPATH": str(REPO), "OPENAI_API_KEY": API_KEY, "HF_TOKEN": HF_TOKEN})
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+
+
+def _patient_texts() -> list[str]:
+    texts = []
+    for line in (DEMO / "mednli" / "mli_test_v1.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        texts += [row["sentence1"], row["sentence2"]]
+    return texts
+
+
+def test_secrets_never_written_and_no_patient_text_in_logs(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    with fake_server("--api-key", API_KEY, "--answer", ANSWER) as server:
+        eval_args = ("eval", "--task", "mednli,probsum", "--model", "fake-model",
+                     "--base-url", server.base_url, "--data-dir", str(DEMO), "--out", str(out))  # fmt: skip
+        evaluated = _medsweep(*eval_args, cwd=tmp_path)
+        assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+        assert server.stats()["answered"]  # the key was accepted: the sentinel really travelled
+    outputs = [evaluated.stdout, evaluated.stderr]
+    for args in (("status", "--out", str(out)), ("status", "--out", str(out), "--json")):
+        status = _medsweep(*args, cwd=tmp_path)
+        assert status.returncode == 0, status.stderr
+        outputs += [status.stdout, status.stderr]
+    report = _medsweep("report", "--out", str(out), "--format", "md,csv,html,parquet", cwd=tmp_path)
+    report_ok = report.returncode == 0
+    outputs += [report.stdout, report.stderr]
+
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name == "medsweep.sqlite" for p in files)
+    for path in files:
+        data = path.read_bytes()
+        assert API_KEY.encode() not in data, path
+        assert HF_TOKEN.encode() not in data, path
+    for text in outputs:
+        assert API_KEY not in text and HF_TOKEN not in text
+    # Progress and summary print counts and metrics, never prompts or outputs.
+    for text in outputs[:2]:
+        assert "OUTPUT-SENTINEL" not in text
+        assert not [t for t in _patient_texts() if t in text]
+    for path in [out, *out.rglob("*")]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o700 if path.is_dir() else 0o600), (path, oct(mode))
+    if not report_ok:
+        pytest.skip(f"`medsweep report` failed here (owned by reports): {report.stderr.strip()[-300:]}")
+    assert (out / "report").is_dir()
+
+
+def test_wal_and_shm_are_private_while_the_eval_writes(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
+    env["PYTHONPATH"] = str(REPO)
+    # The server holds the requests: once two are held (one answered in between), the eval has opened
+    # its store, written its run and committed or buffered an answer, and cannot finish before we look.
+    with fake_server("--hold") as server:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "eval", "--task", "longhealth", "--model", "fake-model",
+             "--base-url", server.base_url, "--data-dir", str(DEMO), "--out", str(out), "--concurrency", "1"],
+            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            server.wait_held(1)
+            server.release(1)
+            server.wait_held(1, answered=1)
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            modes = {}
+            for suffix in ("-wal", "-shm"):
+                path = out / f"medsweep.sqlite{suffix}"
+                assert path.exists(), f"{path.name} is missing while the eval writes"
+                modes[suffix] = stat.S_IMODE(path.stat().st_mode)
+        finally:
+            proc.kill()
+            proc.communicate()
+    assert modes == {"-wal": 0o600, "-shm": 0o600}
+
+
+def test_servers_bind_loopback_unless_asked() -> None:
+    from pipeline.cli import build_parser
+    from pipeline.registry import load_registry
+    from pipeline.serving.argv import cpu_argv, docker_run_argv, local_argv
+
+    args = build_parser().parse_args(["serve"])
+    assert args.host == "127.0.0.1"
+    cfg = next(iter(load_registry().values()))
+    local = local_argv(cfg, vllm_bin="vllm", gpus=[0], port=8000, host=args.host)
+    assert local.argv[local.argv.index("--host") + 1] == "127.0.0.1"
+    cpu = cpu_argv(cfg, vllm_bin="vllm", model_dir=Path("m"), port=8000, host=args.host)
+    assert cpu.argv[cpu.argv.index("--host") + 1] == "127.0.0.1"
+    docker = docker_run_argv(cfg, image="vllm/vllm-openai:v0", gpus=[0], port=8000, host=args.host,
+                             hf_cache=Path("/cache"), api_key=False)  # fmt: skip
+    assert docker[docker.index("-p") + 1] == "127.0.0.1:8000:8000"
+    # Exposing the server is explicit: --host 0.0.0.0 is passed through as asked.
+    exposed = local_argv(cfg, vllm_bin="vllm", gpus=[0], port=8000, host="0.0.0.0")
+    assert exposed.argv[exposed.argv.index("--host") + 1] == "0.0.0.0"
+
+
+def test_served_vllm_sends_no_usage_stats() -> None:
+    from pipeline.registry import load_registry
+    from pipeline.serving.argv import cpu_argv, docker_run_argv, local_argv
+
+    cfg = next(iter(load_registry().values()))
+    for plan in (
+        local_argv(cfg, vllm_bin="vllm", gpus=[0], port=8000, host="127.0.0.1"),
+        cpu_argv(cfg, vllm_bin="vllm", model_dir=Path("m"), port=8000, host="127.0.0.1"),
+    ):
+        assert plan.env.get("VLLM_NO_USAGE_STATS") == "1" and plan.env.get("DO_NOT_TRACK") == "1"
+    docker = " ".join(docker_run_argv(cfg, image="i", gpus=[0], port=8000, host="127.0.0.1",
+                                      hf_cache=Path("/c"), api_key=False))  # fmt: skip
+    assert "VLLM_NO_USAGE_STATS=1" in docker and "DO_NOT_TRACK=1" in docker
