@@ -35,7 +35,11 @@ def _run(args: argparse.Namespace) -> int:
     models = resolve_models(plan, args.plan)
     settings = plan.sweep
     launcher = EngineLauncher(
-        settings.engine, host=settings.host, log_dir=settings.out / "logs", api_key_env=settings.api_key_env
+        settings.engine,
+        device=settings.on_device,
+        host=settings.host,
+        log_dir=settings.out / "logs",
+        api_key_env=settings.api_key_env,
     )
     if args.dry_run:
         print_dry_run(settings, models, launcher, Console())
