@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from pipeline.adapters import missing_files
+from pipeline.config import ChatMode
 from pipeline.errors import ConfigError
 from pipeline.paths import SERVERS_DIR
 
@@ -88,7 +89,7 @@ class ServerConfig(BaseModel):
     gpus: GpuCounts
     max_model_len: int = Field(gt=0)
     dtype: Literal["auto", "bfloat16", "float16", "float32"]
-    chat_mode: Literal["chat", "chat_nosystem", "base"]
+    chat_mode: ChatMode
     extra_vllm_args: list[str] = Field(default_factory=list)
     stop: list[str] = Field(default_factory=list)
     notes: str = ""

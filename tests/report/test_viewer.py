@@ -231,6 +231,33 @@ def test_without_samples_the_report_holds_no_outputs(tmp_path: Path) -> None:
     assert stat.S_IMODE((tmp_path / "run" / "report" / "report.html").stat().st_mode) == 0o600
 
 
+def test_prompts_from_elsewhere_need_data_dir(tmp_path: Path) -> None:
+    """A report made away from the eval's data folder says why it shows no prompt; --data-dir fixes it."""
+    build_viewer_store(tmp_path / "run", data_dir=tmp_path / "gone")
+    page = _report(tmp_path / "run", "--samples")
+    mednli = [r for r in _viewer_data(page)["rows"] if r["unit"] == "mednli"]
+    whys = {_viewer_data(page)["prompts"][r["sides"][0]["prompt"]].get("why") for r in mednli}
+    assert whys == {
+        f"the data folder {tmp_path / 'gone'} (from the run's configuration) is not here: make the report "
+        "where the eval ran, or pass --data-dir"
+    }
+    page = _report(tmp_path / "run", "--samples", "--data-dir", str(DEMO_DATA_DIR))
+    data = _viewer_data(page)
+    texts = [data["prompts"][r["sides"][0]["prompt"]] for r in data["rows"] if r["unit"] == "mednli"]
+    assert all(t.get("text", "").startswith("[system]\n") for t in texts)
+
+
+def test_samples_without_a_pair_say_so(tmp_path: Path) -> None:
+    store = StoreBuilder(tmp_path / "run")
+    store.add_run("r", "lonely-1b")
+    store.add("r", "lonely-1b", "mednli", "m0", {"accuracy": 100.0})
+    store.close()
+    assert main(["report", "--out", str(tmp_path / "run"), "--format", "html", "--samples"]) == 0
+    text = (tmp_path / "run" / "report" / "report.html").read_text()
+    assert "No biomedical/general pair was compared: there are no paired samples" in text
+    assert "answer m0" not in text
+
+
 def test_samples_needs_the_html_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     build_viewer_store(tmp_path / "run")
     code = main(["report", "--out", str(tmp_path / "run"), *PAIR, "--format", "csv", "--samples"])
