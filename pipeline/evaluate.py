@@ -81,7 +81,8 @@ def resolve_target(config: EvalConfig, served: list[ServedModel], base_url: str)
         wanted = ids[0]
     if wanted in ids:
         served_id = wanted
-    elif entry is not None and entry.hf_id in ids:
+    elif entry is not None and entry.adapter is None and entry.hf_id in ids:
+        # (A LoRA entry's hf_id is its base's: only its own name reaches the adapter.)
         served_id = entry.hf_id
     else:
         raise EndpointError(
@@ -97,7 +98,7 @@ def resolve_target(config: EvalConfig, served: list[ServedModel], base_url: str)
     stop = tuple(merge_stops(config.sampling.stop, entry.stop if entry else []))
     config = config.model_copy(update={"sampling": config.sampling.model_copy(update={"stop": stop})})
     if entry is not None:
-        identity = f"{entry.name}@{config.model.revision or entry.revision}"
+        identity = entry.identity(config.model.revision or None)
         chat_mode = entry.chat_mode
     else:
         identity = config.model.identity or served_id

@@ -30,6 +30,7 @@ class ServeState(BaseModel):
     url: str
     openai_base_url: str
     served_model: str
+    served_models: list[str] = Field(default_factory=list)  # every name it answers to (LoRA: the base too)
     model: str  # registry name (servers/<model>.toml)
     engine: str  # a name of pipeline.engines.ENGINES
     device: Device = "gpu"
