@@ -23,7 +23,7 @@ def _def(**changes: object) -> TaskDef:
 
 
 def test_a_task_without_a_scorer_is_refused_at_registration() -> None:
-    with pytest.raises(ConfigError, match="'probe' .* has no scorer"):
+    with pytest.raises(ConfigError, match=r"'probe' .* has no scorer"):
         register(_def(score=None))
     with pytest.raises(ConfigError, match="reports no metrics"):
         register(_def(metrics=()))
