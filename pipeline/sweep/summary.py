@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import orjson
 from rich.console import Console
@@ -17,6 +17,7 @@ SUMMARY_NAME = "sweep-summary.json"
 # Failures a rerun may fix (the server was down or overloaded); the others are final answers of the model.
 RETRYABLE_CLASSES = frozenset({"connection", "timeout", "server_error", "rate_limited", "invalid_response"})
 Status = Literal["done", "incomplete", "failed", "skipped", "interrupted"]
+STATUSES: frozenset[str] = frozenset(get_args(Status))
 
 
 @dataclass(frozen=True, slots=True)
