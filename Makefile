@@ -19,8 +19,8 @@ $(STAMP): pyproject.toml
 test: setup setup-server test-tools
 	$(PY) -m pytest -q
 
-# Debian tools the tests drive: docker-compose 1.29 (validates docker/compose.yaml without an engine) and
-# headless Chromium (screenshots of the HTML report). Installed once; skipped when present.
+# Debian tools the tests drive: docker-compose 1.29 (validates docker/compose.yaml without an engine),
+# headless Chromium and its driver (the HTML report and its sample viewer). Installed once; skipped when present.
 test-tools:
 	@./scripts/setup_test_tools.sh
 
@@ -84,4 +84,4 @@ logs: setup
 # The full fault soak (100,000 requests at concurrency 256 against the fault-injecting server; SOAK_REQUESTS=N
 # and SOAK_CONCURRENCY=N to change); prints its figures, peak RSS included.
 soak: setup
-	$(PY) -m pytest -q -s -m slow tests/test_reliability_soak.py
+	$(PY) -m pytest -q -s -m slow tests/reliability/test_soak.py

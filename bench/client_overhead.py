@@ -1,6 +1,6 @@
 """Client CPU per request of medsweep's full eval path, beside a plain openai-SDK loop, in one run.
 
-The server (tests/fakeserver.py) runs in its own process so that the client's CPU time
+The server (tests/support/fakeserver.py) runs in its own process so that the client's CPU time
 (``time.process_time`` of this process) is what is measured. Cases:
 
 1. instant server, N chat requests at concurrency C: medsweep (client + pydantic validation + SQLite store +
@@ -42,7 +42,7 @@ from pipeline.runner import EvalRun, Target  # noqa: E402
 from pipeline.store import Store  # noqa: E402
 from pipeline.tasks.base import RenderContext  # noqa: E402
 from pipeline.tokens import EstimateCounter  # noqa: E402
-from tests.servers import fake_server  # noqa: E402
+from tests.support.servers import fake_server  # noqa: E402
 
 _PROMPT = "Summarise this patient inquiry as one concise question. " * 8
 
@@ -253,7 +253,7 @@ async def _raw_protocol(port: int, n: int, concurrency: int) -> float:
 
 
 def _canned_server() -> tuple[subprocess.Popen[str], int]:
-    from tests.fakeserver import free_port
+    from tests.support.ports import free_port
 
     port = free_port()
     proc = subprocess.Popen(

@@ -30,7 +30,7 @@ from pipeline.runner import _body  # noqa: E402
 from pipeline.tasks import get_task  # noqa: E402
 from pipeline.tasks.base import RenderContext  # noqa: E402
 from pipeline.tokens import make_counter  # noqa: E402
-from tests.fakeserver import free_port  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 
 MODEL = "smollm2-135m-instruct"
 

@@ -18,6 +18,9 @@ from pipeline.errors import ConfigError
 from pipeline.paths import SERVERS_DIR
 
 MemoryClass = Literal[80, 40, 24]
+# What a server computes on. A "cpu" model is a local folder small enough for a CPU (the embedded default).
+Device = Literal["gpu", "cpu"]
+DEVICES: tuple[Device, ...] = ("gpu", "cpu")
 MEMORY_CLASSES: tuple[MemoryClass, ...] = (80, 40, 24)
 # GPUs in one node: the largest tensor-parallel group; beyond it the model is split into pipeline stages.
 GPUS_PER_NODE = 8
@@ -51,7 +54,7 @@ class ServerConfig(BaseModel):
     role: Literal["biomedical", "general"]
     counterpart: str | None = None
     site_label: str | None = None
-    engine: Literal["gpu", "cpu"] = "gpu"
+    device: Device = "gpu"
     local_path: str | None = None
     params_b: float = Field(gt=0)
     attention_heads: int = Field(gt=0)
@@ -63,14 +66,23 @@ class ServerConfig(BaseModel):
     stop: list[str] = Field(default_factory=list)
     notes: str = ""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _old_engine_field(cls, raw: object) -> object:
+        """Registry files written before engines and devices were apart said ``engine = "gpu"|"cpu"``."""
+        if isinstance(raw, dict) and "engine" in raw and "device" not in raw:
+            raw = {**raw, "device": raw["engine"]}
+            del raw["engine"]
+        return raw
+
     @model_validator(mode="after")
     def _check(self) -> ServerConfig:
         if self.role == "biomedical" and not self.counterpart:
             raise ValueError("counterpart: a biomedical model needs the registry name of its general base")
         if self.role == "general" and self.counterpart:
             raise ValueError("counterpart: only biomedical models have one; remove it")
-        if self.engine == "cpu" and not self.local_path:
-            raise ValueError("local_path: the cpu engine serves a local folder; set local_path")
+        if self.device == "cpu" and not self.local_path:
+            raise ValueError("local_path: a cpu model is served from a local folder; set local_path")
         for memory_class in MEMORY_CLASSES:
             n = self.gpus.for_class(memory_class)
             if n == 0:

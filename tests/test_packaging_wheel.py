@@ -18,11 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import fake_server
+from tests.support.paths import REPO_ROOT as REPO
+from tests.support.servers import fake_server
 
 pytestmark = pytest.mark.wheel
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,10 @@ import httpx
 import pytest
 
 from pipeline.tasks.prompts import load_prompts
-from tests.fakeserver import free_port
-from tests.test_engine_truncation import long_probsum
+from tests.support.datasets import long_probsum
+from tests.support.paths import REPO_ROOT as REPO
+from tests.support.ports import free_port
 
-REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.vllm
 
 if (
@@ -63,7 +63,7 @@ def _prefix_hits(root: str) -> float:
 
 def test_long_probsum_letter_is_left_truncated_by_the_server(tmp_path: Path) -> None:
     # Runs before the module's server starts (pytest keeps file order): never two CPU servers at once.
-    # The per-letter path (a server without vLLM's API) is tested in tests/test_engine_truncation.py.
+    # The per-letter path (a server without vLLM's API) is tested in tests/engine/test_truncation.py.
     context = 512
     env = {**os.environ, "MEDSWEEP_STATE_DIR": str(tmp_path / "state")}
     env.pop("OPENAI_BASE_URL", None)

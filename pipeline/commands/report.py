@@ -46,6 +46,18 @@ def register(sub: Any) -> None:
         action="store_true",
         help="compare runs made with different prompts or sampling (noted in the report)",
     )
+    parser.add_argument(
+        "--samples",
+        action="store_true",
+        help="add the per-sample paired viewer to report.html: both models' outputs, references and prompts "
+        "(they can hold patient text)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="with --samples: the datasets the prompts are rendered from (default: each run's own)",
+    )
     parser.set_defaults(handler=_run)
 
 
@@ -53,13 +65,14 @@ def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from pipeline.report import build_report, write_report
-    from pipeline.report.output import parse_formats
+    from pipeline.report.output import check_samples, parse_formats
     from pipeline.report.tables import print_terminal
 
     formats = parse_formats(args.format)
+    check_samples(formats, args.samples)
     report = build_report(args.out, pair_flags=args.pair, seed=args.seed, allow_mixed=args.allow_mixed)
     dest: Path = args.dest or args.out[0] / "report"
-    written = write_report(report, dest, formats)
+    written = write_report(report, dest, formats, samples=args.samples, data_dir=args.data_dir)
     console = Console()
     print_terminal(report, console)
     print(f"Report files: {dest} ({len(written)} file(s))")

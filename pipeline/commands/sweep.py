@@ -55,15 +55,13 @@ def _run(args: argparse.Namespace) -> int:
             f'{flag} is for scheduler = "slurm" plans; {args.plan} runs here (scheduler = "local")'
         )
 
-    from pipeline.sweep.launcher import EngineLauncher
+    from pipeline.sweep.launcher import launcher_for
     from pipeline.sweep.runner import SweepRunner, print_dry_run
     from pipeline.sweep.summary import print_summary, write_summary
 
     models = resolve_models(plan, args.plan)
     settings = plan.sweep
-    launcher = EngineLauncher(
-        settings.engine, host=settings.host, log_dir=settings.out / "logs", api_key_env=settings.api_key_env
-    )
+    launcher = launcher_for(settings)
     if args.dry_run:
         print_dry_run(settings, models, launcher, Console())
         return 0

@@ -126,32 +126,45 @@ def _units(items: pl.DataFrame, model: str, variant: str) -> set[tuple[str, str]
     return {(t, s) for t, s in frame.select("task", "subtask").unique().iter_rows()}
 
 
+def paired_values(
+    long: pl.DataFrame, pair: Pair, variant: str, task: str, subtask: str
+) -> tuple[list[str], list[pl.DataFrame]]:
+    """(metrics used, [biomedical, general]): a paired row's value is the mean of the paper's metrics that
+    both models have for the task; each frame has item_id, repeat, value (one row per scored item-repeat)."""
+    sides = []
+    available = []
+    for model in (pair.biomedical, pair.general):
+        frame = long.filter(
+            (pl.col("model") == model)
+            & (pl.col("variant") == variant)
+            & (pl.col("task") == task)
+            & (pl.col("subtask") == subtask)
+        )
+        sides.append(frame)
+        available.append(set(frame["metric"].unique().to_list()))
+    used, _ = used_metrics(task, available[0] & available[1])
+    values = [
+        side.filter(pl.col("metric").is_in(used)).group_by("item_id", "repeat").agg(pl.col("value").mean())
+        for side in sides
+    ]
+    return used, values
+
+
+def item_outcome(biomedical: float, general: float) -> str:
+    """One paired row: ``better`` / ``worse`` for the biomedical model, or ``tie`` (the wins / ties /
+    losses of a comparison count these)."""
+    d = biomedical - general
+    return "tie" if abs(d) <= _TIE else BETTER if d > 0 else WORSE
+
+
 def compare_scores(
     items: pl.DataFrame, pairs: list[Pair], seed: int, alpha: float = ALPHA, long: pl.DataFrame | None = None
 ) -> pl.DataFrame:
-    """Task-score comparisons. A paired row's value is the mean of the paper's metrics that both models
-    have for the task (named in the ``metrics`` column)."""
+    """Task-score comparisons on the values of ``paired_values`` (the metrics are named in ``metrics``)."""
     long = metric_long(items) if long is None else long
     rows: list[dict[str, object]] = []
-    for pair, variant, (task, subtask) in _comparable(items, pairs):
-        sides = []
-        available = []
-        for model in (pair.biomedical, pair.general):
-            frame = long.filter(
-                (pl.col("model") == model)
-                & (pl.col("variant") == variant)
-                & (pl.col("task") == task)
-                & (pl.col("subtask") == subtask)
-            )
-            sides.append(frame)
-            available.append(set(frame["metric"].unique().to_list()))
-        used, _ = used_metrics(task, available[0] & available[1])
-        values = [
-            side.filter(pl.col("metric").is_in(used))
-            .group_by("item_id", "repeat")
-            .agg(pl.col("value").mean())
-            for side in sides
-        ]
+    for pair, variant, (task, subtask) in comparable_units(items, pairs):
+        used, values = paired_values(long, pair, variant, task, subtask)
         unit = unit_label(task, subtask)
         labels = (pair.biomedical, pair.general, variant, unit)
         rows.append(
@@ -172,7 +185,7 @@ def compare_adherence(
 ) -> pl.DataFrame:
     """Format adherence comparisons: per paired row strict_valid as 0 / 100 (so differences are points)."""
     rows: list[dict[str, object]] = []
-    for pair, variant, (task, subtask) in _comparable(items, pairs):
+    for pair, variant, (task, subtask) in comparable_units(items, pairs):
         sides = [
             items.filter(
                 (pl.col("model") == model)
@@ -199,7 +212,7 @@ def compare_adherence(
     return _finish(rows, alpha)
 
 
-def _comparable(items: pl.DataFrame, pairs: list[Pair]) -> list[tuple[Pair, str, tuple[str, str]]]:
+def comparable_units(items: pl.DataFrame, pairs: list[Pair]) -> list[tuple[Pair, str, tuple[str, str]]]:
     """(pair, variant, unit) for every task unit both models of a pair have scores for."""
     found: list[tuple[Pair, str, tuple[str, str]]] = []
     variants = sorted(set(items["variant"].unique().to_list()))

@@ -11,6 +11,7 @@ import polars as pl
 
 from pipeline import __version__
 from pipeline.report.build import Report
+from pipeline.report.samples import SampleSet
 from pipeline.report.tables import cell, named_tables
 
 _CSS = """
@@ -68,7 +69,10 @@ def _provenance(runs: pl.DataFrame) -> str:
     return "".join(parts) or "<p><em>(no runs recorded)</em></p>"
 
 
-def render_html(report: Report, plots: dict[str, tuple[str, bytes]]) -> str:
+def render_html(report: Report, plots: dict[str, tuple[str, bytes]], samples: SampleSet | None = None) -> str:
+    """The report page; with ``samples`` (``--samples``) also the per-sample viewer, announced at the top."""
+    from pipeline.report import viewer
+
     tables = named_tables(report)
     figures = "".join(
         f"<figure><img alt='{escape(caption)}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
@@ -78,11 +82,14 @@ def render_html(report: Report, plots: dict[str, tuple[str, bytes]]) -> str:
     sections = "".join(f"<h2>{escape(title)}</h2>{_table(frame)}" for title, frame in tables.values())
     notes = "".join(f"<li class='note'>{escape(n)}</li>" for n in report.notes)
     summary = "".join(f"<li>{escape(line)}</li>" for line in report.summary)
+    style = _CSS + (viewer.asset("viewer.css") if samples is not None else "")
+    notice = f"<p class='private' id='samples-notice'>{viewer.NOTICE} <a href='#samples'>The samples.</a></p>"
     generated = dt.datetime.now(tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>medsweep report</title><style>{_CSS}</style></head>
+<html lang="en"><head><meta charset="utf-8"><title>medsweep report</title><style>{style}</style></head>
 <body>
 <h1>medsweep report</h1>
+{notice if samples is not None else ""}
 <p class="meta">Does biomedical fine-tuning beat the general base model?
 (CLUE tasks; Dada et al., arXiv 2404.04067). Generated {generated} by medsweep {escape(__version__)};
 seed {report.seed}; {len(report.stores)} store(s), {report.runs.height} run(s).
@@ -91,6 +98,7 @@ Scores are on a 0-100 scale; differences are biomedical minus general, in points
 {f"<h2>Notes</h2><ul>{notes}</ul>" if notes else ""}
 <h2>Plots</h2>{figures}
 {sections}
+{viewer.viewer_section(samples) if samples is not None else ""}
 <h2>Runs and provenance</h2>{_provenance(report.runs)}
 </body></html>
 """

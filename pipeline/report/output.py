@@ -11,6 +11,7 @@ import polars as pl
 from pipeline.errors import ConfigError
 from pipeline.report.build import Report
 from pipeline.report.files import private_dir, write_private
+from pipeline.report.samples import collect_samples
 
 FORMATS = ("md", "csv", "html", "parquet", "png")
 
@@ -49,16 +50,35 @@ def parse_formats(text: str) -> tuple[str, ...]:
     return chosen
 
 
+def check_samples(formats: Iterable[str], samples: bool) -> None:
+    """``--samples`` needs the HTML report: the viewer is part of it."""
+    chosen = list(formats)
+    if samples and "html" not in chosen:
+        raise ConfigError(
+            f"--samples: the sample viewer is part of report.html, but --format {','.join(chosen)} has no "
+            "html; add html to --format"
+        )
+
+
 def item_table(report: Report) -> pl.DataFrame:
     """Per-item records: raw output, parsed answer, validity, metrics, latency, tokens (failed rows too)."""
     return report.items.select(ITEM_COLUMNS).with_columns(pl.col("strict_valid").cast(pl.Boolean))
 
 
-def write_report(report: Report, dest: Path, formats: Iterable[str]) -> dict[str, Path]:
-    """Write the chosen formats into ``dest``; returns kind -> path (``html`` is the report to open)."""
+def write_report(
+    report: Report,
+    dest: Path,
+    formats: Iterable[str],
+    *,
+    samples: bool = False,
+    data_dir: Path | None = None,
+) -> dict[str, Path]:
+    """Write the chosen formats into ``dest``; returns kind -> path (``html`` is the report to open).
+    ``samples`` adds the per-sample viewer to report.html (``data_dir``: where its prompts' data is)."""
     from pipeline.report import html, plots, tables
 
     chosen = set(formats)
+    check_samples(chosen, samples)
     private_dir(dest)
     written: dict[str, Path] = {}
     if "md" in chosen:
@@ -76,5 +96,7 @@ def write_report(report: Report, dest: Path, formats: Iterable[str]) -> dict[str
             for stem, (_, png) in figures.items():
                 written[f"png:{stem}"] = write_private(dest / f"{stem}.png", png)
         if "html" in chosen:
-            written["html"] = write_private(dest / "report.html", html.render_html(report, figures))
+            viewer = collect_samples(report, data_dir) if samples else None
+            page = html.render_html(report, figures, viewer)
+            written["html"] = write_private(dest / "report.html", page)
     return written

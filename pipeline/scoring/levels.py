@@ -1,7 +1,7 @@
 """The paper's Level-1 / Level-2 aggregation.
 
 Level score = mean over the level's tasks of (mean of that task's reported metrics); every metric on a
-0–100 scale. Worked out from the CLUE results site and pinned by tests/test_scoring_levels.py against
+0–100 scale. Worked out from the CLUE results site and pinned by tests/scoring/test_levels.py against
 every published model."""
 
 from __future__ import annotations

@@ -10,11 +10,11 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipeline.errors import ConfigError
+from pipeline.registry import Device
 
 STATE_DIR_ENV = "MEDSWEEP_STATE_DIR"
 STATE_FILE = "serve.json"
@@ -30,7 +30,8 @@ class ServeState(BaseModel):
     openai_base_url: str
     served_model: str
     model: str  # registry name (servers/<model>.toml)
-    engine: Literal["docker", "local", "cpu"]
+    engine: str  # a name of pipeline.engines.ENGINES
+    device: Device = "gpu"
     host: str
     port: int
     container_id: str | None = None
@@ -38,6 +39,9 @@ class ServeState(BaseModel):
     hf_id: str | None = None
     revision: str | None = None
     image: str | None = None
+    image_id: str | None = None  # `docker image inspect` .Id of the image that ran (content address)
+    image_digests: list[str] = Field(default_factory=list)  # its registry digests, when it came from one
+    offers: dict[str, bool] = Field(default_factory=dict)  # what the endpoint serves (engines.base.Offers)
     gpus: list[int] = Field(default_factory=list)
     tensor_parallel_size: int = 1
     pipeline_parallel_size: int = 1
@@ -48,6 +52,16 @@ class ServeState(BaseModel):
     api_key_env: str | None = None  # name of the variable holding the key; never the key
     log_path: str | None = None
     started_at: float = Field(default_factory=time.time)
+
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, name: str) -> str:
+        from pipeline.engines import check_engine_name  # the engines import this module's neighbours
+
+        try:
+            return check_engine_name(name, "engine")
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
 
 
 def state_dir() -> Path:

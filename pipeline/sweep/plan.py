@@ -13,10 +13,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipeline.engines import ENGINES, check_engine_name, default_engine
 from pipeline.errors import ConfigError
 from pipeline.paths import DEMO_DATA_DIR, SERVERS_DIR
 from pipeline.registry import (
     GPUS_PER_NODE,
+    Device,
     ServerConfig,
     get_model,
     load_registry,
@@ -25,7 +27,6 @@ from pipeline.registry import (
 )
 from pipeline.sweep.slurm.settings import SlurmSettings, check_time
 
-Engine = Literal["docker", "local", "cpu"]
 Scheduler = Literal["local", "slurm"]
 
 
@@ -43,7 +44,8 @@ class SweepSettings(_Strict):
     variant: Literal["paper", "structured"] = "paper"
     memory_class: Literal[80, 40, 24] = 80
     gpus: tuple[int, ...] = ()
-    engine: Engine = "docker"
+    engine: str = default_engine("gpu")  # a name of pipeline.engines.ENGINES
+    device: Device | None = None  # default: the engine's first (a GPU, but for engine = "cpu")
     host: str = "127.0.0.1"
     base_port: int = Field(default=8100, ge=1024, le=65000)
     limit: int | None = Field(default=None, ge=1)
@@ -64,15 +66,30 @@ class SweepSettings(_Strict):
             raise ValueError(f"GPU ids must be distinct and non-negative, got {list(gpus)}")
         return gpus
 
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, name: str) -> str:
+        try:
+            return check_engine_name(name, "engine")
+        except ConfigError as exc:
+            raise ValueError(str(exc).removeprefix("engine: ")) from None
+
+    @property
+    def on_device(self) -> Device:
+        return self.device or ENGINES[self.engine].devices[0]
+
     @model_validator(mode="after")
     def _inventory(self) -> SweepSettings:
+        engine = ENGINES[self.engine]
+        if self.on_device not in engine.devices:
+            raise ValueError(f'device: engine = "{self.engine}" runs on {" or ".join(engine.devices)} only')
         if self.scheduler == "slurm":
             if self.gpus:
                 raise ValueError(
                     'gpus: with scheduler = "slurm" each job gets its GPUs from Slurm; remove [sweep] gpus'
                 )
             return self
-        if self.engine != "cpu" and not self.gpus:
+        if self.on_device == "gpu" and not self.gpus:
             raise ValueError("gpus: list the GPU ids the sweep may use, e.g. gpus = [0, 1, 2, 3, 4, 5, 6, 7]")
         return self
 
@@ -173,11 +190,11 @@ def resolve_models(plan: SweepPlan, path: Path, servers_dir: Path = SERVERS_DIR)
 
 
 def _gpu_count(cfg: ServerConfig, entry: ModelEntry, settings: SweepSettings, path: Path, i: int) -> int:
-    if settings.engine == "cpu":
-        if cfg.engine != "cpu":
+    if settings.on_device == "cpu":
+        if cfg.device != "cpu":
             raise ConfigError(
-                f"{path}: field 'models[{i}].name': {cfg.name} needs GPUs; engine = \"cpu\" serves local CPU "
-                'models only (use engine = "docker" or "local")'
+                f"{path}: field 'models[{i}].name': {cfg.name} needs GPUs; a CPU sweep serves local CPU "
+                'models only (use device = "gpu")'
             )
         return 0
     if settings.scheduler == "slurm":

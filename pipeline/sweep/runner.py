@@ -38,8 +38,8 @@ _SHOWN_EVENTS = {"server_started", "healthy", "server_down", "restart", "gave_up
 
 
 def slots_for(settings: SweepSettings, model: PlannedModel) -> tuple[list[int], int]:
-    """(inventory, need) for packing: the cpu engine is a one-slot inventory (one model at a time)."""
-    if settings.engine == "cpu":
+    """(inventory, need) for packing: a CPU sweep is a one-slot inventory (one model at a time)."""
+    if settings.on_device == "cpu":
         return [0], 1
     return list(settings.gpus), model.gpu_count
 
@@ -98,7 +98,7 @@ class SweepRunner:
                             continue
                         free -= set(got)
                         queue.remove(model)
-                        gpus = () if self.settings.engine == "cpu" else got
+                        gpus = () if self.settings.on_device == "cpu" else got
                         running[pool.submit(self._run_model_safely, model, gpus)] = (model, got)
                     if self._cancel.is_set():
                         for model in queue:
@@ -408,7 +408,9 @@ def print_dry_run(
     needs = [Need(m.name, slots_for(settings, m)[1]) for m in models]
     waves = pack(needs, inventory)
     by_name = {m.name: m for m in models}
-    where = "one model at a time (cpu engine)" if settings.engine == "cpu" else f"GPUs {list(settings.gpus)}"
+    where = (
+        "one model at a time (on the CPU)" if settings.on_device == "cpu" else f"GPUs {list(settings.gpus)}"
+    )
     console.print(
         f"# {len(models)} models on {where}, {settings.memory_class} GB class, engine {settings.engine}; "
         f"results in {settings.out}",
@@ -425,7 +427,7 @@ def print_dry_run(
         console.print(f"\n# wave {wave.index}", highlight=False, soft_wrap=True)
         for a in wave.assignments:
             m = by_name[a.name]
-            gpus = () if settings.engine == "cpu" else a.gpus
+            gpus = () if settings.on_device == "cpu" else a.gpus
             label = ",".join(map(str, gpus)) or "cpu"
             tasks = ", ".join(m.tasks) or "all with data"
             console.print(

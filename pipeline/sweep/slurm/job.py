@@ -16,15 +16,16 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from rich.console import Console
 
 from pipeline.errors import ConfigError
 from pipeline.stores import job_dir
-from pipeline.sweep.launcher import EngineLauncher
+from pipeline.sweep.launcher import launcher_for
 from pipeline.sweep.plan import PlannedModel, SweepPlan, load_plan, resolve_models
 from pipeline.sweep.runner import SweepRunner
-from pipeline.sweep.slurm.layout import job_shape
+from pipeline.sweep.slurm.layout import JobShape, job_shape
 from pipeline.sweep.summary import print_summary, write_summary
 
 GPU_ENV = ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_GPUS")
@@ -59,7 +60,7 @@ def run_job(plan_path: Path, name: str, environ: Mapping[str, str] | None = None
     shape = job_shape(plan, model)
     # The head node's share of the job: all its GPUs on one node; TP of them per node over several.
     gpus = granted_gpus(environ, shape.gpus_per_node) if shape.gpus_per_node else ()
-    runner = job_runner(plan, model, gpus, Console(stderr=True), environ)
+    runner = job_runner(plan, model, gpus, Console(stderr=True), environ, shape)
     signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
     reports = runner.run()
@@ -77,6 +78,7 @@ def job_runner(
     gpus: tuple[int, ...],
     console: Console,
     environ: Mapping[str, str] | None = None,
+    shape: JobShape | None = None,
 ) -> SweepRunner:
     """The local sweep of one model in its job folder, on ``gpus`` (also what the submitter asks whether
     a model finished earlier: the same journal and settings check as the job's own rerun)."""
@@ -84,9 +86,12 @@ def job_runner(
     settings = plan.sweep.model_copy(update={"out": out, "gpus": gpus, "scheduler": "local"})
     if gpus:
         model = model.model_copy(update={"gpu_count": len(gpus)})  # exactly this node's share
-    launcher = EngineLauncher(
-        settings.engine, host=settings.host, log_dir=out / "logs", api_key_env=settings.api_key_env
-    )
+    split: dict[str, Any] = {}
+    if shape is not None and (shape.pp > 1 or shape.tp != len(gpus)):
+        # vLLM's split of this job: TP x PP inside the node, or over the job's Ray cluster of nodes.
+        split = {"tensor_parallel": shape.tp, "pipeline_parallel": shape.pp,
+                 "executor": "ray" if shape.multinode else None}  # fmt: skip
+    launcher = launcher_for(settings, **split)
     env = dict(os.environ if environ is None else environ)
     return SweepRunner(settings, [model], launcher, console=console, environ=env)
 

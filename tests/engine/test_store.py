@@ -1,0 +1,123 @@
+"""Durability: resume without re-sending, keys independent of URL, secrets never written, status."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+from pathlib import Path
+
+from pipeline.commands.status import status_report
+from pipeline.request import Request, Sampling, content_key
+from pipeline.store import Store
+from tests.support.counting import CountingTask, engine_config, run_engine
+from tests.support.servers import fake_server
+
+
+def _statuses(out: Path) -> dict[str, str]:
+    with sqlite3.connect(out / "medsweep.sqlite") as conn:
+        return dict(conn.execute("SELECT item_id, status FROM results"))
+
+
+async def test_rerun_sends_nothing_that_succeeded(tmp_path: Path) -> None:
+    with fake_server() as server:
+        config = engine_config([server.base_url], tmp_path)
+        first = await run_engine(config, CountingTask(30))
+        second = await run_engine(config, CountingTask(30))
+        stats = server.stats()
+    assert (first.sent, second.sent, second.skipped) == (30, 0, 30)
+    assert stats["received"] == 30
+    assert all(n == 1 for n in stats["answered"].values())
+
+
+async def test_failed_keys_are_retried_on_rerun_and_success_is_kept(tmp_path: Path) -> None:
+    with fake_server("--status-always", "503") as bad:
+        await run_engine(engine_config([bad.base_url], tmp_path, max_attempts=1), CountingTask(5))
+    assert set(_statuses(tmp_path).values()) == {"failed"}
+    with fake_server() as good:
+        again = await run_engine(engine_config([good.base_url], tmp_path), CountingTask(5))
+    assert again.sent == 5
+    assert set(_statuses(tmp_path).values()) == {"succeeded"}
+    with fake_server("--status-always", "503") as bad:
+        third = await run_engine(engine_config([bad.base_url], tmp_path, max_attempts=1), CountingTask(5))
+    assert third.sent == 0
+    assert set(_statuses(tmp_path).values()) == {"succeeded"}
+
+
+async def test_key_ignores_url_and_port(tmp_path: Path) -> None:
+    with fake_server() as a:
+        await run_engine(engine_config([a.base_url], tmp_path), CountingTask(10))
+    with fake_server() as b:
+        assert a.port != b.port
+        again = await run_engine(engine_config([f"http://localhost:{b.port}"], tmp_path), CountingTask(10))
+        assert b.stats()["received"] == 0
+    assert again.sent == 0
+
+
+def _req(content: str = "x", **extra: object) -> Request:
+    messages = ({"role": "user", "content": content},)
+    return Request(
+        task="t", item_id="1", kind="chat", max_tokens=8, reference=None, messages=messages, **extra
+    )  # type: ignore[arg-type]
+
+
+def test_key_covers_model_prompt_sampling_and_schema() -> None:
+    req = _req()
+    base = content_key("m@main", req, Sampling())
+    assert base == content_key("m@main", req, Sampling())
+    assert base != content_key("m@other", req, Sampling())
+    assert base != content_key("m@main", req, Sampling(seed=7))
+    other_prompt = _req("y")
+    assert base != content_key("m@main", other_prompt, Sampling())
+    schema = _req(response_format={"type": "json_object"})
+    assert base != content_key("m@main", schema, Sampling())
+
+
+async def test_api_key_appears_in_no_file_the_run_writes(tmp_path: Path) -> None:
+    secret = "sk-SENTINEL-4f1c2b9e"
+    with fake_server("--api-key", secret) as server:
+        await run_engine(engine_config([server.base_url], tmp_path), CountingTask(5), api_key=secret)
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert files
+    for path in files:
+        assert secret.encode() not in path.read_bytes(), path
+    assert set(_statuses(tmp_path).values()) == {"succeeded"}
+
+
+async def test_results_are_private(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with fake_server() as server:
+        await run_engine(engine_config([server.base_url], out), CountingTask(3))
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(out / "medsweep.sqlite").st_mode) == 0o600
+
+
+async def test_status_counts_while_and_after(tmp_path: Path) -> None:
+    with fake_server("--status-always", "400") as server:
+        await run_engine(engine_config([server.base_url], tmp_path), CountingTask(4, name="bad"))
+    with fake_server() as server:
+        await run_engine(engine_config([server.base_url], tmp_path), CountingTask(6, name="good"))
+    report = status_report(tmp_path)
+    assert (report["total"], report["succeeded"], report["failed"], report["pending"]) == (10, 6, 4, 0)
+    assert report["failed_by_class"] == {"bad_request": 4}
+    store = Store.open_readonly(tmp_path)
+    assert store.integrity_ok()
+    store.close()
+
+
+async def test_parquet_export_reads_back_with_polars(tmp_path: Path) -> None:
+    import polars as pl
+
+    out = tmp_path / "out"
+    with fake_server() as server:
+        await run_engine(engine_config([server.base_url], out), CountingTask(4))
+    store = Store.open(out)
+    try:
+        path = store.export_parquet(out / "results.parquet")
+    finally:
+        store.close()
+    frame = pl.read_parquet(path)
+    assert frame.height == 4
+    assert set(frame["status"]) == {"succeeded"}
+    assert {"key", "output", "prompt_hash", "metrics_json"} <= set(frame.columns)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600

@@ -1,0 +1,136 @@
+"""Secrets and privacy: no API key or HF token in any file or output, private result files (SQLite's -wal
+and -shm included), servers bound to 127.0.0.1 unless asked, no telemetry, no patient text in logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.servers import REPO, fake_server
+
+DEMO = REPO / "demo_data"
+API_KEY = "sk-SENTINEL-api-7d41c0"
+HF_TOKEN = "hf_SENTINELtoken93be2"
+ANSWER = "OUTPUT-SENTINEL the patient has entailment"
+
+
+def _medsweep(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_BASE_URL"}
+    env.update({"PYTHONPATH": str(REPO), "OPENAI_API_KEY": API_KEY, "HF_TOKEN": HF_TOKEN})
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+
+
+def _patient_texts() -> list[str]:
+    texts = []
+    for line in (DEMO / "mednli" / "mli_test_v1.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        texts += [row["sentence1"], row["sentence2"]]
+    return texts
+
+
+def test_secrets_never_written_and_no_patient_text_in_logs(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    with fake_server("--api-key", API_KEY, "--answer", ANSWER) as server:
+        eval_args = ("eval", "--task", "mednli,probsum", "--model", "fake-model",
+                     "--base-url", server.base_url, "--data-dir", str(DEMO), "--out", str(out))  # fmt: skip
+        evaluated = _medsweep(*eval_args, cwd=tmp_path)
+        assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+        assert server.stats()["answered"]  # the key was accepted: the sentinel really travelled
+    outputs = [evaluated.stdout, evaluated.stderr]
+    for args in (("status", "--out", str(out)), ("status", "--out", str(out), "--json")):
+        status = _medsweep(*args, cwd=tmp_path)
+        assert status.returncode == 0, status.stderr
+        outputs += [status.stdout, status.stderr]
+    report = _medsweep("report", "--out", str(out), "--format", "md,csv,html,parquet", cwd=tmp_path)
+    report_ok = report.returncode == 0
+    outputs += [report.stdout, report.stderr]
+
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name == "medsweep.sqlite" for p in files)
+    for path in files:
+        data = path.read_bytes()
+        assert API_KEY.encode() not in data, path
+        assert HF_TOKEN.encode() not in data, path
+    for text in outputs:
+        assert API_KEY not in text and HF_TOKEN not in text
+    # Progress and summary print counts and metrics, never prompts or outputs.
+    for text in outputs[:2]:
+        assert "OUTPUT-SENTINEL" not in text
+        assert not [t for t in _patient_texts() if t in text]
+    for path in [out, *out.rglob("*")]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o700 if path.is_dir() else 0o600), (path, oct(mode))
+    if not report_ok:
+        pytest.skip(f"`medsweep report` failed here (owned by reports): {report.stderr.strip()[-300:]}")
+    assert (out / "report").is_dir()
+
+
+def test_wal_and_shm_are_private_while_the_eval_writes(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
+    env["PYTHONPATH"] = str(REPO)
+    # The server holds the requests: once two are held (one answered in between), the eval has opened
+    # its store, written its run and committed or buffered an answer, and cannot finish before we look.
+    with fake_server("--hold") as server:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "eval", "--task", "longhealth", "--model", "fake-model",
+             "--base-url", server.base_url, "--data-dir", str(DEMO), "--out", str(out), "--concurrency", "1"],
+            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            server.wait_held(1)
+            server.release(1)
+            server.wait_held(1, answered=1)
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            modes = {}
+            for suffix in ("-wal", "-shm"):
+                path = out / f"medsweep.sqlite{suffix}"
+                assert path.exists(), f"{path.name} is missing while the eval writes"
+                modes[suffix] = stat.S_IMODE(path.stat().st_mode)
+        finally:
+            proc.kill()
+            proc.communicate()
+    assert modes == {"-wal": 0o600, "-shm": 0o600}
+
+
+def test_servers_bind_loopback_unless_asked() -> None:
+    from pipeline.cli import build_parser
+    from pipeline.engines import ENGINES, Target
+    from pipeline.registry import load_registry
+
+    args = build_parser().parse_args(["serve"])
+    assert args.host == "127.0.0.1"
+    cfg = load_registry()["meta-llama-3-8b-instruct"]
+    cpu_cfg = load_registry()["smollm2-135m-instruct"]
+    for name, engine in ENGINES.items():
+        model = cpu_cfg if name == "cpu" else cfg
+        device = engine.devices[0]
+        argv = engine.plan(Target(model=model, device=device, port=8000, host=args.host, gpus=(0,))).argv
+        if "-p" in argv:  # a container: published on the host address only
+            assert argv[argv.index("-p") + 1] == "127.0.0.1:8000:8000", name
+        else:
+            assert argv[argv.index("--host") + 1] == "127.0.0.1", name
+    # Exposing the server is explicit: --host 0.0.0.0 is passed through as asked.
+    exposed = ENGINES["local"].plan(Target(model=cfg, device="gpu", port=8000, host="0.0.0.0", gpus=(0,)))
+    assert exposed.argv[exposed.argv.index("--host") + 1] == "0.0.0.0"
+
+
+def test_served_vllm_sends_no_usage_stats() -> None:
+    from pipeline.engines import ENGINES, Target
+    from pipeline.registry import load_registry
+
+    registry = load_registry()
+    for name, engine in ENGINES.items():
+        for device in engine.devices:
+            model = registry["smollm2-135m-instruct" if device == "cpu" else "meta-llama-3-8b-instruct"]
+            gpus = (0,) if device == "gpu" else ()
+            launch = engine.plan(Target(model=model, device=device, port=8000, gpus=gpus))
+            everything = launch.shell()
+            assert "VLLM_NO_USAGE_STATS=1" in everything and "DO_NOT_TRACK=1" in everything, (name, device)

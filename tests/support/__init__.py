@@ -1,0 +1,1 @@
+"""What the tests share: real servers to talk to, synthetic data, store builders and paths. Not tests."""

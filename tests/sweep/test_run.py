@@ -1,0 +1,279 @@
+"""End-to-end sweeps on a simulated 8-GPU inventory: our fake OpenAI server (tests/support/fakeserver.py)
+stands in for each vLLM server, started by a test Launcher that records the GPU ids it was given. The evals,
+store, watchdog and scheduling are the real ones."""
+
+from __future__ import annotations
+
+import io
+import json
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+import pytest
+from rich.console import Console
+
+from pipeline.errors import EndpointError
+from pipeline.registry import ServerConfig
+from pipeline.sweep.journal import Journal
+from pipeline.sweep.launcher import ServerHandle
+from pipeline.sweep.plan import load_plan, resolve_models
+from pipeline.sweep.runner import SweepRunner
+from pipeline.sweep.summary import ModelReport, print_summary, write_summary
+from tests.support.ports import free_port
+from tests.support.servers import FAKESERVER, REPO
+
+DEMO = REPO / "demo_data"
+BIG, SMALL_A, SMALL_B, SMALL_C = (
+    "meta-llama-3-70b-instruct",
+    "meta-llama-3-8b-instruct",
+    "mistral-7b-instruct-v0.2",
+    "zephyr-7b-beta",
+)
+
+
+class FakeLauncher:
+    """Starts a fake server per model (served name = registry name); records GPUs and what each received."""
+
+    def __init__(self, extra: dict[str, list[str]] | None = None, fail_start: Sequence[str] = ()) -> None:
+        self.extra = extra or {}
+        self.fail_start = set(fail_start)
+        self.starts: list[tuple[str, tuple[int, ...], int]] = []
+        self.received_at_stop: dict[str, list[int]] = {}
+        self.events: list[tuple[str, str]] = []  # ("start"|"stop", model) in order
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._lock = threading.Lock()
+
+    def command(self, model: ServerConfig, gpus: Sequence[int], port: int) -> str:
+        return shlex.join([sys.executable, str(FAKESERVER), "--port", str(port), "--model", model.name])
+
+    def start(self, model: ServerConfig, gpus: Sequence[int], port: int) -> ServerHandle:
+        if model.name in self.fail_start:
+            raise EndpointError(f"injected: cannot start {model.name}")
+        argv = [sys.executable, str(FAKESERVER), "--port", str(port), "--model", model.name]
+        proc = subprocess.Popen([*argv, *self.extra.get(model.name, [])], stdin=subprocess.DEVNULL)
+        with self._lock:
+            self.starts.append((model.name, tuple(gpus), port))
+            self.events.append(("start", model.name))
+            self.procs[model.name] = proc
+        return ServerHandle(model.name, tuple(gpus), port, f"http://127.0.0.1:{port}", pid=proc.pid)
+
+    def alive(self, handle: ServerHandle) -> str | None:
+        proc = self.procs.get(handle.model)
+        if proc is None or proc.pid != handle.pid:
+            return "process is gone"
+        code = proc.poll()
+        return None if code is None else f"process exited with status {code}"
+
+    def stop(self, handle: ServerHandle) -> None:
+        proc = self.procs.get(handle.model)
+        if proc is None or proc.pid != handle.pid:
+            return
+        if proc.poll() is None:
+            try:
+                received = httpx.get(f"{handle.url}/_stats", timeout=1).json()["received"]
+                self.received_at_stop.setdefault(handle.model, []).append(received)
+            except httpx.HTTPError:
+                pass
+            proc.kill()
+        proc.wait()
+        with self._lock:
+            self.events.append(("stop", handle.model))
+
+    def logs(self, handle: ServerHandle, lines: int = 50) -> str:
+        return ""
+
+    def kill_when_busy(self, model: str, after: int) -> threading.Thread:
+        """SIGKILL ``model``'s server once it has received ``after`` requests (a crash mid-run)."""
+
+        def watch() -> None:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                proc = self.procs.get(model)
+                port = next((p for m, _, p in self.starts if m == model), None)
+                if proc is not None and port is not None:
+                    try:
+                        if (
+                            httpx.get(f"http://127.0.0.1:{port}/_stats", timeout=2).json()["received"]
+                            >= after
+                        ):
+                            proc.kill()
+                            return
+                    except httpx.HTTPError:
+                        pass
+                time.sleep(0.02)
+
+        thread = threading.Thread(target=watch, daemon=True)
+        thread.start()
+        return thread
+
+
+def _write_plan(tmp_path: Path, models: list[str], base_port: int) -> Path:
+    eval_config = tmp_path / "eval.toml"
+    eval_config.write_text(
+        "[client]\nmax_attempts = 3\nbackoff_base = 0.05\nbackoff_max = 0.3\ntimeout = 10\n"
+        "backpressure = false\n"
+    )
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        f'[sweep]\nout = "{tmp_path / "out"}"\ndata_dir = "{DEMO}"\ntasks = ["mednli", "meqsum"]\n'
+        f'gpus = [0, 1, 2, 3, 4, 5, 6, 7]\nengine = "local"\nbase_port = {base_port}\nlimit = 3\n'
+        f'concurrency = 2\neval_config = "{eval_config}"\nmax_restarts = 2\nstartup_timeout = 20\n'
+        "health_interval = 0.2\nhang_timeout = 2\nmax_retry_time = 30\n\n"
+        + "".join(f'[[models]]\nname = "{m}"\n\n' for m in models)
+    )
+    return plan
+
+
+def _sweep(plan: Path, launcher: FakeLauncher) -> list[ModelReport]:
+    loaded = load_plan(plan)
+    runner = SweepRunner(
+        loaded.sweep, resolve_models(loaded, plan), launcher, console=Console(file=io.StringIO())
+    )
+    return runner.run()
+
+
+def _by_name(reports: list[ModelReport]) -> dict[str, ModelReport]:
+    return {r.model: r for r in reports}
+
+
+FAILING_500, FAILING_START = "biomistral-7b", "meditron-7b"
+
+
+@pytest.fixture(scope="module")
+def first_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, FakeLauncher, list[ModelReport]]:
+    """One sweep, shared by the tests below: 70B + 8Bs on 8 fake GPUs, one server killed mid-run, one model
+    whose server answers 500 forever and one whose server cannot start."""
+    tmp_path = tmp_path_factory.mktemp("sweep")
+    models = [SMALL_A, BIG, SMALL_B, FAILING_500, SMALL_C, FAILING_START]
+    plan = _write_plan(tmp_path, models, free_port() // 10 * 10 % 50000 + 10000)
+    launcher = FakeLauncher(
+        extra={SMALL_B: ["--delay", "0.3"], FAILING_500: ["--status-always", "500"]},
+        fail_start=[FAILING_START],
+    )
+    killer = launcher.kill_when_busy(SMALL_B, after=2)
+    reports = _sweep(plan, launcher)
+    killer.join(timeout=1)
+    return plan, launcher, reports
+
+
+def test_sweep_packs_and_runs_in_parallel(first_sweep: tuple[Path, FakeLauncher, list[ModelReport]]) -> None:
+    _, launcher, reports = first_sweep
+    gpus = {m: g for m, g, _ in launcher.starts}
+    assert gpus[BIG] == (0, 1, 2, 3)  # largest first, an aligned block of four
+    assert all(len(gpus[m]) == 1 for m in (SMALL_A, SMALL_B, SMALL_C, FAILING_500))
+    # Servers that ran at the same time never shared a GPU, and several did run at the same time.
+    running: dict[str, tuple[int, ...]] = {}
+    most = 0
+    for kind, model in launcher.events:
+        if kind == "start":
+            assert not set(gpus[model]) & {g for gs in running.values() for g in gs}, (model, running)
+            running[model] = gpus[model]
+            most = max(most, len(running))
+        else:
+            running.pop(model, None)
+    assert most >= 3
+    assert [r.model for r in reports] == [SMALL_A, BIG, SMALL_B, FAILING_500, SMALL_C, FAILING_START]
+
+
+def test_watchdog_restarts_a_killed_server_and_every_good_model_completes(
+    first_sweep: tuple[Path, FakeLauncher, list[ModelReport]],
+) -> None:
+    _, launcher, reports = first_sweep
+    by = _by_name(reports)
+    assert [m for m, _, _ in launcher.starts].count(SMALL_B) >= 2  # restarted on the same port and GPU
+    assert len({(g, p) for m, g, p in launcher.starts if m == SMALL_B}) == 1
+    assert by[SMALL_B].restarts >= 1
+    for name in (SMALL_A, BIG, SMALL_B, SMALL_C):
+        r = by[name]
+        assert r.status == "done", (name, r)
+        assert r.stats.total == 6 and r.stats.succeeded == 6 and r.stats.failed == 0
+        assert r.stats.prompt_tokens > 0 and r.stats.completion_tokens > 0
+
+
+def test_a_failing_model_does_not_stop_the_others(
+    first_sweep: tuple[Path, FakeLauncher, list[ModelReport]],
+) -> None:
+    _, _, reports = first_sweep
+    by = _by_name(reports)
+    assert by[FAILING_500].status == "failed" and "server_error" in by[FAILING_500].error
+    assert by[FAILING_START].status == "failed" and "cannot start" in by[FAILING_START].error
+    assert by[FAILING_START].restarts == 2  # bounded
+
+
+def test_summary_table_and_json(
+    first_sweep: tuple[Path, FakeLauncher, list[ModelReport]], tmp_path: Path
+) -> None:
+    plan, _, reports = first_sweep
+    out = load_plan(plan).sweep.out
+    path = write_summary(out, reports, 12.0)
+    data = json.loads(path.read_text())
+    assert data["models"] == {"done": 4, "failed": 2}
+    row = next(r for r in data["results"] if r["model"] == SMALL_B)
+    assert row["restarts"] >= 1 and row["stats"]["succeeded"] == 6 and row["stats"]["pending"] == 0
+    buffer = io.StringIO()
+    print_summary(reports, 12.0, Console(file=buffer, width=200))
+    text = buffer.getvalue()
+    assert "4 done" in text and "2 failed" in text and SMALL_B in text
+    events = Journal(out).events()
+    assert any(e["event"] == "restart" and e["model"] == SMALL_B for e in events)
+
+
+def test_rerun_skips_finished_models_and_sends_nothing(
+    first_sweep: tuple[Path, FakeLauncher, list[ModelReport]],
+) -> None:
+    plan, _, _ = first_sweep
+    launcher = FakeLauncher(fail_start=[FAILING_START])
+    reports = _by_name(_sweep(plan, launcher))
+    for name in (SMALL_A, BIG, SMALL_B, SMALL_C):
+        assert reports[name].status == "skipped"
+    assert {m for m, _, _ in launcher.starts} == {
+        FAILING_500
+    }  # the failed one is tried again (and now works)
+    assert reports[FAILING_500].status == "done"
+    # Without the journal the servers start again, and the store still sends nothing for finished keys.
+    out = load_plan(plan).sweep.out
+    (out / "sweep-journal.jsonl").unlink()
+    launcher = FakeLauncher(fail_start=[FAILING_START])
+    reports = _by_name(_sweep(plan, launcher))
+    assert {m for m, _, _ in launcher.starts} == {SMALL_A, BIG, SMALL_B, SMALL_C, FAILING_500}
+    assert all(launcher.received_at_stop[m] == [0] for m in (SMALL_A, BIG, SMALL_B, SMALL_C, FAILING_500))
+    assert all(reports[m].status == "done" and reports[m].sent == 0 for m in (SMALL_A, BIG, SMALL_B, SMALL_C))
+
+
+def test_hung_server_is_restarted(tmp_path: Path) -> None:
+    """A server that stops answering health checks (SIGSTOP) is stopped and restarted; the eval completes."""
+    import os
+    import signal
+
+    plan = _write_plan(tmp_path, [SMALL_A], free_port() // 10 * 10 % 50000 + 10000)
+    launcher = FakeLauncher(extra={SMALL_A: ["--delay", "0.3"]})
+
+    def freeze() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not launcher.procs:
+            time.sleep(0.02)
+        proc = launcher.procs[SMALL_A]
+        port = launcher.starts[0][2]
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/_stats", timeout=2).json()["received"] >= 2:
+                    os.kill(proc.pid, signal.SIGSTOP)
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=freeze, daemon=True)
+    thread.start()
+    reports = _by_name(_sweep(plan, launcher))
+    thread.join(timeout=1)
+    assert reports[SMALL_A].restarts >= 1
+    assert reports[SMALL_A].status == "done" and reports[SMALL_A].stats.succeeded == 6
+    events = Journal(tmp_path / "out").events()
+    assert any(e["event"] == "server_down" and "hung" in e.get("reason", "") for e in events)
