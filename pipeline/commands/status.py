@@ -28,14 +28,15 @@ def status_report(out: Path) -> dict[str, Any]:
     if not folders and not jobs:
         folders = [out]  # no store at all: the store's own error says so
     counts: dict[tuple[str, str, str], Counts] = {}
+    totals = Counts(0, 0, 0, {})
     for folder in folders:
         store = Store.open_readonly(folder)
         try:
             counts.update(store.counts())  # one model per job store: no key is in two stores
+            totals = totals.plus(store.tally())
         finally:
             store.close()
     rows = []
-    failed_by_class: dict[str, int] = {}
     for (model, variant, task), c in counts.items():
         rows.append(
             {
@@ -44,15 +45,13 @@ def status_report(out: Path) -> dict[str, Any]:
                 "pending": c.pending,
             }
         )  # fmt: skip
-        for cls, n in c.failed_by_class.items():
-            failed_by_class[cls] = failed_by_class.get(cls, 0) + n
     return {
         "out": str(out),
-        "total": sum(r["total"] for r in rows),
-        "succeeded": sum(r["succeeded"] for r in rows),
-        "failed": sum(r["failed"] for r in rows),
+        "total": totals.total,
+        "succeeded": totals.succeeded,
+        "failed": totals.failed,
         "pending": sum(r["pending"] for r in rows),
-        "failed_by_class": failed_by_class,
+        "failed_by_class": totals.failed_by_class,
         "tasks": rows,
         **({"jobs": jobs} if jobs else {}),
     }

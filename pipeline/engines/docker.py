@@ -12,6 +12,7 @@ from pipeline.errors import ConfigError
 from pipeline.serving import docker
 from pipeline.serving.argv import CPU_ENV, NO_TELEMETRY_ENV, server_url, vllm_flags
 from pipeline.serving.image import IMAGE_VARIABLES, pinned_image
+from pipeline.serving.lora import adapter_mounts
 
 CONTAINER_PORT = 8000
 CONTAINER_HF_CACHE = "/root/.cache/huggingface"
@@ -54,8 +55,15 @@ def run_argv(target: Target, image: str, hf_cache: Path) -> list[str]:
     argv += ["-e", "HF_TOKEN", *(x for k, v in env.items() for x in ("-e", f"{k}={v}"))]
     if target.api_key:
         argv += ["-e", "VLLM_API_KEY"]
+    mounts, adapter_dirs = adapter_mounts(target.adapters, "-v")
+    argv += mounts
     flags = vllm_flags(
-        cfg, **target.parallel(), max_model_len=target.max_model_len, with_revision=not cfg.local_path
+        cfg,
+        **target.parallel(),
+        max_model_len=target.max_model_len,
+        with_revision=not cfg.local_path,
+        adapters=target.adapters,
+        adapter_dirs=adapter_dirs,
     )
     return [*argv, image, *model_args, *flags]
 

@@ -14,7 +14,9 @@ class LocalEngine(ProcessEngine):
     devices = ("gpu",)
 
     def plan(self, target: Target) -> Launch:
-        args = vllm_model_args(target.model, **target.parallel(), max_model_len=target.max_model_len)
+        args = vllm_model_args(
+            target.model, **target.parallel(), max_model_len=target.max_model_len, adapters=target.adapters
+        )
         vllm_bin = shutil.which("vllm") or "vllm"
         argv = [vllm_bin, "serve", *args, "--host", target.host, "--port", str(target.port)]
         env = {"CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in target.gpus), **NO_TELEMETRY_ENV}

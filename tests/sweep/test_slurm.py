@@ -174,6 +174,9 @@ def test_three_models_run_side_by_side_on_disjoint_gpus(sweep: Sweep) -> None:
     report = json.loads(status.stdout)
     assert report["succeeded"] == 3 * TOTAL  # every job's store is read
     assert {j["model"]: j["status"] for j in report["jobs"]} == dict.fromkeys(sweep.models, "done")
+    report = sweep.medsweep("report", "--out", "out")  # reads the three job stores together
+    assert report.returncode == 0, report.stderr
+    assert all(m in report.stdout for m in sweep.models), report.stdout
     # A rerun submits nothing: every model was finished by its job.
     again = sweep.medsweep("sweep", "--plan", str(sweep.plan))
     assert again.returncode == 0, again.stderr
