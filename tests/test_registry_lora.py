@@ -12,6 +12,7 @@ import pytest
 from pipeline.adapters import adapter_digest
 from pipeline.engines import Target, get_engine
 from pipeline.errors import ConfigError
+from pipeline.paths import SERVERS_DIR
 from pipeline.registry import adapters_of, get_model, load_registry, pairs
 from pipeline.report import build_report
 from pipeline.serving.lora import server_models, verify
@@ -177,3 +178,16 @@ def test_the_report_pairs_registry_names_with_stored_identities(registry: Path) 
     assert not any("could not be compared" in line for line in report.summary)
     flagged = build_report([out], pair_flags=["tiny-lora=tiny"], servers_dir=registry / "none")
     assert [p.source for p in flagged.pairs] == ["--pair"] and flagged.pairs[0].general == "tiny@abc123"
+
+
+def test_the_committed_demo_adapter_is_the_pinned_one_and_ships_in_servers() -> None:
+    """The demo's adapter: its files match the registry's checksum, under servers/ (so a wheel carries it)."""
+    lora = get_model("smollm2-135m-meqsum-lora")
+    assert lora.adapter is not None and lora.adapter.rank == 8 and lora.device == "cpu"
+    assert (lora.adapter.base, lora.counterpart, lora.role) == ("smollm2-135m-instruct",) * 2 + (
+        "biomedical",
+    )
+    assert lora.adapter.folder.is_relative_to(SERVERS_DIR.resolve())
+    verify([lora])
+    card = (lora.adapter.folder / "README.md").read_text(encoding="utf-8")
+    assert "CC BY 4.0" in card and "not a medical model" in card and lora.adapter.sha256 in card
