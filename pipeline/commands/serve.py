@@ -25,8 +25,16 @@ def register(sub: Any) -> None:
         description="Start a vLLM OpenAI-compatible server and record it in .medsweep/serve.json.",
     )
     parser.add_argument("--model", help="registry name (see `medsweep models`)")
+    from pipeline.engines import DEFAULT_ENGINES, ENGINE_NAMES
+    from pipeline.registry import DEVICES
+
+    defaults = ", ".join(f"{engine} on a {device}" for device, engine in DEFAULT_ENGINES.items())
+    parser.add_argument("--engine", choices=ENGINE_NAMES, help=f"how to run the server (default: {defaults})")
     parser.add_argument(
-        "--engine", choices=("docker", "local", "cpu"), help="default: cpu for CPU models, else docker"
+        "--device", choices=DEVICES, help="gpu or cpu (default: the model's, from servers/<model>.toml)"
+    )
+    parser.add_argument(
+        "--image", help="container engines: the image to run instead of the pin of docker/vllm.env"
     )
     parser.add_argument(
         "--gpus", type=_gpu_list, help="GPU indices, e.g. 0,1,2,3 (tensor-parallel size = count)"
@@ -59,6 +67,8 @@ def _run(args: argparse.Namespace) -> int:
         ServeRequest(
             model=args.model,
             engine=args.engine,
+            device=args.device,
+            image=args.image,
             gpus=args.gpus,
             port=args.port,
             host=args.host,

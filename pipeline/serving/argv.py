@@ -1,16 +1,14 @@
-"""Exact command lines for each engine. Pure functions (no I/O) so tests can assert the argv."""
+"""The vLLM server flags every engine shares, the Ray multi-node launch, and server addresses. Pure functions
+(no I/O) so tests can assert the argv; each engine builds its own command from these (pipeline/engines)."""
 
 from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 
 from pipeline.registry import ServerConfig
+from pipeline.serving.lora import lora_flags
 
-CONTAINER_PORT = 8000
-CONTAINER_HF_CACHE = "/root/.cache/huggingface"
 # Environment for the embedded CPU server (measured: ../shared/docs/cpu-serving.md): 1 GiB of KV cache
 # (without it start-up fails on the memory check), no core reserved for the API process (~30 % faster).
 # No telemetry: vLLM's usage reporting is off for every engine (servers may hold credentialed data).
@@ -23,114 +21,49 @@ CPU_ENV: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class LaunchPlan:
-    """What to run: argv, the environment entries to add (values, or None = pass through by name only),
-    and where the server will answer."""
-
-    argv: list[str]
-    env: dict[str, str] = field(default_factory=dict)
-    url: str = ""
-    image: str | None = None  # docker: the pinned image the argv runs
-
-    def shell(self) -> str:
-        """The command as one copy-pastable shell line (env assignments first)."""
-        prefix = [f"{k}={shlex.quote(v)}" for k, v in self.env.items()]
-        return " ".join([*prefix, shlex.join(self.argv)])
-
-
 def vllm_flags(
     cfg: ServerConfig,
     *,
     tensor_parallel: int,
     pipeline_parallel: int = 1,
+    executor: str | None = None,
     max_model_len: int | None = None,
     with_revision: bool = True,
+    adapters: Sequence[ServerConfig] = (),
+    adapter_dirs: Sequence[str] | None = None,
 ) -> list[str]:
-    """The vLLM server flags shared by every engine, after the model (``--model X`` or ``serve X``)."""
+    """The vLLM server flags shared by every engine, after the model (``--model X`` or ``serve X``), and the
+    LoRA flags when ``adapters`` are served beside it (``adapter_dirs``: their folders as the server sees
+    them, e.g. a container's mount points; default: the folders on this machine)."""
     args = ["--revision", cfg.revision] if with_revision else []
     args += ["--served-model-name", cfg.name, "--tensor-parallel-size", str(tensor_parallel)]
     if pipeline_parallel > 1:
         args += ["--pipeline-parallel-size", str(pipeline_parallel)]
+    if executor:
+        args += ["--distributed-executor-backend", executor]
     args += ["--max-model-len", str(max_model_len or cfg.max_model_len), "--dtype", cfg.dtype]
-    return args + list(cfg.extra_vllm_args)
+    return args + list(cfg.extra_vllm_args) + lora_flags(adapters, adapter_dirs)
 
 
 def vllm_model_args(
-    cfg: ServerConfig, *, tensor_parallel: int, max_model_len: int | None = None
+    cfg: ServerConfig,
+    *,
+    tensor_parallel: int,
+    pipeline_parallel: int = 1,
+    executor: str | None = None,
+    max_model_len: int | None = None,
+    adapters: Sequence[ServerConfig] = (),
 ) -> list[str]:
     """``--model HF_ID`` and the shared flags (docker and local GPU serving)."""
-    return [
-        "--model",
-        cfg.hf_id,
-        *vllm_flags(cfg, tensor_parallel=tensor_parallel, max_model_len=max_model_len),
-    ]
-
-
-def container_name(cfg: ServerConfig, port: int) -> str:
-    return f"medsweep-{cfg.name}-{port}"
-
-
-def docker_run_argv(
-    cfg: ServerConfig,
-    *,
-    image: str,
-    gpus: Sequence[int],
-    port: int,
-    host: str,
-    hf_cache: Path,
-    api_key: bool,
-    max_model_len: int | None = None,
-) -> list[str]:
-    """``docker run -d ...`` for the vLLM OpenAI image; TP = number of GPUs. Secrets pass by name only
-    (``-e HF_TOKEN`` copies the variable from the caller's environment)."""
-    argv = [
-        "docker", "run", "-d",
-        "--name", container_name(cfg, port),
-        # docker splits --gpus on commas unless the device list is quoted inside the value.
-        "--gpus", f'"device={",".join(str(g) for g in gpus)}"',
-        "--ipc=host",
-        "-p", f"{host}:{port}:{CONTAINER_PORT}",
-        "-v", f"{hf_cache}:{CONTAINER_HF_CACHE}",
-        "-e", "HF_TOKEN",
-        *(x for k, v in NO_TELEMETRY_ENV.items() for x in ("-e", f"{k}={v}")),
-    ]  # fmt: skip
-    if api_key:
-        argv += ["-e", "VLLM_API_KEY"]
-    argv.append(image)
-    return argv + vllm_model_args(cfg, tensor_parallel=len(gpus), max_model_len=max_model_len)
-
-
-def local_argv(
-    cfg: ServerConfig,
-    *,
-    vllm_bin: str,
-    gpus: Sequence[int],
-    port: int,
-    host: str,
-    max_model_len: int | None = None,
-) -> LaunchPlan:
-    """``vllm serve`` on this machine's GPUs (CUDA_VISIBLE_DEVICES picks them)."""
-    args = vllm_model_args(cfg, tensor_parallel=len(gpus), max_model_len=max_model_len)
-    argv = [vllm_bin, "serve", *args, "--host", host, "--port", str(port)]
-    env = {"CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in gpus), **NO_TELEMETRY_ENV}
-    return LaunchPlan(argv=argv, env=env, url=server_url(host, port))
-
-
-def cpu_argv(
-    cfg: ServerConfig,
-    *,
-    vllm_bin: str,
-    model_dir: Path,
-    port: int,
-    host: str,
-    max_model_len: int | None = None,
-) -> LaunchPlan:
-    """The embedded CPU server: the local model folder, TP 1, the CPU environment."""
-    # `vllm serve PATH` (positional) is the documented form; the flags after it are the shared ones.
-    args = vllm_flags(cfg, tensor_parallel=1, max_model_len=max_model_len, with_revision=False)
-    argv = [vllm_bin, "serve", str(model_dir), *args, "--host", host, "--port", str(port)]
-    return LaunchPlan(argv=argv, env=dict(CPU_ENV), url=server_url(host, port))
+    flags = vllm_flags(
+        cfg,
+        tensor_parallel=tensor_parallel,
+        pipeline_parallel=pipeline_parallel,
+        executor=executor,
+        max_model_len=max_model_len,
+        adapters=adapters,
+    )
+    return ["--model", cfg.hf_id, *flags]
 
 
 def multinode_plan(
@@ -147,8 +80,8 @@ def multinode_plan(
     """(where, shell command) steps for one model over a Ray cluster: TP inside a node, PP across nodes."""
     serve = [
         "vllm", "serve", cfg.hf_id,
-        *vllm_flags(cfg, tensor_parallel=gpus_per_node, pipeline_parallel=nodes, max_model_len=max_model_len),
-        "--distributed-executor-backend", "ray",
+        *vllm_flags(cfg, tensor_parallel=gpus_per_node, pipeline_parallel=nodes, executor="ray",
+                    max_model_len=max_model_len),
         "--host", host, "--port", str(port),
     ]  # fmt: skip
     return [

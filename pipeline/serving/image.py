@@ -1,4 +1,5 @@
-"""The pinned vLLM OpenAI-server image, read from ``docker/vllm.env`` (one place for the pin)."""
+"""The pinned vLLM OpenAI-server images, read from ``docker/vllm.env`` (one place for the pins): the GPU image
+(``VLLM_IMAGE``) and the locally built CPU image (``VLLM_CPU_IMAGE``, `make image-cpu`)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ from pathlib import Path
 
 from pipeline.errors import ConfigError
 from pipeline.paths import DOCKER_DIR
+from pipeline.registry import Device
 
 VLLM_ENV_FILE = DOCKER_DIR / "vllm.env"
+# The variable of docker/vllm.env that pins each device's image; the same name in the environment overrides.
+IMAGE_VARIABLES: dict[Device, str] = {"gpu": "VLLM_IMAGE", "cpu": "VLLM_CPU_IMAGE"}
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -25,17 +29,19 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
-def pinned_image(path: Path = VLLM_ENV_FILE) -> str:
-    """``$VLLM_IMAGE`` if set (an explicit override), else VLLM_IMAGE from docker/vllm.env."""
-    override = os.environ.get("VLLM_IMAGE")
+def pinned_image(device: Device = "gpu", path: Path = VLLM_ENV_FILE) -> str:
+    """The image for ``device``: ``$VLLM_IMAGE`` / ``$VLLM_CPU_IMAGE`` if set (an explicit override), else
+    the same variable from docker/vllm.env."""
+    variable = IMAGE_VARIABLES[device]
+    override = os.environ.get(variable)
     if override:
         return override
     try:
-        image = read_env_file(path).get("VLLM_IMAGE")
+        image = read_env_file(path).get(variable)
     except FileNotFoundError as exc:
         raise ConfigError(
-            f"{path}: missing; it pins the vLLM image (VLLM_IMAGE=vllm/vllm-openai:vX.Y.Z)"
+            f"{path}: missing; it pins the vLLM images (VLLM_IMAGE=vllm/vllm-openai:vX.Y.Z)"
         ) from exc
     if not image:
-        raise ConfigError(f"{path}: no VLLM_IMAGE=... line")
+        raise ConfigError(f"{path}: no {variable}=... line")
     return image

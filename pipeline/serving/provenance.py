@@ -1,4 +1,5 @@
-"""Provenance of a run's server: vLLM version, served model, context, image, GPUs, TP, medsweep commit.
+"""Provenance of a run's server: vLLM version, served model, context, engine, device, image (its id and
+digests, from `docker image inspect` at start), GPUs, TP, medsweep commit.
 
 Stored by the engine in ``runs.provenance_json``. Endpoints a server lacks give None, never an exception:
 provenance must not stop an evaluation.
@@ -58,7 +59,11 @@ async def collect_provenance(
         "hf_id": state.hf_id if state else None,
         "revision": state.revision if state else None,
         "engine": state.engine if state else None,
+        "device": state.device if state else None,
         "image": state.image if state else None,
+        "image_id": state.image_id if state else None,
+        "image_digests": state.image_digests if state else None,
+        "offers": state.offers if state else None,
         "gpus": state.gpus if state else None,
         "tensor_parallel_size": state.tensor_parallel_size if state else None,
         "pipeline_parallel_size": state.pipeline_parallel_size if state else None,

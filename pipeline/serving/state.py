@@ -10,11 +10,12 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipeline.errors import ConfigError
+from pipeline.files import private_dir, write_private
+from pipeline.registry import Device
 
 STATE_DIR_ENV = "MEDSWEEP_STATE_DIR"
 STATE_FILE = "serve.json"
@@ -29,8 +30,10 @@ class ServeState(BaseModel):
     url: str
     openai_base_url: str
     served_model: str
+    served_models: list[str] = Field(default_factory=list)  # every name it answers to (LoRA: the base too)
     model: str  # registry name (servers/<model>.toml)
-    engine: Literal["docker", "local", "cpu"]
+    engine: str  # a name of pipeline.engines.ENGINES
+    device: Device = "gpu"
     host: str
     port: int
     container_id: str | None = None
@@ -38,6 +41,9 @@ class ServeState(BaseModel):
     hf_id: str | None = None
     revision: str | None = None
     image: str | None = None
+    image_id: str | None = None  # `docker image inspect` .Id of the image that ran (content address)
+    image_digests: list[str] = Field(default_factory=list)  # its registry digests, when it came from one
+    offers: dict[str, bool] = Field(default_factory=dict)  # what the endpoint serves (engines.base.Offers)
     gpus: list[int] = Field(default_factory=list)
     tensor_parallel_size: int = 1
     pipeline_parallel_size: int = 1
@@ -48,6 +54,16 @@ class ServeState(BaseModel):
     api_key_env: str | None = None  # name of the variable holding the key; never the key
     log_path: str | None = None
     started_at: float = Field(default_factory=time.time)
+
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, name: str) -> str:
+        from pipeline.engines import check_engine_name  # the engines import this module's neighbours
+
+        try:
+            return check_engine_name(name, "engine")
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
 
 
 def state_dir() -> Path:
@@ -75,14 +91,8 @@ def read_state(path: Path | None = None) -> ServeState | None:
 def write_state(state: ServeState, path: Path | None = None) -> Path:
     """Write atomically with mode 0600 in a 0700 directory."""
     p = state_path(path)
-    p.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(state.model_dump_json(indent=2) + "\n")
-    os.chmod(tmp, 0o600)
-    tmp.replace(p)
-    return p
+    private_dir(p.parent)
+    return write_private(p, state.model_dump_json(indent=2) + "\n", atomic=True)
 
 
 def clear_state(path: Path | None = None) -> None:

@@ -4,7 +4,7 @@ Public API:
     load_plan(path) -> SweepPlan;  resolve_models(plan, path) -> list[PlannedModel]
     pack(needs, inventory) -> list[Wave]  (pure; Need(name, gpus))
     SweepRunner(settings, models, launcher, console=...).run() -> list[ModelReport]
-    EngineLauncher(engine, host=..., log_dir=...)  (the Launcher protocol: start/alive/stop/logs/command)
+    EngineLauncher(engine, device=..., host=..., log_dir=...)  (the Launcher protocol over pipeline.engines)
 """
 
 from pipeline.sweep.launcher import EngineLauncher, Launcher, ServerHandle

@@ -1,26 +1,25 @@
 """Start, watch and stop one model's server for the sweep.
 
-``Launcher`` is what the runner and the watchdog need; ``EngineLauncher`` is the real one: the same argv
-builders, docker calls and detached processes as `medsweep serve` (pipeline.serving), without the
-single-server state file (a sweep runs several servers; its journal records them instead).
+``Launcher`` is what the runner and the watchdog need; ``EngineLauncher`` is the real one: the same engine
+modules as `medsweep serve` (pipeline.engines), without the single-server state file (a sweep runs several
+servers; its journal records them instead).
 """
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from pipeline.errors import ConfigError
-from pipeline.paths import REPO_ROOT
-from pipeline.registry import ServerConfig
-from pipeline.serving import docker, process
-from pipeline.serving.argv import LaunchPlan, container_name
-from pipeline.serving.launch import api_key_from_env, child_env, engine_plan, hf_cache_dir
-from pipeline.sweep.plan import Engine
+from pipeline.engines import Running, Target, get_engine
+from pipeline.registry import Device, ServerConfig
+from pipeline.serving.launch import api_key_from_env, child_env
+from pipeline.serving.lora import server_models, verify
+
+if TYPE_CHECKING:
+    from pipeline.sweep.plan import SweepSettings
 
 
 @dataclass
@@ -71,65 +70,108 @@ class Launcher(Protocol):
 
 
 class EngineLauncher:
-    """docker / local vLLM / the embedded CPU build, as `medsweep serve --engine ...` runs them."""
+    """Any engine of pipeline.engines, as `medsweep serve --engine NAME --device DEVICE` runs it."""
 
-    def __init__(self, engine: Engine, *, host: str, log_dir: Path, api_key_env: str | None = None) -> None:
-        self.engine = engine
+    def __init__(
+        self,
+        engine: str,
+        *,
+        device: Device | None = None,
+        host: str,
+        log_dir: Path,
+        api_key_env: str | None = None,
+        tensor_parallel: int | None = None,
+        pipeline_parallel: int = 1,
+        executor: str | None = None,
+    ) -> None:
+        self.engine = get_engine(engine, "engine")
+        self.tensor_parallel = tensor_parallel
+        self.pipeline_parallel = pipeline_parallel
+        self.executor = executor
+        self.device: Device = device or self.engine.devices[0]
         self.host = host
         self.log_dir = log_dir
         self.api_key_env = api_key_env
 
-    def _plan(self, model: ServerConfig, gpus: Sequence[int], port: int) -> LaunchPlan:
-        return engine_plan(
-            model, self.engine, gpus=gpus, port=port, host=self.host, api_key=self.api_key_env is not None
+    def _target(self, model: ServerConfig, gpus: Sequence[int], port: int) -> Target:
+        """A LoRA entry's server is its base's, with the base's adapters (as `medsweep serve` starts it)."""
+        base, adapters = server_models(model)
+        return Target(
+            model=base,
+            adapters=tuple(adapters),
+            device=self.device,
+            port=port,
+            host=self.host,
+            gpus=tuple(gpus),
+            api_key=self.api_key_env is not None,
+            tensor_parallel=self.tensor_parallel,
+            pipeline_parallel=self.pipeline_parallel,
+            executor=self.executor,
         )
 
     def command(self, model: ServerConfig, gpus: Sequence[int], port: int) -> str:
-        return self._plan(model, gpus, port).shell()
+        return self.engine.plan(self._target(model, gpus, port)).shell()
 
     def start(self, model: ServerConfig, gpus: Sequence[int], port: int) -> ServerHandle:
-        plan = self._plan(model, gpus, port)
-        env = self._env(plan.env)
-        handle = ServerHandle(model=model.name, gpus=tuple(gpus), port=port, url=plan.url)
-        handle.provenance = {"engine": self.engine, "gpus": list(gpus), "tensor_parallel_size": len(gpus)}
-        if self.engine == "docker":
-            hf_cache_dir().mkdir(parents=True, exist_ok=True)
-            # A container of this name left by a crashed sweep would make `docker run --name` fail.
-            docker.stop_and_remove(container_name(model, port))
-            handle.container_id = docker.run_detached(plan.argv, env)
-            handle.provenance["image"] = plan.image
-            return handle
-        if self.engine == "local" and shutil.which("vllm") is None:
-            raise ConfigError(
-                'engine = "local": `vllm` is not on PATH; install vLLM or use engine = "docker"'
-            )
-        if self.engine == "cpu" and not Path(plan.argv[0]).exists():
-            raise ConfigError(
-                f"{plan.argv[0]} missing: run `make setup-server` (scripts/setup_cpu_server.sh)"
-            )
-        handle.log_path = (self.log_dir / f"{model.name}.server.log").resolve()
-        handle.pid = process.spawn_detached(plan.argv, env, handle.log_path, cwd=REPO_ROOT)
+        target = self._target(model, gpus, port)
+        launch = self.engine.plan(target)
+        verify(target.adapters)
+        self.engine.check(target, launch)
+        env = child_env(launch.env, api_key_from_env(self.api_key_env, "api_key_env"))
+        log_path = (self.log_dir / f"{model.name}.server.log").resolve()
+        running = self.engine.start(target, launch, env, log_path)
+        handle = ServerHandle(
+            model=model.name,
+            gpus=tuple(gpus),
+            port=port,
+            url=launch.url,
+            container_id=running.container_id,
+            pid=running.pid,
+            log_path=running.log_path,
+        )
+        handle.provenance = {
+            "engine": self.engine.name,
+            "device": self.device,
+            "gpus": list(gpus),
+            "tensor_parallel_size": target.parallel()["tensor_parallel"],
+            "pipeline_parallel_size": target.pipeline_parallel,
+            "offers": self.engine.offers.as_dict(),
+        }
+        if launch.image:
+            handle.provenance["image"] = launch.image
+        handle.provenance.update(running.provenance)
         return handle
 
+    def _running(self, handle: ServerHandle) -> Running:
+        return Running(
+            engine=self.engine.name,
+            url=handle.url,
+            container_id=handle.container_id,
+            pid=handle.pid,
+            log_path=handle.log_path,
+        )
+
     def alive(self, handle: ServerHandle) -> str | None:
-        if handle.container_id:
-            return docker.container_status(handle.container_id)
-        if handle.pid:
-            return process.exit_reason(handle.pid)
-        return "no container id or pid"
+        if not (handle.container_id or handle.pid):
+            return "no container id or pid"
+        return self.engine.alive(self._running(handle))
 
     def stop(self, handle: ServerHandle) -> None:
-        if handle.container_id:
-            docker.stop_and_remove(handle.container_id)
-        elif handle.pid:
-            process.stop_group(handle.pid, grace=20.0)
+        if handle.container_id or handle.pid:
+            self.engine.stop(self._running(handle), grace=20.0)
 
     def logs(self, handle: ServerHandle, lines: int = 50) -> str:
-        if handle.container_id:
-            return docker.logs_tail(handle.container_id, lines)
-        if handle.log_path:
-            return process.tail_file(handle.log_path, lines)
-        return ""
+        return self.engine.logs(self._running(handle), lines)
 
-    def _env(self, extra: dict[str, str]) -> dict[str, str]:
-        return child_env(extra, api_key_from_env(self.api_key_env, "api_key_env"))
+
+def launcher_for(settings: SweepSettings, **split: Any) -> EngineLauncher:
+    """The launcher of a sweep's servers (``split``: a Slurm job's TP x PP, see ``Target``): one place for
+    the local sweep and each Slurm job."""
+    return EngineLauncher(
+        settings.engine,
+        device=settings.on_device,
+        host=settings.host,
+        log_dir=settings.out / "logs",
+        api_key_env=settings.api_key_env,
+        **split,
+    )

@@ -13,18 +13,22 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipeline.config import Variant
+from pipeline.engines import ENGINES, check_engine_name, default_engine
 from pipeline.errors import ConfigError
 from pipeline.paths import DEMO_DATA_DIR, SERVERS_DIR
 from pipeline.registry import (
     GPUS_PER_NODE,
+    Device,
     ServerConfig,
     get_model,
     load_registry,
     pp_size,
     tp_size,
 )
+from pipeline.sweep.slurm.settings import SlurmSettings, check_time
 
-Engine = Literal["docker", "local", "cpu"]
+Scheduler = Literal["local", "slurm"]
 
 
 class _Strict(BaseModel):
@@ -35,12 +39,14 @@ class SweepSettings(_Strict):
     """``[sweep]``: what every model of the plan shares."""
 
     out: Path
+    scheduler: Scheduler = "local"  # local: packed onto `gpus` here; slurm: one job per model (docs/slurm.md)
     data_dir: Path = DEMO_DATA_DIR
     tasks: tuple[str, ...] = ()
-    variant: Literal["paper", "structured"] = "paper"
+    variant: Variant = "paper"
     memory_class: Literal[80, 40, 24] = 80
     gpus: tuple[int, ...] = ()
-    engine: Engine = "docker"
+    engine: str = default_engine("gpu")  # a name of pipeline.engines.ENGINES
+    device: Device | None = None  # default: the engine's first (a GPU, but for engine = "cpu")
     host: str = "127.0.0.1"
     base_port: int = Field(default=8100, ge=1024, le=65000)
     limit: int | None = Field(default=None, ge=1)
@@ -61,9 +67,30 @@ class SweepSettings(_Strict):
             raise ValueError(f"GPU ids must be distinct and non-negative, got {list(gpus)}")
         return gpus
 
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, name: str) -> str:
+        try:
+            return check_engine_name(name, "engine")
+        except ConfigError as exc:
+            raise ValueError(str(exc).removeprefix("engine: ")) from None
+
+    @property
+    def on_device(self) -> Device:
+        return self.device or ENGINES[self.engine].devices[0]
+
     @model_validator(mode="after")
     def _inventory(self) -> SweepSettings:
-        if self.engine != "cpu" and not self.gpus:
+        engine = ENGINES[self.engine]
+        if self.on_device not in engine.devices:
+            raise ValueError(f'device: engine = "{self.engine}" runs on {" or ".join(engine.devices)} only')
+        if self.scheduler == "slurm":
+            if self.gpus:
+                raise ValueError(
+                    'gpus: with scheduler = "slurm" each job gets its GPUs from Slurm; remove [sweep] gpus'
+                )
+            return self
+        if self.on_device == "gpu" and not self.gpus:
             raise ValueError("gpus: list the GPU ids the sweep may use, e.g. gpus = [0, 1, 2, 3, 4, 5, 6, 7]")
         return self
 
@@ -77,11 +104,18 @@ class ModelEntry(_Strict):
     tasks: tuple[str, ...] | None = None
     limit: int | None = Field(default=None, ge=1)
     concurrency: int | None = Field(default=None, ge=1, le=4096)
+    time: str | None = None  # the Slurm job's time limit for this model (scheduler = "slurm")
+
+    @field_validator("time")
+    @classmethod
+    def _time(cls, value: str | None) -> str | None:
+        return check_time(value)
 
 
 class SweepPlan(_Strict):
     sweep: SweepSettings
     models: tuple[ModelEntry, ...] = Field(min_length=1)
+    slurm: SlurmSettings = SlurmSettings()
 
     @model_validator(mode="after")
     def _unique(self) -> SweepPlan:
@@ -157,13 +191,20 @@ def resolve_models(plan: SweepPlan, path: Path, servers_dir: Path = SERVERS_DIR)
 
 
 def _gpu_count(cfg: ServerConfig, entry: ModelEntry, settings: SweepSettings, path: Path, i: int) -> int:
-    if settings.engine == "cpu":
-        if cfg.engine != "cpu":
+    if settings.on_device == "cpu":
+        if cfg.device != "cpu":
             raise ConfigError(
-                f"{path}: field 'models[{i}].name': {cfg.name} needs GPUs; engine = \"cpu\" serves local CPU "
-                'models only (use engine = "docker" or "local")'
+                f"{path}: field 'models[{i}].name': {cfg.name} needs GPUs; a CPU sweep serves local CPU "
+                'models only (use device = "gpu")'
             )
         return 0
+    if settings.scheduler == "slurm":
+        # The job's shape (nodes, TP x PP) is worked out and checked by pipeline.sweep.slurm.layout.
+        return (
+            entry.gpus
+            if entry.gpus is not None
+            else cfg.gpus.for_class(settings.memory_class) or _zero(cfg, settings, path, i)
+        )
     if entry.gpus is not None:
         n = entry.gpus
         if cfg.attention_heads % n:
@@ -181,13 +222,19 @@ def _gpu_count(cfg: ServerConfig, entry: ModelEntry, settings: SweepSettings, pa
     return n
 
 
+def _zero(cfg: ServerConfig, settings: SweepSettings, path: Path, i: int) -> int:
+    raise ConfigError(
+        f"{path}: field 'models[{i}].name': {cfg.name} is not set up for {settings.memory_class} GB GPUs "
+        f"(servers/{cfg.name}.toml gpus.{settings.memory_class} = 0); raise memory_class or set its gpus"
+    )
+
+
 def _describe(path: Path, exc: ValidationError) -> str:
     first = exc.errors()[0]
     field = ".".join(str(p) for p in first["loc"]) or "(file)"
     if first["type"] == "extra_forbidden":
-        return (
-            f"{path}: unknown field {field!r}: remove it or check its spelling (docs/sweeps.md, 'The plan')"
-        )
+        page = "docs/slurm.md, 'The plan'" if field.startswith("slurm") else "docs/sweeps.md, 'The plan'"
+        return f"{path}: unknown field {field!r}: remove it or check its spelling ({page})"
     msg = str(first["msg"]).removeprefix("Value error, ")
     given = first.get("input")
     shown = "" if isinstance(given, dict | list) or first["type"] == "missing" else f" (got {given!r})"

@@ -23,6 +23,8 @@ from rich.console import Console
 
 from pipeline.config import EvalConfig, load_config
 from pipeline.errors import EndpointError, MedsweepError
+from pipeline.failures import FailureClass
+from pipeline.files import open_private, private_dir
 from pipeline.serving.argv import connect_host
 from pipeline.serving.process import cmdline
 from pipeline.sweep.journal import Journal
@@ -38,8 +40,8 @@ _SHOWN_EVENTS = {"server_started", "healthy", "server_down", "restart", "gave_up
 
 
 def slots_for(settings: SweepSettings, model: PlannedModel) -> tuple[list[int], int]:
-    """(inventory, need) for packing: the cpu engine is a one-slot inventory (one model at a time)."""
-    if settings.engine == "cpu":
+    """(inventory, need) for packing: a CPU sweep is a one-slot inventory (one model at a time)."""
+    if settings.on_device == "cpu":
         return [0], 1
     return list(settings.gpus), model.gpu_count
 
@@ -69,11 +71,11 @@ class SweepRunner:
 
     def run(self) -> list[ModelReport]:
         """Run every model of the plan; return one report per model, in plan order."""
-        self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(self.log_dir)
         inventory = slots_for(self.settings, self.models[0])[0] if self.models else []
         needs = {m.name: Need(m.name, slots_for(self.settings, m)[1]) for m in self.models}
         check_fits(list(needs.values()), inventory)
-        self._check_eval_inputs()
+        self.check_inputs()
         self._stop_leftovers()
         finished = self.journal.finished()
         by_name = {m.name: m for m in self.models}
@@ -98,7 +100,7 @@ class SweepRunner:
                             continue
                         free -= set(got)
                         queue.remove(model)
-                        gpus = () if self.settings.engine == "cpu" else got
+                        gpus = () if self.settings.on_device == "cpu" else got
                         running[pool.submit(self._run_model_safely, model, gpus)] = (model, got)
                     if self._cancel.is_set():
                         for model in queue:
@@ -168,7 +170,7 @@ class SweepRunner:
                     if keeper.gave_up is not None:
                         break
                     stats = model_stats(self.out, report.identity, self.settings.variant, tasks)
-                    down = stats.count("connection", "timeout")
+                    down = stats.count(FailureClass.CONNECTION, FailureClass.TIMEOUT)
                     if not down or report.eval_passes > self.settings.max_restarts:
                         break
                     # The server was down long enough for requests to fail: resend those once it is back.
@@ -250,7 +252,7 @@ class SweepRunner:
         environ = {"OPENAI_API_KEY": self._api_key} if self._api_key else {}
         return load_config(s.eval_config, overrides, environ=environ)
 
-    def _check_eval_inputs(self) -> None:
+    def check_inputs(self) -> None:
         """Config and data errors, and a damaged store, stop the sweep before any server starts."""
         from pipeline.evaluate import select_tasks
         from pipeline.store import check_intact, db_path
@@ -279,6 +281,10 @@ class SweepRunner:
             "data_dir": str(self.settings.data_dir),
             "max_model_len": model.server.max_model_len,
         }
+
+    def finished_earlier(self, model: PlannedModel) -> ModelReport | None:
+        """The ``skipped`` report when this plan finished ``model`` before with the same settings."""
+        return self._already_done(model, self.journal.finished().get(model.name))
 
     def _already_done(self, model: PlannedModel, record: dict[str, Any] | None) -> ModelReport | None:
         if record is None or record.get("settings") != self._settings(model):
@@ -339,7 +345,7 @@ def eval_process(config: EvalConfig, provenance: dict[str, Any], log_path: str, 
     """Child-process entry: run one eval, progress into ``log_path``, send back a small result dict."""
     from pipeline.evaluate import run_evaluation
 
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    fd = open_private(Path(log_path))
     with open(fd, "a", encoding="utf-8") as log:
         console = Console(file=log, force_terminal=False, width=120)
         try:
@@ -404,7 +410,9 @@ def print_dry_run(
     needs = [Need(m.name, slots_for(settings, m)[1]) for m in models]
     waves = pack(needs, inventory)
     by_name = {m.name: m for m in models}
-    where = "one model at a time (cpu engine)" if settings.engine == "cpu" else f"GPUs {list(settings.gpus)}"
+    where = (
+        "one model at a time (on the CPU)" if settings.on_device == "cpu" else f"GPUs {list(settings.gpus)}"
+    )
     console.print(
         f"# {len(models)} models on {where}, {settings.memory_class} GB class, engine {settings.engine}; "
         f"results in {settings.out}",
@@ -421,7 +429,7 @@ def print_dry_run(
         console.print(f"\n# wave {wave.index}", highlight=False, soft_wrap=True)
         for a in wave.assignments:
             m = by_name[a.name]
-            gpus = () if settings.engine == "cpu" else a.gpus
+            gpus = () if settings.on_device == "cpu" else a.gpus
             label = ",".join(map(str, gpus)) or "cpu"
             tasks = ", ".join(m.tasks) or "all with data"
             console.print(

@@ -102,34 +102,35 @@ def test_wal_and_shm_are_private_while_the_eval_writes(tmp_path: Path) -> None:
 
 def test_servers_bind_loopback_unless_asked() -> None:
     from pipeline.cli import build_parser
+    from pipeline.engines import ENGINES, Target
     from pipeline.registry import load_registry
-    from pipeline.serving.argv import cpu_argv, docker_run_argv, local_argv
 
     args = build_parser().parse_args(["serve"])
     assert args.host == "127.0.0.1"
-    cfg = next(iter(load_registry().values()))
-    local = local_argv(cfg, vllm_bin="vllm", gpus=[0], port=8000, host=args.host)
-    assert local.argv[local.argv.index("--host") + 1] == "127.0.0.1"
-    cpu = cpu_argv(cfg, vllm_bin="vllm", model_dir=Path("m"), port=8000, host=args.host)
-    assert cpu.argv[cpu.argv.index("--host") + 1] == "127.0.0.1"
-    docker = docker_run_argv(cfg, image="vllm/vllm-openai:v0", gpus=[0], port=8000, host=args.host,
-                             hf_cache=Path("/cache"), api_key=False)  # fmt: skip
-    assert docker[docker.index("-p") + 1] == "127.0.0.1:8000:8000"
+    cfg = load_registry()["meta-llama-3-8b-instruct"]
+    cpu_cfg = load_registry()["smollm2-135m-instruct"]
+    for name, engine in ENGINES.items():
+        model = cpu_cfg if name == "cpu" else cfg
+        device = engine.devices[0]
+        argv = engine.plan(Target(model=model, device=device, port=8000, host=args.host, gpus=(0,))).argv
+        if "-p" in argv:  # a container: published on the host address only
+            assert argv[argv.index("-p") + 1] == "127.0.0.1:8000:8000", name
+        else:
+            assert argv[argv.index("--host") + 1] == "127.0.0.1", name
     # Exposing the server is explicit: --host 0.0.0.0 is passed through as asked.
-    exposed = local_argv(cfg, vllm_bin="vllm", gpus=[0], port=8000, host="0.0.0.0")
+    exposed = ENGINES["local"].plan(Target(model=cfg, device="gpu", port=8000, host="0.0.0.0", gpus=(0,)))
     assert exposed.argv[exposed.argv.index("--host") + 1] == "0.0.0.0"
 
 
 def test_served_vllm_sends_no_usage_stats() -> None:
+    from pipeline.engines import ENGINES, Target
     from pipeline.registry import load_registry
-    from pipeline.serving.argv import cpu_argv, docker_run_argv, local_argv
 
-    cfg = next(iter(load_registry().values()))
-    for plan in (
-        local_argv(cfg, vllm_bin="vllm", gpus=[0], port=8000, host="127.0.0.1"),
-        cpu_argv(cfg, vllm_bin="vllm", model_dir=Path("m"), port=8000, host="127.0.0.1"),
-    ):
-        assert plan.env.get("VLLM_NO_USAGE_STATS") == "1" and plan.env.get("DO_NOT_TRACK") == "1"
-    docker = " ".join(docker_run_argv(cfg, image="i", gpus=[0], port=8000, host="127.0.0.1",
-                                      hf_cache=Path("/c"), api_key=False))  # fmt: skip
-    assert "VLLM_NO_USAGE_STATS=1" in docker and "DO_NOT_TRACK=1" in docker
+    registry = load_registry()
+    for name, engine in ENGINES.items():
+        for device in engine.devices:
+            model = registry["smollm2-135m-instruct" if device == "cpu" else "meta-llama-3-8b-instruct"]
+            gpus = (0,) if device == "gpu" else ()
+            launch = engine.plan(Target(model=model, device=device, port=8000, gpus=gpus))
+            everything = launch.shell()
+            assert "VLLM_NO_USAGE_STATS=1" in everything and "DO_NOT_TRACK=1" in everything, (name, device)

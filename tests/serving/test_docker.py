@@ -29,6 +29,12 @@ with open(os.environ["FAKE_DOCKER_LOG"], "a") as log:
     log.write(json.dumps({{"argv": args, "api_key_set": bool(os.environ.get("VLLM_API_KEY"))}}) + "\\n")
 if args[0] == "run":
     print("{fake_id}")
+elif args[0] == "version":
+    print("20.10.24")
+elif args[:2] == ["image", "inspect"]:
+    print('"sha256:0123abcd" []' if "json" in " ".join(args) else "sha256:0123abcd")
+elif args[0] == "ps":
+    pass  # no medsweep container runs
 elif args[0] == "inspect":
     print(os.environ.get("FAKE_DOCKER_STATUS", "running 0"))
 elif args[0] == "logs":
@@ -68,9 +74,17 @@ def test_tp4_70b_exact_argv_state_and_stop(fake_docker: Path, tmp_path: Path) ->
         )
     assert code == 0
     port = server.port
-    run = _calls(fake_docker)[0]["argv"]
+    calls = [c["argv"] for c in _calls(fake_docker)]
+    # Checked first: the daemon answers, no medsweep container serves the port, the image is present; a
+    # stopped leftover of the same name is removed; after the run, the image's id goes into provenance.
+    assert [c[0] for c in calls[:6]] == ["version", "ps", "image", "rm", "run", "image"]
+    assert calls[1] == ["ps", "-q", "--no-trunc", "--filter", "label=medsweep.managed=1",
+                        "--filter", f"label=medsweep.port={server.port}"]  # fmt: skip
+    run = next(c for c in calls if c[0] == "run")
     assert run == [
         "run", "-d", "--name", f"medsweep-{name}-{port}",
+        "--label", "medsweep.managed=1", "--label", f"medsweep.model={name}",
+        "--label", f"medsweep.port={port}",
         "--gpus", '"device=0,1,2,3"', "--ipc=host",
         "-p", f"127.0.0.1:{port}:8000",
         "-v", f"{tmp_path}/home/.cache/huggingface:/root/.cache/huggingface",
@@ -88,9 +102,13 @@ def test_tp4_70b_exact_argv_state_and_stop(fake_docker: Path, tmp_path: Path) ->
     assert (state.container_id, state.engine, state.tensor_parallel_size) == (FAKE_ID, "docker", 4)
     assert (state.url, state.openai_base_url) == (f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}/v1")
     assert state.gpus == [0, 1, 2, 3] and state.image == IMAGE and state.served_model == name
+    assert state.image_id == "sha256:0123abcd" and state.device == "gpu"
 
     assert main(["stop"]) == 0
-    assert [c["argv"] for c in _calls(fake_docker)[-2:]] == [["stop", FAKE_ID], ["rm", FAKE_ID]]
+    assert [c["argv"] for c in _calls(fake_docker)[-2:]] == [
+        ["stop", "-t", "20", FAKE_ID],
+        ["rm", "-f", FAKE_ID],
+    ]
     assert read_state() is None
 
 
@@ -102,9 +120,10 @@ def test_tp1_8b_with_api_key_passed_by_name(
     with ReadyLaterServer(not_ready=0, model=name, api_key="sk-local-123") as server:
         code = main(["serve", "--model", name, "--port", str(server.port), "--api-key-env", "MY_KEY"])
     assert code == 0
-    call = _calls(fake_docker)[0]
+    call = next(c for c in _calls(fake_docker) if c["argv"][0] == "run")  # type: ignore[index]
     argv = call["argv"]
     assert isinstance(argv, list)
+    del argv[4:10]  # the labels (checked above)
     assert argv[:11] == [
         "run", "-d", "--name", f"medsweep-{name}-{server.port}", "--gpus", '"device=0"', "--ipc=host",
         "-p", f"127.0.0.1:{server.port}:8000",
@@ -130,7 +149,9 @@ def test_dry_run_prints_the_command_and_starts_nothing(
     assert code == 0
     out = capsys.readouterr().out.strip()
     assert out.startswith(
-        "docker run -d --name medsweep-meta-llama-3.1-70b-instruct-8000 --gpus '\"device=0,1,2,3\"'"
+        "docker run -d --name medsweep-meta-llama-3.1-70b-instruct-8000 --label medsweep.managed=1 "
+        "--label medsweep.model=meta-llama-3.1-70b-instruct --label medsweep.port=8000 "
+        "--gpus '\"device=0,1,2,3\"'"
     )
     assert "--tensor-parallel-size 4" in out and "hf_secret" not in out
     assert not fake_docker.exists() and read_state() is None
@@ -148,7 +169,7 @@ def test_failed_start_prints_container_logs_and_exits_nonzero(
     err = capsys.readouterr().err
     assert "container exited 1" in err and "fake vllm log: CUDA out of memory" in err
     verbs = [c["argv"][0] for c in _calls(fake_docker)]  # type: ignore[index]
-    assert verbs == ["run", "inspect", "logs", "stop", "rm"]
+    assert verbs[verbs.index("run") :] == ["run", "image", "inspect", "logs", "stop", "rm"]
     assert ["logs", "--tail", "50", FAKE_ID] in [c["argv"] for c in _calls(fake_docker)]
     assert read_state() is None
 

