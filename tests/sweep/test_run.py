@@ -31,7 +31,7 @@ from pipeline.sweep.plan import load_plan, resolve_models
 from pipeline.sweep.runner import SweepRunner
 from pipeline.sweep.summary import ModelReport, print_summary, write_summary
 from tests.support.ports import free_port
-from tests.support.servers import FAKESERVER, REPO, RunningServer, wait_ready
+from tests.support.servers import FAKESERVER, REPO, ServerControl, wait_ready
 
 DEMO = REPO / "demo_data"
 DEADLINE_S = 120.0  # for what will happen on any machine (a server starting, requests arriving)
@@ -138,7 +138,7 @@ class Crasher(threading.Thread):
                 raise AssertionError(f"{self.model} was never started")
             proc = launcher.procs[self.model]
             port = next(p for m, _, p in launcher.starts if m == self.model)
-            server = RunningServer(port, proc, [])
+            server = ServerControl(port)
             wait_ready(server.root, timeout=DEADLINE_S)
             server.wait_held(self.held, timeout=DEADLINE_S)
             if self.sig == signal.SIGSTOP:
