@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 MEDSWEEP := $(VENV)/bin/medsweep
 STAMP := $(VENV)/.installed
 
-.PHONY: setup setup-server image-cpu test test-tools lint demo serve eval status report stop logs sweep soak bench clean
+.PHONY: setup setup-server image-cpu test test-tools lint demo lora serve eval status report stop logs sweep soak bench clean
 
 setup: $(STAMP)
 
@@ -48,6 +48,14 @@ sweep: setup
 # then the report. Its own port and state directory, so a server from `make serve` is left alone.
 demo: setup setup-server
 	@./scripts/demo.sh
+
+# Retrain the demo's LoRA adapter (servers/adapters/smollm2-135m-meqsum-lora; never part of `make demo`) in
+# .venv-train, on MeQSum (CC BY 4.0; `medsweep data fetch` puts it in data/, or MEQSUM=FILE). Then pin the
+# printed checksum in servers/smollm2-135m-meqsum-lora.toml.
+MEQSUM ?= data/meqsum/MeQSum_ACL2019_BenAbacha_Demner-Fushman.xlsx
+lora: setup-server
+	@./scripts/setup_train_env.sh
+	.venv-train/bin/python scripts/train_lora.py --data $(MEQSUM)
 
 bench: setup
 	$(PY) bench/client_overhead.py --requests 2000 --rss 100000

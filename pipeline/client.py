@@ -25,9 +25,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pipeline.config import ClientConfig
 from pipeline.errors import EndpointError
+from pipeline.failures import FailureClass
 
 RETRYABLE_STATUS = frozenset({408, 429}) | frozenset(range(500, 600))
 _DOWN_AFTER = 3  # consecutive connection-level failures before a replica is taken out
+# The failures that say the replica itself is unreachable (the others are answers it gave).
+_REPLICA_DOWN = frozenset({FailureClass.CONNECTION, FailureClass.TIMEOUT})
 
 
 # --- response validation --------------------------------------------------------------------------
@@ -97,19 +100,19 @@ class Outcome:
     completion_tokens: int = 0
     latency_s: float = 0.0
     attempts: int = 0
-    error_class: str | None = None
+    error_class: FailureClass | None = None
     error_message: str | None = None
 
 
 class _Retry(Exception):
-    def __init__(self, error_class: str, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, error_class: FailureClass, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.error_class = error_class
         self.retry_after = retry_after
 
 
 class _Final(Exception):
-    def __init__(self, error_class: str, message: str) -> None:
+    def __init__(self, error_class: FailureClass, message: str) -> None:
         super().__init__(message)
         self.error_class = error_class
 
@@ -219,7 +222,7 @@ class Client:
                 # The class is what took the replicas out (a stalled server's timeouts stay `timeout`).
                 return Outcome(
                     False, attempts=attempt - 1, latency_s=time.monotonic() - start,
-                    error_class=last.error_class if last else "connection",
+                    error_class=last.error_class if last else FailureClass.CONNECTION,
                     error_message=(f"{last}; " if last else "") + "no healthy replica within the retry time",
                 )  # fmt: skip
             replica.outstanding += 1
@@ -236,7 +239,8 @@ class Client:
                         error_class=exc.error_class, error_message=str(exc),
                     )  # fmt: skip
                 self.retries += 1
-                self.retries_by_class[exc.error_class] = self.retries_by_class.get(exc.error_class, 0) + 1
+                name = exc.error_class.value
+                self.retries_by_class[name] = self.retries_by_class.get(name, 0) + 1
                 await asyncio.sleep(delay)
                 continue
             except _Final as exc:
@@ -261,9 +265,9 @@ class Client:
                 payload = await resp.read()
                 retry_after = resp.headers.get("Retry-After")
         except TimeoutError:
-            raise _Retry("timeout", f"no answer within {self.config.timeout:g} s") from None
+            raise _Retry(FailureClass.TIMEOUT, f"no answer within {self.config.timeout:g} s") from None
         except aiohttp.ClientError as exc:
-            raise _Retry("connection", f"{type(exc).__name__}: {exc}") from None
+            raise _Retry(FailureClass.CONNECTION, f"{type(exc).__name__}: {exc}") from None
         if status != 200:
             _raise_for_status(status, payload, retry_after)
         try:
@@ -276,7 +280,9 @@ class Client:
                 tchoice = parsed_text.choices[0]
                 text, finish, usage = tchoice.text, tchoice.finish_reason, parsed_text.usage
         except (ValidationError, IndexError):
-            raise _Retry("invalid_response", f"unparseable response body ({len(payload)} bytes)") from None
+            raise _Retry(
+                FailureClass.INVALID_RESPONSE, f"unparseable response body ({len(payload)} bytes)"
+            ) from None
         return Outcome(
             True,
             text=text,
@@ -313,8 +319,8 @@ class Client:
             except TimeoutError:
                 return None
 
-    def _note_failure(self, replica: Replica, error_class: str) -> None:
-        if error_class not in ("connection", "timeout"):
+    def _note_failure(self, replica: Replica, error_class: FailureClass) -> None:
+        if error_class not in _REPLICA_DOWN:
             return
         replica.failures += 1
         if replica.healthy and replica.failures >= _DOWN_AFTER:
@@ -350,15 +356,21 @@ class Client:
 def _raise_for_status(status: int, payload: bytes, retry_after: str | None) -> None:
     message = _error_message(payload) or f"HTTP {status}"
     if status in RETRYABLE_STATUS:
-        error_class = "rate_limited" if status == 429 else "timeout" if status == 408 else "server_error"
+        error_class = (
+            FailureClass.RATE_LIMITED
+            if status == 429
+            else FailureClass.TIMEOUT
+            if status == 408
+            else FailureClass.SERVER_ERROR
+        )
         raise _Retry(error_class, f"HTTP {status}: {message}", _parse_retry_after(retry_after))
     if status == 400 and "context length" in message.lower():
-        raise _Final("context_length", message)
+        raise _Final(FailureClass.CONTEXT_LENGTH, message)
     if status in (401, 403):
-        raise _Final("auth", f"HTTP {status}: the endpoint rejected the API key")
+        raise _Final(FailureClass.AUTH, f"HTTP {status}: the endpoint rejected the API key")
     if status == 404:
-        raise _Final("not_found", f"HTTP 404: {message}")
-    raise _Final("bad_request", f"HTTP {status}: {message}")
+        raise _Final(FailureClass.NOT_FOUND, f"HTTP 404: {message}")
+    raise _Final(FailureClass.BAD_REQUEST, f"HTTP {status}: {message}")
 
 
 def _error_message(payload: bytes) -> str:

@@ -18,6 +18,12 @@ from pipeline.paths import DEMO_DATA_DIR
 from pipeline.request import Sampling
 
 ChatMode = Literal["chat", "chat_nosystem", "base"]
+"""How a prompt is rendered: chat with a system role, chat with the system text merged into the first
+user turn, or one plain-text completion prompt (base models)."""
+
+Variant = Literal["paper", "structured"]
+"""``paper`` sends the paper's prompts; ``structured`` adds the answer's JSON schema as
+``response_format`` for closed-answer tasks. The two are never mixed in one score."""
 
 Demonstrations = Literal["v3", "shuffled"]
 """Which rows are the few-shot demonstrations: ``v3`` as the code behind the published numbers chose them
@@ -89,7 +95,7 @@ class RunConfig(_Strict):
     data_dir: Path = DEMO_DATA_DIR
     out: Path = Path("runs/default")
     limit: int | None = Field(default=None, ge=1)
-    variant: Literal["paper", "structured"] = "paper"
+    variant: Variant = "paper"
     demonstrations: Demonstrations = "v3"
     truncation: Truncation = "auto"
 

@@ -22,6 +22,7 @@ from rich.console import Console
 from pipeline.client import Client, ServedModel
 from pipeline.config import EvalConfig, server_root
 from pipeline.errors import DataError, EndpointError
+from pipeline.failures import fix_for, is_transient
 from pipeline.progress import Progress
 from pipeline.request import merge_stops
 from pipeline.runner import EvalRun, RunResult, Target
@@ -79,7 +80,8 @@ def resolve_target(config: EvalConfig, served: list[ServedModel], base_url: str)
         wanted = ids[0]
     if wanted in ids:
         served_id = wanted
-    elif entry is not None and entry.hf_id in ids:
+    elif entry is not None and entry.adapter is None and entry.hf_id in ids:
+        # (A LoRA entry's hf_id is its base's: only its own name reaches the adapter.)
         served_id = entry.hf_id
     else:
         raise EndpointError(
@@ -95,7 +97,7 @@ def resolve_target(config: EvalConfig, served: list[ServedModel], base_url: str)
     stop = tuple(merge_stops(config.sampling.stop, entry.stop if entry else []))
     config = config.model_copy(update={"sampling": config.sampling.model_copy(update={"stop": stop})})
     if entry is not None:
-        identity = f"{entry.name}@{config.model.revision or entry.revision}"
+        identity = entry.identity(config.model.revision or None)
         chat_mode = entry.chat_mode
     else:
         identity = config.model.identity or served_id
@@ -183,7 +185,7 @@ def evaluate(config: EvalConfig, *, console: Console | None = None, argv: Sequen
             return _interrupted(console, resume)
         failed = _failed_by_class(config.run.out, outcome.target.identity, config.run.variant, outcome.tasks)
         if failed:
-            must_fix = any(cls in _FAILURE_FIXES for cls in failed)
+            must_fix = not all(is_transient(cls) for cls in failed)
             console.print(_failed_line(failed, config.run.out, must_fix), highlight=False, soft_wrap=True)
             return 1 if must_fix else 0
         return 0
@@ -199,40 +201,17 @@ def _interrupted(console: Console, resume: str) -> int:
     return 130
 
 
-# Failures the user must fix, with the fix (see docs/architecture.md); the other classes are transient.
-_FAILURE_FIXES = {
-    "context_length": "the prompt plus max_tokens is longer than the served context; serve the model "
-    "with a larger --max-model-len",
-    "auth": "the endpoint rejected the API key; set OPENAI_API_KEY to the key the server was started with",
-    "not_found": "the endpoint does not serve the model under the name sent; check --model against "
-    "GET /v1/models",
-    "bad_request": "the server rejected the request (HTTP 4xx); see results.error_message in the store",
-}
-_TRANSIENT_FIX = "transient; raise --timeout or --max-attempts if it persists"
-# Transient classes whose cause is worth naming: retried like the rest, and never a non-zero exit.
-_TRANSIENT_CAUSES = {
-    "invalid_response": f"the server's answer was not a valid OpenAI response; {_TRANSIENT_FIX}",
-}
-
-
 def _failed_by_class(out: Path, model: str, variant: str, tasks: Sequence[str]) -> dict[str, int]:
     store = Store.open_readonly(out)
     try:
-        counts = store.counts()
+        return store.tally(model, variant, tasks).failed_by_class if tasks else {}
     finally:
         store.close()
-    failed: dict[str, int] = {}
-    for (m, v, task), c in counts.items():
-        if m == model and v == variant and task in tasks:
-            for cls, n in c.failed_by_class.items():
-                failed[cls] = failed.get(cls, 0) + n
-    return failed
 
 
 def _failed_line(failed: dict[str, int], out: Path, must_fix: bool) -> str:
     total = sum(failed.values())
-    explain = {**_TRANSIENT_CAUSES, **_FAILURE_FIXES}
-    parts = [f"{cls} {n} ({explain.get(cls, _TRANSIENT_FIX)})" for cls, n in sorted(failed.items())]
+    parts = [f"{cls} {n} ({fix_for(cls)})" for cls, n in sorted(failed.items())]
     return (
         f"{'error' if must_fix else 'note'}: {total} request(s) ended failed and are not scored: "
         f"{'; '.join(parts)}. "

@@ -3,6 +3,9 @@
 The registry name of a model is its file stem (lowercase HF model name without the organisation). Fields are
 documented in docs/serving.md. ``tp_size``/``pp_size`` turn the per-memory-class GPU count into
 vLLM's tensor- and pipeline-parallel sizes.
+
+A LoRA entry (an ``adapter`` table) is served on its base model's server: it names only what is its own
+(role, counterpart, notes, the adapter) and takes everything about serving from ``servers/<base>.toml``.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from pipeline.adapters import missing_files
+from pipeline.config import ChatMode
 from pipeline.errors import ConfigError
 from pipeline.paths import SERVERS_DIR
 
@@ -43,6 +48,29 @@ class GpuCounts(BaseModel):
         return counts[memory_class]
 
 
+class Adapter(BaseModel):
+    """A LoRA adapter served on its base model's server (vLLM ``--lora-modules NAME=DIR``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base: str = Field(min_length=1)  # registry name of the base model
+    path: str = Field(min_length=1)  # the adapter folder, relative to the folder that holds servers/
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")  # pipeline.adapters.adapter_digest of the folder
+    rank: int = Field(gt=0)  # LoRA rank: the server's --max-lora-rank covers the largest one
+    _folder: Path | None = PrivateAttr(default=None)
+
+    @property
+    def folder(self) -> Path:
+        """The adapter folder as found by load_registry (absolute)."""
+        if self._folder is None:
+            raise ConfigError(f"adapter {self.path}: not loaded through the registry")
+        return self._folder
+
+
+# What a LoRA entry may set itself; every other field is its base model's (one server serves both).
+ADAPTER_OWN_FIELDS = frozenset({"role", "counterpart", "site_label", "notes", "adapter"})
+
+
 class ServerConfig(BaseModel):
     """One model as medsweep serves it."""
 
@@ -61,10 +89,17 @@ class ServerConfig(BaseModel):
     gpus: GpuCounts
     max_model_len: int = Field(gt=0)
     dtype: Literal["auto", "bfloat16", "float16", "float32"]
-    chat_mode: Literal["chat", "chat_nosystem", "base"]
+    chat_mode: ChatMode
     extra_vllm_args: list[str] = Field(default_factory=list)
     stop: list[str] = Field(default_factory=list)
     notes: str = ""
+    adapter: Adapter | None = None
+
+    def identity(self, revision: str | None = None) -> str:
+        """The model identity the content key hashes: ``name@revision``, and for a LoRA entry
+        ``+lora.<first 16 hex of the adapter checksum>`` (a retrained adapter gets new keys)."""
+        base = f"{self.name}@{revision or self.revision}"
+        return base + (f"+lora.{self.adapter.sha256[:16]}" if self.adapter else "")
 
     @model_validator(mode="before")
     @classmethod
@@ -104,18 +139,65 @@ def _format_validation(path: Path, exc: ValidationError) -> str:
     return f"{path}: field '{field}': {first['msg']}"
 
 
-def load_server_config(path: Path) -> ServerConfig:
-    """Read and validate one servers/*.toml file; errors name the file and the field."""
+def _read_raw(path: Path) -> dict[str, object]:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     if "name" in raw:
         raise ConfigError(f"{path}: field 'name': the registry name is the file name; remove the field")
+    return raw
+
+
+def load_server_config(path: Path) -> ServerConfig:
+    """Read and validate one servers/*.toml file; errors name the file and the field. A LoRA entry is
+    completed from its base model's file, and its adapter folder must hold the adapter files."""
+    raw = _read_raw(path)
+    adapter = raw.get("adapter")
+    if "adapter" in raw and not isinstance(adapter, dict):
+        raise ConfigError(
+            f'{path}: field \'adapter\': expected a table: adapter = {{base = "NAME", path = "DIR", '
+            'sha256 = "...", rank = 8}'
+        )
+    if isinstance(adapter, dict):
+        raw = _with_base(path, raw, adapter)
     try:
-        return ServerConfig.model_validate({**raw, "name": path.stem})
+        cfg = ServerConfig.model_validate({**raw, "name": path.stem})
     except ValidationError as exc:
         raise ConfigError(_format_validation(path, exc)) from exc
+    if cfg.adapter is not None:
+        folder = Path(cfg.adapter.path)
+        folder = (folder if folder.is_absolute() else path.parent.parent / folder).resolve()
+        missing = missing_files(folder)
+        if missing:
+            what = "no such folder" if not folder.is_dir() else f"it lacks {', '.join(missing)}"
+            raise ConfigError(
+                f"{path}: field 'adapter.path': {folder}: {what}; the path is relative to the folder that "
+                "holds servers/ (e.g. servers/adapters/NAME)"
+            )
+        cfg.adapter._folder = folder
+    return cfg
+
+
+def _with_base(path: Path, raw: dict[str, object], adapter: dict[str, object]) -> dict[str, object]:
+    """A LoRA entry's own fields over its base model's serving fields."""
+    for field in raw:
+        if field not in ADAPTER_OWN_FIELDS:
+            raise ConfigError(
+                f"{path}: field '{field}': a LoRA entry is served on its base model's server and takes "
+                f"'{field}' from the base's file; set it there, or remove it here"
+            )
+    base = adapter.get("base")
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"{path}: field 'adapter.base': name the registry model the adapter was trained on")
+    base_path = path.parent / f"{base}.toml"
+    if not base_path.is_file():
+        raise ConfigError(f"{path}: field 'adapter.base': no model '{base}' in {path.parent}")
+    base_raw = _read_raw(base_path)
+    if "adapter" in base_raw:
+        raise ConfigError(f"{path}: field 'adapter.base': '{base}' is itself a LoRA entry; name its base")
+    inherited = {k: v for k, v in base_raw.items() if k not in ADAPTER_OWN_FIELDS}
+    return {**inherited, **raw}
 
 
 def load_registry(directory: Path = SERVERS_DIR) -> dict[str, ServerConfig]:
@@ -154,6 +236,11 @@ def get_model(name: str, directory: Path = SERVERS_DIR) -> ServerConfig:
     if cfg is None:
         raise ConfigError(f"unknown model '{name}'{_suggest(name, registry)}")
     return cfg
+
+
+def adapters_of(base: str, directory: Path = SERVERS_DIR) -> list[ServerConfig]:
+    """The LoRA entries whose base is ``base``, by name: what a server of ``base`` serves beside it."""
+    return [cfg for cfg in load_registry(directory).values() if cfg.adapter and cfg.adapter.base == base]
 
 
 def pairs(directory: Path = SERVERS_DIR) -> list[tuple[str, str]]:

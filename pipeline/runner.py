@@ -27,11 +27,12 @@ import orjson
 from asyncio_throttle import Throttler  # type: ignore[attr-defined]
 
 from pipeline.client import Client, Outcome
-from pipeline.config import EvalConfig
+from pipeline.config import ChatMode, EvalConfig
 from pipeline.errors import MedsweepError
 from pipeline.progress import Progress
 from pipeline.request import Request, content_key, merge_stops
-from pipeline.store import ResultRow, Store
+from pipeline.schema import ResultRecord
+from pipeline.store import Store
 from pipeline.tasks.base import AppliedTruncation, RenderContext, Task, TokenCounter
 from pipeline.tasks.prompts import prompt_hashes
 
@@ -50,7 +51,7 @@ class Target:
 
     identity: str
     served_name: str
-    chat_mode: str
+    chat_mode: ChatMode
     max_model_len: int
     truncation: AppliedTruncation = "letters"  # what applies at this endpoint (pipeline.truncation)
 
@@ -94,7 +95,7 @@ class EvalRun:
         self._limit_changed = asyncio.Event()
         self._draining = False  # all requests are queued: no worker may park any more
         self._stopping = asyncio.Event()
-        self._buffer: list[ResultRow] = []
+        self._buffer: list[ResultRecord] = []
         self._pending_progress: list[tuple[str, bool, str | None, int]] = []
         self._sampling = config.sampling.to_sampling()
         self._sampling_body = self._sampling.as_body()
@@ -179,7 +180,7 @@ class EvalRun:
     async def _produce(self, done: set[str]) -> None:
         cfg = self.config
         ctx = RenderContext(
-            chat_mode=self.target.chat_mode,  # type: ignore[arg-type]
+            chat_mode=self.target.chat_mode,
             max_model_len=self.target.max_model_len,
             counter=self.counter,
             variant=cfg.run.variant,
@@ -253,21 +254,23 @@ class EvalRun:
     # --- store ---
 
     def _record(self, request: Request, key: str, outcome: Outcome) -> None:
+        error_class = outcome.error_class.value if outcome.error_class is not None else None
         self._buffer.append(
-            (
-                key, self.run_id, self.target.identity, self.config.run.variant, request.task,
-                request.subtask, request.item_id, request.repeat, request.prompt_hash(),
-                _request_meta(request, self._sampling_body), orjson.dumps(request.reference).decode(),
-                "succeeded" if outcome.ok else "failed", outcome.error_class, outcome.error_message,
-                outcome.text if outcome.ok else None, outcome.finish_reason, outcome.prompt_tokens,
-                outcome.completion_tokens, outcome.latency_s, outcome.attempts, time.time(),
+            ResultRecord(
+                key=key, run_id=self.run_id, model=self.target.identity, variant=self.config.run.variant,
+                task=request.task, subtask=request.subtask, item_id=request.item_id, repeat=request.repeat,
+                prompt_hash=request.prompt_hash(), request_json=_request_meta(request, self._sampling_body),
+                reference_json=orjson.dumps(request.reference).decode(),
+                status="succeeded" if outcome.ok else "failed", error_class=error_class,
+                error_message=outcome.error_message, output=outcome.text if outcome.ok else None,
+                finish_reason=outcome.finish_reason, prompt_tokens=outcome.prompt_tokens,
+                completion_tokens=outcome.completion_tokens, latency_s=outcome.latency_s,
+                attempts=outcome.attempts, updated_at=time.time(),
             )
         )  # fmt: skip
-        self._pending_progress.append(
-            (request.task, outcome.ok, outcome.error_class, outcome.completion_tokens)
-        )
+        self._pending_progress.append((request.task, outcome.ok, error_class, outcome.completion_tokens))
 
-    def _take(self) -> tuple[list[ResultRow], list[tuple[str, bool, str | None, int]]]:
+    def _take(self) -> tuple[list[ResultRecord], list[tuple[str, bool, str | None, int]]]:
         rows, self._buffer = self._buffer, []
         pending, self._pending_progress = self._pending_progress, []
         return rows, pending

@@ -11,10 +11,11 @@ read-only, before anything is written to it, and is never changed.
 
 from __future__ import annotations
 
+import io
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,51 +23,27 @@ from typing import Any
 
 import orjson
 
+from pipeline import schema
 from pipeline.errors import DataError, MedsweepError
+from pipeline.files import DIR_MODE, open_private, private_dir, write_private
+from pipeline.schema import PlanRecord, ResultRecord, RunRecord, ScoreRecord
 from pipeline.storelock import Holder, store_lock
 
 DB_NAME = "medsweep.sqlite"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY, model TEXT NOT NULL, variant TEXT NOT NULL, started_at REAL NOT NULL,
-    finished_at REAL, config_json TEXT NOT NULL, provenance_json TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS plan (
-    model TEXT NOT NULL, variant TEXT NOT NULL, task TEXT NOT NULL, total INTEGER NOT NULL,
-    run_id TEXT NOT NULL, PRIMARY KEY (model, variant, task)
-);
-CREATE TABLE IF NOT EXISTS results (
-    key TEXT PRIMARY KEY, run_id TEXT NOT NULL, model TEXT NOT NULL, variant TEXT NOT NULL,
-    task TEXT NOT NULL, subtask TEXT NOT NULL, item_id TEXT NOT NULL, repeat INTEGER NOT NULL,
-    prompt_hash TEXT NOT NULL, request_json TEXT NOT NULL, reference_json TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('succeeded', 'failed')),
-    error_class TEXT, error_message TEXT, output TEXT, finish_reason TEXT,
-    prompt_tokens INTEGER, completion_tokens INTEGER, latency_s REAL, attempts INTEGER,
-    updated_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS results_by_model_task ON results (model, variant, task, status);
-CREATE TABLE IF NOT EXISTS scores (
-    key TEXT PRIMARY KEY, model TEXT NOT NULL, variant TEXT NOT NULL, task TEXT NOT NULL,
-    subtask TEXT NOT NULL, item_id TEXT NOT NULL, repeat INTEGER NOT NULL,
-    parsed_json TEXT, strict_valid INTEGER NOT NULL, metrics_json TEXT NOT NULL
-);
-"""
-
-_UPSERT = """
-INSERT INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-ON CONFLICT (key) DO UPDATE SET
-    run_id = excluded.run_id, status = excluded.status, error_class = excluded.error_class,
-    error_message = excluded.error_message, output = excluded.output,
-    finish_reason = excluded.finish_reason, prompt_tokens = excluded.prompt_tokens,
-    completion_tokens = excluded.completion_tokens, latency_s = excluded.latency_s,
-    attempts = results.attempts + excluded.attempts, updated_at = excluded.updated_at
-WHERE results.status != 'succeeded'
-"""
-
-ResultRow = tuple[Any, ...]
-"""A row of ``results`` in column order (see ``_SCHEMA``)."""
+# The tables are generated from their records (pipeline.schema); the index serves status and scoring.
+_SCHEMA = "\n".join(
+    [
+        *(schema.create_table(t) for t in schema.TABLES),
+        "CREATE INDEX IF NOT EXISTS results_by_model_task ON results (model, variant, task, status);",
+    ]
+)
+# The store's one guarantee for resuming: a later outcome never overwrites a succeeded result (the WHERE).
+_UPSERT = schema.upsert(
+    schema.RESULTS, keep=schema.RESULT_IDENTITY, add=("attempts",), where="results.status != 'succeeded'"
+)
+_INSERT_SCORE = schema.insert(schema.SCORES, replace=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +159,41 @@ def _connect(path: Path, uri: str | None = None) -> sqlite3.Connection:
     return conn
 
 
+def snapshot(path: Path, tables: Sequence[schema.Table]) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of ``tables`` (their record's columns, in order) from the store file ``path``, read-only
+    and in one transaction, so that they agree while an eval is still writing (the report reads this)."""
+    check_intact(path)
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    try:
+        con = sqlite3.connect(uri, uri=True)
+    except sqlite3.Error as exc:
+        raise DataError(f"{path}: cannot open the store read-only ({exc})") from None
+    try:
+        con.execute("BEGIN")  # one snapshot of all tables while an eval may still be writing
+        rows = {table.name: _read_table(con, path, table) for table in tables}
+        con.execute("COMMIT")
+    except sqlite3.DatabaseError as exc:
+        raise DataError(f"{path}: not a readable medsweep store ({exc})") from None
+    finally:
+        con.close()
+    return rows
+
+
+def _read_table(con: sqlite3.Connection, path: Path, table: schema.Table) -> list[tuple[Any, ...]]:
+    present = {row[1] for row in con.execute(f"PRAGMA table_info({table.name})")}
+    if not present:
+        raise DataError(
+            f"{path}: table {table.name!r} is missing; is this a medsweep store (see docs/architecture.md)?"
+        )
+    missing = [col for col in table.names if col not in present]
+    if missing:
+        raise DataError(
+            f"{path}: table {table.name!r} lacks column(s) {', '.join(missing)}; the store is from an "
+            "incompatible medsweep version"
+        )
+    return con.execute(f"SELECT {', '.join(table.names)} FROM {table.name}").fetchall()
+
+
 class Store:
     """Read-write access for one eval process (the writer) or read-only access for status and reports."""
 
@@ -191,13 +203,13 @@ class Store:
 
     @classmethod
     def open(cls, out_dir: Path) -> Store:
-        out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(out_dir, 0o700)
+        private_dir(out_dir)
+        os.chmod(out_dir, DIR_MODE)  # an existing --out too: the store's directory is always private
         path = db_path(out_dir)
         check_intact(path)
         if not path.exists():
             try:
-                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+                os.close(open_private(path, os.O_WRONLY))
             except OSError as exc:
                 raise MedsweepError(f"cannot create {path}: {exc.strerror}; check --out") from None
         conn = _connect(path)
@@ -233,20 +245,18 @@ class Store:
     def begin_run(
         self, run_id: str, model: str, variant: str, config: dict[str, Any], provenance: dict[str, Any]
     ) -> None:
-        self.conn.execute(
-            "INSERT INTO runs VALUES (?,?,?,?,?,?,?)",
-            (run_id, model, variant, time.time(), None, _dumps(config), _dumps(provenance)),
-        )
+        record = RunRecord(
+            run_id=run_id, model=model, variant=variant, started_at=time.time(), finished_at=None,
+            config_json=_dumps(config), provenance_json=_dumps(provenance),
+        )  # fmt: skip
+        self.conn.execute(schema.insert(schema.RUNS), record)
 
     def finish_run(self, run_id: str) -> None:
         self.conn.execute("UPDATE runs SET finished_at = ? WHERE run_id = ?", (time.time(), run_id))
 
     def set_plan(self, model: str, variant: str, task: str, total: int, run_id: str) -> None:
-        self.conn.execute(
-            "INSERT INTO plan VALUES (?,?,?,?,?) ON CONFLICT (model, variant, task) DO UPDATE SET "
-            "total = excluded.total, run_id = excluded.run_id",
-            (model, variant, task, total, run_id),
-        )
+        record = PlanRecord(model=model, variant=variant, task=task, total=total, run_id=run_id)
+        self.conn.execute(schema.upsert(schema.PLAN, keep=()), record)
 
     def runs(self) -> list[dict[str, Any]]:
         cur = self.conn.execute("SELECT * FROM runs ORDER BY started_at")
@@ -262,7 +272,7 @@ class Store:
         )
         return {row[0] for row in cur}
 
-    def write_results(self, rows: Iterable[ResultRow]) -> None:
+    def write_results(self, rows: Iterable[ResultRecord]) -> None:
         """Commit a batch of results in one transaction."""
         with self._transaction():
             self.conn.executemany(_UPSERT, rows)
@@ -280,9 +290,9 @@ class Store:
         finally:
             self.conn.row_factory = None
 
-    def write_scores(self, rows: Iterable[tuple[Any, ...]]) -> None:
+    def write_scores(self, rows: Iterable[ScoreRecord]) -> None:
         with self._transaction():
-            self.conn.executemany("INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+            self.conn.executemany(_INSERT_SCORE, rows)
 
     # --- status ---
 
@@ -310,6 +320,43 @@ class Store:
             out[key] = Counts(max(totals.get(key, 0), s + f), s, f, by_class.get(key, {}))
         return out
 
+    def tally(
+        self, model: str | None = None, variant: str | None = None, tasks: Sequence[str] = ()
+    ) -> Counts:
+        """``counts()`` summed over the (model, variant, task)s that match (all of them by default; every
+        task of the model when ``tasks`` is empty)."""
+        total = succeeded = failed = 0
+        by_class: dict[str, int] = {}
+        for (m, v, t), c in self.counts().items():
+            if (model is not None and m != model) or (variant is not None and v != variant):
+                continue
+            if tasks and t not in tasks:
+                continue
+            total, succeeded, failed = total + c.total, succeeded + c.succeeded, failed + c.failed
+            for cls, n in c.failed_by_class.items():
+                by_class[cls] = by_class.get(cls, 0) + n
+        return Counts(total, succeeded, failed, by_class)
+
+    def failed_by_subtask(self, model: str, variant: str) -> dict[tuple[str, str], int]:
+        """Failed results of ``model`` per (task, subtask): what the eval summary lists beside the scores."""
+        cur = self.conn.execute(
+            "SELECT task, subtask, COUNT(*) FROM results "
+            "WHERE model = ? AND variant = ? AND status = 'failed' GROUP BY task, subtask",
+            (model, variant),
+        )
+        return {(t, s): n for t, s, n in cur}
+
+    def token_totals(self, model: str, variant: str, tasks: Sequence[str] = ()) -> tuple[int, int]:
+        """Prompt and completion tokens of ``model``'s succeeded results (on ``tasks``; all when empty)."""
+        sql = (
+            "SELECT COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0) FROM results "
+            "WHERE model = ? AND variant = ? AND status = 'succeeded'"
+        )
+        if tasks:
+            sql += f" AND task IN ({','.join('?' * len(tasks))})"
+        row = self.conn.execute(sql, (model, variant, *tasks)).fetchone()
+        return int(row[0]), int(row[1])
+
     def integrity_ok(self) -> bool:
         return bool(self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
 
@@ -325,10 +372,10 @@ class Store:
         )
         names = [d[0] for d in cur.description]
         frame = pl.DataFrame(cur.fetchall(), schema=names, orient="row", infer_schema_length=None)
-        dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        frame.write_parquet(dest)
-        os.chmod(dest, 0o600)
-        return dest
+        buffer = io.BytesIO()
+        frame.write_parquet(buffer)
+        private_dir(dest.parent)
+        return write_private(dest, buffer.getvalue())
 
     def _transaction(self) -> _Tx:
         return _Tx(self.conn)

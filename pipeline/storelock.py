@@ -28,6 +28,7 @@ from pathlib import Path
 import orjson
 
 from pipeline.errors import MedsweepError
+from pipeline.files import open_private
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +83,7 @@ def lock_path(store_path: Path, model: str, variant: str) -> Path:
 def store_lock(store_path: Path, model: str, variant: str) -> Iterator[Holder]:
     """Hold the (store, model, variant) lock for the ``with`` block, or raise ``StoreLockedError``."""
     path = lock_path(store_path, model, variant)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = open_private(path, os.O_RDWR)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

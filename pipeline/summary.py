@@ -15,6 +15,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.schema import ScoreRecord
 from pipeline.store import Store
 
 
@@ -33,7 +34,7 @@ def score_tasks(store: Store, model: str, variant: str, tasks: Sequence[str]) ->
     from pipeline import scoring
     from pipeline.scoring.structured import STRUCTURED_TASKS, as_answer_text
 
-    failed = _failed_counts(store, model, variant)
+    failed = store.failed_by_subtask(model, variant)
     summaries: list[TaskSummary] = []
     for task in tasks:
         rows = list(store.iter_results(model, variant, task))
@@ -49,17 +50,17 @@ def score_tasks(store: Store, model: str, variant: str, tasks: Sequence[str]) ->
                 subtasks=[r["subtask"] for r in rows],
             )
             store.write_scores(
-                (
-                    r["key"],
-                    model,
-                    variant,
-                    task,
-                    r["subtask"],
-                    r["item_id"],
-                    r["repeat"],
-                    orjson.dumps(item.parsed).decode(),
-                    int(item.strict_valid),
-                    orjson.dumps(item.metrics).decode(),
+                ScoreRecord(
+                    key=r["key"],
+                    model=model,
+                    variant=variant,
+                    task=task,
+                    subtask=r["subtask"],
+                    item_id=r["item_id"],
+                    repeat=r["repeat"],
+                    parsed_json=orjson.dumps(item.parsed).decode(),
+                    strict_valid=int(item.strict_valid),
+                    metrics_json=orjson.dumps(item.metrics).decode(),
                 )
                 for r, item in zip(rows, items, strict=True)
             )
@@ -77,15 +78,6 @@ def score_tasks(store: Store, model: str, variant: str, tasks: Sequence[str]) ->
             if t == task and sub not in by_subtask and subtasks != [""]:
                 summaries.append(TaskSummary(task, sub, 0, n, {}, ()))
     return summaries
-
-
-def _failed_counts(store: Store, model: str, variant: str) -> dict[tuple[str, str], int]:
-    cur = store.conn.execute(
-        "SELECT task, subtask, COUNT(*) FROM results WHERE model = ? AND variant = ? AND status = 'failed' "
-        "GROUP BY task, subtask",
-        (model, variant),
-    )
-    return {(t, s): n for t, s, n in cur}
 
 
 _LABELS = {

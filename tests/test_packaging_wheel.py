@@ -72,6 +72,19 @@ def test_the_installed_package_is_the_wheel_not_the_checkout(installed: Installe
         assert folder.is_dir() and folder.is_relative_to(installed.venv), line
 
 
+def test_the_demo_adapter_ships_in_the_wheel_and_verifies_there(installed: Installed) -> None:
+    probe = (
+        "from pipeline.registry import get_model; from pipeline.serving.lora import verify; "
+        "cfg = get_model('smollm2-135m-meqsum-lora'); verify([cfg]); print(cfg.adapter.folder)"
+    )
+    done = subprocess.run(
+        [str(installed.venv / "bin" / "python"), "-c", probe], cwd=installed.elsewhere, env=installed.env,
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()).is_relative_to(installed.venv), done.stdout
+
+
 def test_models_lists_the_registry_from_the_wheel(installed: Installed) -> None:
     done = installed.medsweep("models", "--json")
     assert done.returncode == 0, done.stderr

@@ -22,11 +22,10 @@ def status_report(out: Path) -> dict[str, Any]:
 
     store = Store.open_readonly(out)
     try:
-        counts = store.counts()
+        counts, totals = store.counts(), store.tally()
     finally:
         store.close()
     rows = []
-    failed_by_class: dict[str, int] = {}
     for (model, variant, task), c in counts.items():
         rows.append(
             {
@@ -35,15 +34,13 @@ def status_report(out: Path) -> dict[str, Any]:
                 "pending": c.pending,
             }
         )  # fmt: skip
-        for cls, n in c.failed_by_class.items():
-            failed_by_class[cls] = failed_by_class.get(cls, 0) + n
     return {
         "out": str(out),
-        "total": sum(r["total"] for r in rows),
-        "succeeded": sum(r["succeeded"] for r in rows),
-        "failed": sum(r["failed"] for r in rows),
+        "total": totals.total,
+        "succeeded": totals.succeeded,
+        "failed": totals.failed,
         "pending": sum(r["pending"] for r in rows),
-        "failed_by_class": failed_by_class,
+        "failed_by_class": totals.failed_by_class,
         "tasks": rows,
     }
 

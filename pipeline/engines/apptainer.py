@@ -17,6 +17,7 @@ from pipeline.engines.common import (
 from pipeline.errors import ConfigError
 from pipeline.serving.argv import CPU_ENV, NO_TELEMETRY_ENV, server_url, vllm_flags
 from pipeline.serving.image import pinned_image
+from pipeline.serving.lora import adapter_mounts
 
 CONTAINER_MODELS = "/models"
 
@@ -46,11 +47,18 @@ class ApptainerEngine(ProcessEngine):
             model = inside
         else:
             model = cfg.hf_id
+        mounts, adapter_dirs = adapter_mounts(target.adapters, "--bind")
+        argv += mounts
         argv += [x for k, v in env.items() for x in ("--env", f"{k}={v}")]
         image = target.image or pinned_image(target.device)
         tp = max(1, len(target.gpus))
         flags = vllm_flags(
-            cfg, tensor_parallel=tp, max_model_len=target.max_model_len, with_revision=not cfg.local_path
+            cfg,
+            tensor_parallel=tp,
+            max_model_len=target.max_model_len,
+            with_revision=not cfg.local_path,
+            adapters=target.adapters,
+            adapter_dirs=adapter_dirs,
         )
         argv += [image_ref(image), "vllm", "serve", model, *flags]
         argv += ["--host", target.host, "--port", str(target.port)]

@@ -47,6 +47,8 @@ class Target:
     api_key: bool = False  # the server requires VLLM_API_KEY (passed by name, never on a command line)
     max_model_len: int | None = None
     image: str | None = None  # container engines: instead of the pinned image
+    # LoRA entries of ``model`` served beside it (pipeline.serving.lora); their checksums are checked first.
+    adapters: tuple[ServerConfig, ...] = ()
 
 
 @dataclass(frozen=True)

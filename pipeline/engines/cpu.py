@@ -18,7 +18,11 @@ class CpuEngine(ProcessEngine):
     def plan(self, target: Target) -> Launch:
         # `vllm serve PATH` (positional) is the documented form; the flags after it are the shared ones.
         args = vllm_flags(
-            target.model, tensor_parallel=1, max_model_len=target.max_model_len, with_revision=False
+            target.model,
+            tensor_parallel=1,
+            max_model_len=target.max_model_len,
+            with_revision=False,
+            adapters=target.adapters,
         )
         vllm_bin = str(vllm_venv() / "bin" / "vllm")
         argv = [vllm_bin, "serve", str(model_dir(target.model)), *args]

@@ -12,6 +12,7 @@ from pipeline.errors import ConfigError
 from pipeline.serving import docker
 from pipeline.serving.argv import CPU_ENV, NO_TELEMETRY_ENV, server_url, vllm_flags
 from pipeline.serving.image import IMAGE_VARIABLES, pinned_image
+from pipeline.serving.lora import adapter_mounts
 
 CONTAINER_PORT = 8000
 CONTAINER_HF_CACHE = "/root/.cache/huggingface"
@@ -54,9 +55,16 @@ def run_argv(target: Target, image: str, hf_cache: Path) -> list[str]:
     argv += ["-e", "HF_TOKEN", *(x for k, v in env.items() for x in ("-e", f"{k}={v}"))]
     if target.api_key:
         argv += ["-e", "VLLM_API_KEY"]
+    mounts, adapter_dirs = adapter_mounts(target.adapters, "-v")
+    argv += mounts
     tp = max(1, len(target.gpus))
     flags = vllm_flags(
-        cfg, tensor_parallel=tp, max_model_len=target.max_model_len, with_revision=not cfg.local_path
+        cfg,
+        tensor_parallel=tp,
+        max_model_len=target.max_model_len,
+        with_revision=not cfg.local_path,
+        adapters=target.adapters,
+        adapter_dirs=adapter_dirs,
     )
     # `vllm serve MODEL` (positional): the entrypoint of both images is `vllm serve`.
     return [*argv, image, model, *flags]

@@ -12,7 +12,7 @@ from pipeline.errors import ConfigError
 from pipeline.report import aggregate, compare
 from pipeline.report.compat import find_mismatches, run_settings
 from pipeline.report.load import item_records, load_stores
-from pipeline.report.pairs import Pair, all_pairs
+from pipeline.report.pairs import Pair, all_pairs, resolve_pairs
 
 BIOMEDICAL, GENERAL, OTHER = "biomedical", "general", "other"
 
@@ -68,17 +68,7 @@ def build_report(
     data = load_stores(outs)
     items = item_records(data)
     present = set(items["model"].unique().to_list())
-    notes: list[str] = []
-    pairs: list[Pair] = []
-    for pair in all_pairs(pair_flags, servers_dir):
-        absent = [m for m in (pair.biomedical, pair.general) if m not in present]
-        if not absent:
-            pairs.append(pair)
-        elif len(absent) == 1 or pair.source == "--pair":
-            notes.append(
-                f"pair {pair.biomedical}={pair.general} ({pair.source}) skipped: no results for "
-                f"{', '.join(absent)}"
-            )
+    pairs, notes = resolve_pairs(all_pairs(pair_flags, servers_dir), present)
     if not pairs and present:
         notes.append(
             "no biomedical/general pair has results in these stores: no paired comparison "

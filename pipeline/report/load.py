@@ -1,67 +1,27 @@
 """Read medsweep stores (``<out>/medsweep.sqlite``) read-only into polars DataFrames.
 
 The store is in WAL mode and may be written while we read: each store is opened with
-``file:...?mode=ro`` and its three tables are read inside one transaction, so they form one snapshot.
+``file:...?mode=ro`` and its three tables are read inside one transaction, so they form one snapshot
+(``pipeline.store.snapshot``).
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
+from pipeline import schema
 from pipeline.errors import DataError
+from pipeline.schema import polars_schema
 from pipeline.store import DB_NAME as STORE_NAME
-from pipeline.store import check_intact
+from pipeline.store import snapshot
 
-RUNS_SCHEMA: dict[str, pl.DataType] = {
-    "run_id": pl.String(),
-    "model": pl.String(),
-    "variant": pl.String(),
-    "started_at": pl.Float64(),
-    "finished_at": pl.Float64(),
-    "config_json": pl.String(),
-    "provenance_json": pl.String(),
-}
-RESULTS_SCHEMA: dict[str, pl.DataType] = {
-    "key": pl.String(),
-    "run_id": pl.String(),
-    "model": pl.String(),
-    "variant": pl.String(),
-    "task": pl.String(),
-    "subtask": pl.String(),
-    "item_id": pl.String(),
-    "repeat": pl.Int64(),
-    "prompt_hash": pl.String(),
-    "request_json": pl.String(),
-    "reference_json": pl.String(),
-    "status": pl.String(),
-    "error_class": pl.String(),
-    "error_message": pl.String(),
-    "output": pl.String(),
-    "finish_reason": pl.String(),
-    "prompt_tokens": pl.Int64(),
-    "completion_tokens": pl.Int64(),
-    "latency_s": pl.Float64(),
-    "attempts": pl.Int64(),
-    "updated_at": pl.Float64(),
-}
-SCORES_SCHEMA: dict[str, pl.DataType] = {
-    "key": pl.String(),
-    "model": pl.String(),
-    "variant": pl.String(),
-    "task": pl.String(),
-    "subtask": pl.String(),
-    "item_id": pl.String(),
-    "repeat": pl.Int64(),
-    "parsed_json": pl.String(),
-    "strict_valid": pl.Int64(),
-    "metrics_json": pl.String(),
-}
-_TABLES = {"runs": RUNS_SCHEMA, "results": RESULTS_SCHEMA, "scores": SCORES_SCHEMA}
+# The tables the report reads; their columns and types come from the store's records (pipeline.schema).
+_TABLES = (schema.RUNS, schema.RESULTS, schema.SCORES)
+_SCHEMAS: dict[str, dict[str, pl.DataType]] = {t.name: polars_schema(t) for t in _TABLES}
 ITEM_KEY = ("model", "variant", "task", "subtask", "item_id", "repeat")
 
 
@@ -94,40 +54,13 @@ def find_stores(outs: Sequence[Path]) -> list[Path]:
 
 
 def read_store(path: Path) -> dict[str, pl.DataFrame]:
-    check_intact(path)
-    uri = f"{path.resolve().as_uri()}?mode=ro"
-    try:
-        con = sqlite3.connect(uri, uri=True)
-    except sqlite3.Error as exc:
-        raise DataError(f"{path}: cannot open the store read-only ({exc})") from None
-    try:
-        con.execute("BEGIN")  # one snapshot of all tables while an eval may still be writing
-        frames = {name: _read_table(con, path, name, schema) for name, schema in _TABLES.items()}
-        con.execute("COMMIT")
-    except sqlite3.DatabaseError as exc:
-        raise DataError(f"{path}: not a readable medsweep store ({exc})") from None
-    finally:
-        con.close()
-    return frames
-
-
-def _read_table(
-    con: sqlite3.Connection, path: Path, table: str, schema: dict[str, pl.DataType]
-) -> pl.DataFrame:
-    present = {row[1] for row in con.execute(f"PRAGMA table_info({table})")}
-    if not present:
-        raise DataError(
-            f"{path}: table {table!r} is missing; is this a medsweep store (see docs/architecture.md)?"
+    rows = snapshot(path, _TABLES)
+    return {
+        table.name: pl.DataFrame(rows[table.name], schema=_SCHEMAS[table.name], orient="row").with_columns(
+            pl.lit(str(path)).alias("store")
         )
-    missing = [col for col in schema if col not in present]
-    if missing:
-        raise DataError(
-            f"{path}: table {table!r} lacks column(s) {', '.join(missing)}; the store is from an "
-            "incompatible medsweep version"
-        )
-    rows = con.execute(f"SELECT {', '.join(schema)} FROM {table}").fetchall()
-    frame = pl.DataFrame(rows, schema=schema, orient="row")
-    return frame.with_columns(pl.lit(str(path)).alias("store"))
+        for table in _TABLES
+    }
 
 
 def load_stores(outs: Sequence[Path]) -> StoreData:

@@ -9,8 +9,8 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.errors import ConfigError
+from pipeline.files import private_dir, write_private
 from pipeline.report.build import Report
-from pipeline.report.files import private_dir, write_private
 from pipeline.report.samples import collect_samples
 
 FORMATS = ("md", "csv", "html", "parquet", "png")

@@ -75,13 +75,27 @@ async def _render(task: str, settings: dict[str, Any], into: dict[str, str]) -> 
         into.setdefault(request.prompt_hash(), prompt_as_text(request))
 
 
+def _render_once(task: str, settings: dict[str, Any], into: dict[str, str]) -> str:
+    """Render ``task``'s prompts into ``into``; why not, or "" when they were rendered."""
+    if not Path(settings["data_dir"]).is_dir():
+        return (
+            f"the data folder {settings['data_dir']} (from the run's configuration) is not here: "
+            "make the report where the eval ran, or pass --data-dir"
+        )
+    try:
+        asyncio.run(_render(task, settings, into))
+    except MedsweepError as exc:
+        return f"the prompts could not be rendered again: {exc}"
+    return ""
+
+
 def rerender_prompts(
     runs: pl.DataFrame, wanted: Iterable[tuple[str, str, str]], data_dir: Path | None = None
 ) -> PromptIndex:
     """Render the prompts of every (model, variant, task) in ``wanted`` as its runs did. ``data_dir``
     replaces the runs' own data folder (for a report made elsewhere than the eval)."""
     index = PromptIndex()
-    done: set[str] = set()
+    done: dict[str, str] = {}  # rendering settings -> why they gave no prompts ("" when they did)
     for model, variant, task in sorted(set(wanted)):
         configs = runs.filter((pl.col("model") == model) & (pl.col("variant") == variant))["config_json"]
         reasons: list[str] = []
@@ -95,19 +109,10 @@ def rerender_prompts(
                 reasons.append("the run's configuration does not record how its prompts were rendered")
                 continue
             marker = orjson.dumps([task, settings], option=orjson.OPT_SORT_KEYS).decode()
-            if marker in done:
-                continue
-            done.add(marker)
-            if not Path(settings["data_dir"]).is_dir():
-                reasons.append(
-                    f"the data folder {settings['data_dir']} (from the run's configuration) is not here: "
-                    "make the report where the eval ran, or pass --data-dir"
-                )
-                continue
-            try:
-                asyncio.run(_render(task, settings, index.texts))
-            except MedsweepError as exc:
-                reasons.append(f"the prompts could not be rendered again: {exc}")
+            if marker not in done:  # the two models of a pair often share their settings: render once
+                done[marker] = _render_once(task, settings, index.texts)
+            if done[marker]:
+                reasons.append(done[marker])
         if reasons:
             index.why[(model, variant, task)] = reasons[0]
     return index

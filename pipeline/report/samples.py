@@ -8,6 +8,7 @@ no score (failed, unscored or not run). Texts go into the page as JSON data, nev
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,10 +133,9 @@ def _unit_rows(
         ).select(_SIDE_COLUMNS)
         sides.append(frame.join(value, on=["item_id", "repeat"], how="left"))
     bio, gen = sides
-    joined = bio.join(gen, on=["item_id", "repeat"], how="full", coalesce=True, suffix="_g").sort(
-        "item_id", "repeat"
-    )
-    for row in joined.iter_rows(named=True):
+    joined = bio.join(gen, on=["item_id", "repeat"], how="full", coalesce=True, suffix="_g")
+    ordered = sorted(joined.iter_rows(named=True), key=lambda r: (natural_key(r["item_id"]), r["repeat"]))
+    for row in ordered:
         shown = []
         for model, suffix in ((pair.biomedical, ""), (pair.general, "_g")):
             side = {c: row[c + suffix] for c in (*_SIDE_COLUMNS[2:], "value")}
@@ -175,6 +175,12 @@ def _side(
         "parsed": _json_text(side["parsed_json"]),
         "prompt": None if state == "missing" else samples.prompt_ref(text, why, side["prompt_hash"] or ""),
     }
+
+
+def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort ``q2`` before ``q10``: digit runs compare as numbers."""
+    parts = (part for part in re.split(r"(\d+)", text) if part)
+    return tuple((0, int(part)) if part.isdecimal() else (1, part) for part in parts)
 
 
 def _json_text(text: str | None) -> str | None:

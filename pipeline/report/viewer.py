@@ -15,6 +15,7 @@ NOTICE = (
     "<code>medsweep report --samples</code>). They can hold patient text: keep and share this file only "
     "as the data it came from allows."
 )
+_TITLE = "Samples: biomedical vs general, item by item"
 _VERDICTS = (
     ("better", "biomedical better"),
     ("worse", "biomedical worse"),
@@ -37,6 +38,11 @@ def _options(choices: list[tuple[str, str]], everything: str) -> str:
 
 
 def viewer_section(samples: SampleSet) -> str:
+    if not samples.rows:
+        return (
+            f"<section id='samples'><h2>{_TITLE}</h2><p class='note'>No biomedical/general pair was "
+            "compared: there are no paired samples (see the notes).</p></section>"
+        )
     pairs = [
         (
             str(i),
@@ -57,7 +63,7 @@ def viewer_section(samples: SampleSet) -> str:
         "placeholder='item id, output, reference, error'></label>"
     )
     return (
-        "<section id='samples'><h2>Samples: biomedical vs general, item by item</h2>"
+        f"<section id='samples'><h2>{_TITLE}</h2>"
         "<p class='meta'>Every item of every compared task, both models' answers side by side with the "
         "reference. An item's verdict compares the two models' value on it (the mean of the paper's metrics "
         "that both have, as in the paired table): biomedical better, worse, or a tie; none when a side "

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 
 from pipeline.registry import ServerConfig
+from pipeline.serving.lora import lora_flags
 
 # Environment for the embedded CPU server (measured: ../shared/docs/cpu-serving.md): 1 GiB of KV cache
 # (without it start-up fails on the memory check), no core reserved for the API process (~30 % faster).
@@ -26,25 +28,30 @@ def vllm_flags(
     pipeline_parallel: int = 1,
     max_model_len: int | None = None,
     with_revision: bool = True,
+    adapters: Sequence[ServerConfig] = (),
+    adapter_dirs: Sequence[str] | None = None,
 ) -> list[str]:
-    """The vLLM server flags shared by every engine, after the model (``--model X`` or ``serve X``)."""
+    """The vLLM server flags shared by every engine, after the model (``--model X`` or ``serve X``), and the
+    LoRA flags when ``adapters`` are served beside it (``adapter_dirs``: their folders as the server sees
+    them, e.g. a container's mount points; default: the folders on this machine)."""
     args = ["--revision", cfg.revision] if with_revision else []
     args += ["--served-model-name", cfg.name, "--tensor-parallel-size", str(tensor_parallel)]
     if pipeline_parallel > 1:
         args += ["--pipeline-parallel-size", str(pipeline_parallel)]
     args += ["--max-model-len", str(max_model_len or cfg.max_model_len), "--dtype", cfg.dtype]
-    return args + list(cfg.extra_vllm_args)
+    return args + list(cfg.extra_vllm_args) + lora_flags(adapters, adapter_dirs)
 
 
 def vllm_model_args(
-    cfg: ServerConfig, *, tensor_parallel: int, max_model_len: int | None = None
+    cfg: ServerConfig,
+    *,
+    tensor_parallel: int,
+    max_model_len: int | None = None,
+    adapters: Sequence[ServerConfig] = (),
 ) -> list[str]:
     """``--model HF_ID`` and the shared flags (docker and local GPU serving)."""
-    return [
-        "--model",
-        cfg.hf_id,
-        *vllm_flags(cfg, tensor_parallel=tensor_parallel, max_model_len=max_model_len),
-    ]
+    flags = vllm_flags(cfg, tensor_parallel=tensor_parallel, max_model_len=max_model_len, adapters=adapters)
+    return ["--model", cfg.hf_id, *flags]
 
 
 def multinode_plan(

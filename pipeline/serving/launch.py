@@ -16,6 +16,7 @@ from pipeline.errors import ConfigError, EndpointError
 from pipeline.registry import GPUS_PER_NODE, Device, ServerConfig, get_model, pp_size, tp_size
 from pipeline.serving.argv import multinode_plan
 from pipeline.serving.health import wait_healthy
+from pipeline.serving.lora import server_models, verify
 from pipeline.serving.state import ServeState, clear_state, read_state, state_dir, write_state
 
 CPU_DEFAULT_MODEL = "smollm2-135m-instruct"
@@ -145,18 +146,21 @@ def child_env(extra: dict[str, str], api_key: str | None) -> dict[str, str]:
 
 
 def serve(request: ServeRequest, out: object = sys.stdout) -> ServeState | None:
-    """Start the server (or print the command for --dry-run) and return the recorded state."""
+    """Start the server (or print the command for --dry-run) and return the recorded state. A LoRA entry
+    is served on its base model's server, with every adapter of that base."""
     cfg, engine, device = resolve(request)
+    base, adapters = server_models(cfg)
     if request.nodes > 1:
-        _print_multinode(cfg, request)
+        _print_multinode(base, request)
         return None
     memory_class: int | None = None
     gpus: list[int] = []
     if device == "gpu":
         memory_class = request.memory_class or detect_memory_class()
-        gpus = _gpu_list(cfg, request, memory_class)
+        gpus = _gpu_list(base, request, memory_class)
     target = Target(
-        model=cfg,
+        model=base,
+        adapters=tuple(adapters),
         device=device,
         port=request.port,
         host=request.host,
@@ -170,6 +174,7 @@ def serve(request: ServeRequest, out: object = sys.stdout) -> ServeState | None:
         print(launch.shell())
         return None
     _refuse_if_running()
+    verify(adapters)
     engine.check(target, launch)  # a port already taken: docker run or the server itself says so
     api_key = _api_key(request)
     log_path = (state_dir() / f"serve-{cfg.name}-{request.port}.log").resolve()
@@ -178,6 +183,7 @@ def serve(request: ServeRequest, out: object = sys.stdout) -> ServeState | None:
         url=launch.url,
         openai_base_url=launch.url + "/v1",
         served_model=cfg.name,
+        served_models=[base.name, *(a.name for a in adapters)],
         model=cfg.name,
         engine=engine.name,
         device=device,

@@ -10,14 +10,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pipeline.errors import EndpointError
+from pipeline.files import open_private, private_dir
 
 
 def spawn_detached(
     argv: Sequence[str], env: Mapping[str, str], log_path: Path, cwd: Path | None = None
 ) -> int:
     """Start ``argv`` in its own session (one process group to signal), logging to a file."""
-    log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    private_dir(log_path.parent)
+    fd = open_private(log_path, os.O_WRONLY | os.O_TRUNC)
     try:
         proc = subprocess.Popen(
             list(argv),

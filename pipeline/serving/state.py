@@ -14,6 +14,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipeline.errors import ConfigError
+from pipeline.files import private_dir, write_private
 from pipeline.registry import Device
 
 STATE_DIR_ENV = "MEDSWEEP_STATE_DIR"
@@ -29,6 +30,7 @@ class ServeState(BaseModel):
     url: str
     openai_base_url: str
     served_model: str
+    served_models: list[str] = Field(default_factory=list)  # every name it answers to (LoRA: the base too)
     model: str  # registry name (servers/<model>.toml)
     engine: str  # a name of pipeline.engines.ENGINES
     device: Device = "gpu"
@@ -93,14 +95,8 @@ def read_state(path: Path | None = None) -> ServeState | None:
 def write_state(state: ServeState, path: Path | None = None) -> Path:
     """Write atomically with mode 0600 in a 0700 directory."""
     p = state_path(path)
-    p.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(state.model_dump_json(indent=2) + "\n")
-    os.chmod(tmp, 0o600)
-    tmp.replace(p)
-    return p
+    private_dir(p.parent)
+    return write_private(p, state.model_dump_json(indent=2) + "\n", atomic=True)
 
 
 def clear_state(path: Path | None = None) -> None:

@@ -14,19 +14,21 @@ from typing import Any
 
 import orjson
 
+from pipeline.files import open_private, private_dir
+
 JOURNAL_NAME = "sweep-journal.jsonl"
 
 
 class Journal:
     def __init__(self, out_dir: Path) -> None:
-        out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(out_dir)
         self.path = out_dir / JOURNAL_NAME
         self._lock = threading.Lock()
 
     def append(self, model: str, event: str, **details: Any) -> None:
         line = orjson.dumps({"t": round(time.time(), 3), "model": model, "event": event, **details})
         with self._lock:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            fd = open_private(self.path)
             try:
                 os.write(fd, line + b"\n")
                 os.fsync(fd)

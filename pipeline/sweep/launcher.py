@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from pipeline.engines import Running, Target, get_engine
 from pipeline.registry import Device, ServerConfig
 from pipeline.serving.launch import api_key_from_env, child_env
+from pipeline.serving.lora import server_models, verify
 
 
 @dataclass
@@ -84,8 +85,11 @@ class EngineLauncher:
         self.api_key_env = api_key_env
 
     def _target(self, model: ServerConfig, gpus: Sequence[int], port: int) -> Target:
+        """A LoRA entry's server is its base's, with the base's adapters (as `medsweep serve` starts it)."""
+        base, adapters = server_models(model)
         return Target(
-            model=model,
+            model=base,
+            adapters=tuple(adapters),
             device=self.device,
             port=port,
             host=self.host,
@@ -99,6 +103,7 @@ class EngineLauncher:
     def start(self, model: ServerConfig, gpus: Sequence[int], port: int) -> ServerHandle:
         target = self._target(model, gpus, port)
         launch = self.engine.plan(target)
+        verify(target.adapters)
         self.engine.check(target, launch)
         env = child_env(launch.env, api_key_from_env(self.api_key_env, "api_key_env"))
         log_path = (self.log_dir / f"{model.name}.server.log").resolve()

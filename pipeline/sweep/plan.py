@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipeline.config import Variant
 from pipeline.engines import ENGINES, check_engine_name, default_engine
 from pipeline.errors import ConfigError
 from pipeline.paths import DEMO_DATA_DIR, SERVERS_DIR
@@ -37,7 +38,7 @@ class SweepSettings(_Strict):
     out: Path
     data_dir: Path = DEMO_DATA_DIR
     tasks: tuple[str, ...] = ()
-    variant: Literal["paper", "structured"] = "paper"
+    variant: Variant = "paper"
     memory_class: Literal[80, 40, 24] = 80
     gpus: tuple[int, ...] = ()
     engine: str = default_engine("gpu")  # a name of pipeline.engines.ENGINES

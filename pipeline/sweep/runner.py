@@ -23,6 +23,8 @@ from rich.console import Console
 
 from pipeline.config import EvalConfig, load_config
 from pipeline.errors import EndpointError, MedsweepError
+from pipeline.failures import FailureClass
+from pipeline.files import open_private, private_dir
 from pipeline.serving.argv import connect_host
 from pipeline.serving.process import cmdline
 from pipeline.sweep.journal import Journal
@@ -69,7 +71,7 @@ class SweepRunner:
 
     def run(self) -> list[ModelReport]:
         """Run every model of the plan; return one report per model, in plan order."""
-        self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(self.log_dir)
         inventory = slots_for(self.settings, self.models[0])[0] if self.models else []
         needs = {m.name: Need(m.name, slots_for(self.settings, m)[1]) for m in self.models}
         check_fits(list(needs.values()), inventory)
@@ -168,7 +170,7 @@ class SweepRunner:
                     if keeper.gave_up is not None:
                         break
                     stats = model_stats(self.out, report.identity, self.settings.variant, tasks)
-                    down = stats.count("connection", "timeout")
+                    down = stats.count(FailureClass.CONNECTION, FailureClass.TIMEOUT)
                     if not down or report.eval_passes > self.settings.max_restarts:
                         break
                     # The server was down long enough for requests to fail: resend those once it is back.
@@ -339,7 +341,7 @@ def eval_process(config: EvalConfig, provenance: dict[str, Any], log_path: str, 
     """Child-process entry: run one eval, progress into ``log_path``, send back a small result dict."""
     from pipeline.evaluate import run_evaluation
 
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    fd = open_private(Path(log_path))
     with open(fd, "a", encoding="utf-8") as log:
         console = Console(file=log, force_terminal=False, width=120)
         try:

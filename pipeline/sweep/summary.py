@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -11,11 +10,11 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.failures import is_transient
+from pipeline.files import write_private
 from pipeline.store import Store, db_path
 
 SUMMARY_NAME = "sweep-summary.json"
-# Failures a rerun may fix (the server was down or overloaded); the others are final answers of the model.
-RETRYABLE_CLASSES = frozenset({"connection", "timeout", "server_error", "rate_limited", "invalid_response"})
 Status = Literal["done", "incomplete", "failed", "skipped", "interrupted"]
 
 
@@ -36,7 +35,8 @@ class ModelStats:
 
     @property
     def retryable(self) -> int:
-        return sum(n for cls, n in self.failed_by_class.items() if cls in RETRYABLE_CLASSES)
+        """Failures a rerun may fix (the server was down or overloaded; ``FailureClass.transient``)."""
+        return sum(n for cls, n in self.failed_by_class.items() if is_transient(cls))
 
     def count(self, *classes: str) -> int:
         return sum(self.failed_by_class.get(c, 0) for c in classes)
@@ -68,25 +68,18 @@ def model_stats(out: Path, identity: str, variant: str, tasks: tuple[str, ...] =
         return ModelStats()
     store = Store.open_readonly(out)
     try:
-        total = succeeded = failed = 0
-        by_class: dict[str, int] = {}
-        counts = store.counts()
-        for (model, var, task), c in counts.items():
-            if model != identity or var != variant or (tasks and task not in tasks):
-                continue
-            total, succeeded, failed = total + c.total, succeeded + c.succeeded, failed + c.failed
-            for cls, n in c.failed_by_class.items():
-                by_class[cls] = by_class.get(cls, 0) + n
-        wanted = tuple(tasks) or tuple({t for (m, _, t) in counts if m == identity})
-        marks = ",".join("?" * len(wanted)) or "''"
-        row = store.conn.execute(
-            "SELECT COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0) FROM results "
-            f"WHERE model = ? AND variant = ? AND status = 'succeeded' AND task IN ({marks})",
-            (identity, variant, *wanted),
-        ).fetchone()
+        counts = store.tally(identity, variant, tasks)
+        prompt_tokens, completion_tokens = store.token_totals(identity, variant, tasks)
     finally:
         store.close()
-    return ModelStats(total, succeeded, failed, by_class, int(row[0]), int(row[1]))
+    return ModelStats(
+        counts.total,
+        counts.succeeded,
+        counts.failed,
+        counts.failed_by_class,
+        prompt_tokens,
+        completion_tokens,
+    )
 
 
 def write_summary(out: Path, reports: list[ModelReport], wall_s: float) -> Path:
@@ -95,12 +88,7 @@ def write_summary(out: Path, reports: list[ModelReport], wall_s: float) -> Path:
     for r in reports:
         totals[r.status] = totals.get(r.status, 0) + 1
     data = {"wall_s": round(wall_s, 1), "models": totals, "results": [r.as_json() for r in reports]}
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
-    tmp.replace(path)
-    return path
+    return write_private(path, orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n", atomic=True)
 
 
 def print_summary(reports: list[ModelReport], wall_s: float, console: Console) -> None:

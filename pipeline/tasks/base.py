@@ -7,20 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-from pipeline.config import Demonstrations
+from pipeline.config import ChatMode, Demonstrations, Variant
 from pipeline.request import Request
-
-ChatMode = Literal["chat", "chat_nosystem", "base"]
-"""How a prompt is rendered: chat with a system role, chat with the system text merged into the first
-user turn, or one plain-text completion prompt (base models)."""
 
 AppliedTruncation = Literal["v3", "letters"]
 """``v3``: the request asks the server to keep the end of the whole prompt (``truncate_prompt_tokens``);
 ``letters``: the task cuts each letter itself (``pipeline.truncation``)."""
-
-Variant = Literal["paper", "structured"]
-"""``paper`` sends the paper's prompts; ``structured`` adds the answer's JSON schema as
-``response_format`` for closed-answer tasks. The two are never mixed in one score."""
 
 
 class TokenCounter(Protocol):

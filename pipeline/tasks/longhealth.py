@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.config import ChatMode
 from pipeline.errors import DataError
 from pipeline.request import Request
-from pipeline.tasks.base import ChatMode, RenderContext, TokenCounter
+from pipeline.tasks.base import RenderContext, TokenCounter
 from pipeline.tasks.budget import prompt_cap, v3_truncation
 from pipeline.tasks.fewshot import missing_data_error
 from pipeline.tasks.loaders import LongHealthPatient, LongHealthQuestion, load_longhealth, load_once

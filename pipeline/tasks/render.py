@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.config import ChatMode
 from pipeline.request import EndpointKind
-from pipeline.tasks.base import ChatMode
 
 _CONTINUE = {"add_generation_prompt": False, "continue_final_message": True}
 

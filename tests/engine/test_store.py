@@ -7,8 +7,11 @@ import sqlite3
 import stat
 from pathlib import Path
 
+from pipeline import schema
 from pipeline.commands.status import status_report
+from pipeline.failures import FailureClass, is_transient
 from pipeline.request import Request, Sampling, content_key
+from pipeline.schema import ResultRecord
 from pipeline.store import Store
 from tests.support.counting import CountingTask, engine_config, run_engine
 from tests.support.servers import fake_server
@@ -121,3 +124,94 @@ async def test_parquet_export_reads_back_with_polars(tmp_path: Path) -> None:
     assert set(frame["status"]) == {"succeeded"}
     assert {"key", "output", "prompt_hash", "metrics_json"} <= set(frame.columns)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def _record(key: str, status: str, **outcome: object) -> ResultRecord:
+    fields: dict[str, object] = {
+        "key": key, "run_id": "r1", "model": "m@main", "variant": "paper", "task": "t", "subtask": "",
+        "item_id": key, "repeat": 0, "prompt_hash": "h", "request_json": "{}", "reference_json": "null",
+        "status": status, "error_class": None, "error_message": None, "output": None,
+        "finish_reason": None, "prompt_tokens": None, "completion_tokens": None, "latency_s": None,
+        "attempts": 1, "updated_at": 1.0,
+    }  # fmt: skip
+    return ResultRecord(**{**fields, **outcome})  # type: ignore[arg-type]
+
+
+def _row(out: Path, key: str) -> dict[str, object]:
+    with sqlite3.connect(out / "medsweep.sqlite") as conn:
+        conn.row_factory = sqlite3.Row
+        return dict(conn.execute("SELECT * FROM results WHERE key = ?", (key,)).fetchone())
+
+
+def test_a_later_failure_never_overwrites_a_succeeded_result(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    try:
+        store.write_results([_record("k", "succeeded", output="entailment", attempts=2)])
+        late = _record("k", "failed", run_id="r2", error_class="timeout", error_message="slow", attempts=3)
+        store.write_results([late])
+    finally:
+        store.close()
+    row = _row(tmp_path, "k")
+    assert (row["status"], row["output"], row["run_id"], row["attempts"]) == (
+        "succeeded",
+        "entailment",
+        "r1",
+        2,
+    )
+    assert row["error_class"] is None
+
+
+def test_a_retry_replaces_a_failure_and_adds_up_the_attempts(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    try:
+        store.write_results([_record("k", "failed", error_class="server_error", attempts=3)])
+        store.write_results([_record("k", "succeeded", run_id="r2", output="yes", attempts=1)])
+        store.write_results([_record("k", "failed", run_id="r3", error_class="timeout", attempts=4)])
+    finally:
+        store.close()
+    row = _row(tmp_path, "k")
+    assert (row["status"], row["output"], row["run_id"], row["attempts"]) == ("succeeded", "yes", "r2", 4)
+    assert row["error_class"] is None
+
+
+def test_the_tables_are_the_records(tmp_path: Path) -> None:
+    """The DDL, the report's polars schema and the records name the same columns in the same order."""
+    from pipeline.report.load import read_store
+
+    Store.open(tmp_path).close()
+    with sqlite3.connect(tmp_path / "medsweep.sqlite") as conn:
+        for table in schema.TABLES:
+            columns = [(r[1], r[2], bool(r[3])) for r in conn.execute(f"PRAGMA table_info({table.name})")]
+            assert [c[0] for c in columns] == list(table.record._fields)  # type: ignore[attr-defined]
+            assert [not c.nullable for c in table.columns] == [
+                notnull or name in table.primary_key for name, _, notnull in columns
+            ]
+    frames = read_store(tmp_path / "medsweep.sqlite")
+    assert frames["results"].columns == [*ResultRecord._fields, "store"]
+
+
+async def test_store_tallies(tmp_path: Path) -> None:
+    with fake_server("--status-always", "400") as server:
+        await run_engine(engine_config([server.base_url], tmp_path), CountingTask(4, name="bad"))
+    with fake_server() as server:
+        await run_engine(engine_config([server.base_url], tmp_path), CountingTask(6, name="good"))
+    store = Store.open_readonly(tmp_path)
+    try:
+        everything, good = store.tally(), store.tally(tasks=["good"])
+        (model,) = {m for m, _, _ in store.counts()}
+        by_subtask = store.failed_by_subtask(model, "paper")
+        tokens = store.token_totals(model, "paper", ["good"])
+    finally:
+        store.close()
+    assert (everything.total, everything.succeeded, everything.failed) == (10, 6, 4)
+    assert everything.failed_by_class == {"bad_request": 4}
+    assert (good.total, good.failed) == (6, 0)
+    assert by_subtask == {("bad", ""): 4}
+    assert tokens[1] > 0
+
+
+def test_failure_classes_say_whether_a_rerun_helps() -> None:
+    must_fix = {c.value for c in FailureClass if not c.transient}
+    assert must_fix == {"context_length", "auth", "not_found", "bad_request"}
+    assert all(c.fix for c in FailureClass)
+    assert is_transient("a class of a newer version") and FailureClass.parse("nope") is None

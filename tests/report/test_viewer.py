@@ -3,14 +3,19 @@ chromedriver's W3C WebDriver API (``tests.support.webdriver``), and what the rep
 
 from __future__ import annotations
 
+import json
+import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pipeline.cli import main
-from tests.support.stores import SCRIPT_OUTPUT, StoreBuilder, build_viewer_store
+from tests.support.paths import DEMO_DATA_DIR
+from tests.support.servers import fake_server
+from tests.support.stores import SCRIPT_OUTPUT, StoreBuilder, build_pair_store, build_viewer_store
 from tests.support.webdriver import BrowserUnavailable, Session, browser
 
 PAIR = ["--pair", "bio-7b=base-7b"]
@@ -198,6 +203,25 @@ def test_thousand_items_are_paged(session: Session, tmp_path: Path) -> None:
     _expect_rows(session, ["q0999"])
 
 
+def test_viewer_filters_by_pair(session: Session, tmp_path: Path) -> None:
+    """Two pairs sharing a general model; items in natural order (q2 before q10)."""
+    build_pair_store(tmp_path / "run")
+    pairs = ["--pair", "bio-7b=base-7b", "--pair", "other-3b=base-7b"]
+    assert main(["report", "--out", str(tmp_path / "run"), *pairs, "--format", "html", "--samples"]) == 0
+    _load(session, tmp_path / "run" / "report" / "report.html")
+    assert session.text(session.find("#samples-pair option[value='1']")) == "other-3b vs base-7b"
+    _choose(session, "samples-pair", "1")
+    _choose(session, "samples-task", "meqsum")
+    # other-3b answered meqsum items 0-4; base-7b answered q0-q32: no shared item, so no verdict.
+    expected = [str(i) for i in range(5)] + [f"q{i}" for i in range(33)]
+    _choose(session, "samples-verdict", "none")
+    _expect_rows(session, expected)
+    # 157 rows of bio-7b vs base-7b (8 task units; LongHealth: 10 items x 2 repeats each), 83 of other-3b's.
+    assert session.text(session.find("#samples-count")) == "items 1–38 of 38 matching (240 in all)"
+    _choose(session, "samples-pair", "0")
+    _expect_rows(session, [f"q{i}" for i in range(30, 33)])  # bio-7b's three timeouts
+
+
 def test_without_samples_the_report_holds_no_outputs(tmp_path: Path) -> None:
     build_viewer_store(tmp_path / "run")
     text = _report(tmp_path / "run").read_text()
@@ -205,6 +229,33 @@ def test_without_samples_the_report_holds_no_outputs(tmp_path: Path) -> None:
         assert absent not in text
     assert "contains model outputs" not in text
     assert stat.S_IMODE((tmp_path / "run" / "report" / "report.html").stat().st_mode) == 0o600
+
+
+def test_prompts_from_elsewhere_need_data_dir(tmp_path: Path) -> None:
+    """A report made away from the eval's data folder says why it shows no prompt; --data-dir fixes it."""
+    build_viewer_store(tmp_path / "run", data_dir=tmp_path / "gone")
+    page = _report(tmp_path / "run", "--samples")
+    mednli = [r for r in _viewer_data(page)["rows"] if r["unit"] == "mednli"]
+    whys = {_viewer_data(page)["prompts"][r["sides"][0]["prompt"]].get("why") for r in mednli}
+    assert whys == {
+        f"the data folder {tmp_path / 'gone'} (from the run's configuration) is not here: make the report "
+        "where the eval ran, or pass --data-dir"
+    }
+    page = _report(tmp_path / "run", "--samples", "--data-dir", str(DEMO_DATA_DIR))
+    data = _viewer_data(page)
+    texts = [data["prompts"][r["sides"][0]["prompt"]] for r in data["rows"] if r["unit"] == "mednli"]
+    assert all(t.get("text", "").startswith("[system]\n") for t in texts)
+
+
+def test_samples_without_a_pair_say_so(tmp_path: Path) -> None:
+    store = StoreBuilder(tmp_path / "run")
+    store.add_run("r", "lonely-1b")
+    store.add("r", "lonely-1b", "mednli", "m0", {"accuracy": 100.0})
+    store.close()
+    assert main(["report", "--out", str(tmp_path / "run"), "--format", "html", "--samples"]) == 0
+    text = (tmp_path / "run" / "report" / "report.html").read_text()
+    assert "No biomedical/general pair was compared: there are no paired samples" in text
+    assert "answer m0" not in text
 
 
 def test_samples_needs_the_html_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -217,3 +268,44 @@ def test_samples_needs_the_html_format(tmp_path: Path, capsys: pytest.CaptureFix
         "add html to --format"
     ]
     assert not (tmp_path / "run" / "report").exists()
+
+
+def _viewer_data(page: Path) -> dict[str, Any]:
+    found = re.search(r"<script type='application/json' id='samples-data'>(.*?)</script>", page.read_text())
+    assert found is not None
+    data: dict[str, Any] = json.loads(found.group(1))
+    return data
+
+
+def test_prompts_of_real_eval_runs_are_rendered_again(tmp_path: Path) -> None:
+    """Two models evaluated on all six tasks of the demo data (fake servers; the general one as a base model,
+    so the two prompts differ): every row of the viewer shows each side's prompt, exactly as it was sent."""
+    out = tmp_path / "out"
+    sent: dict[str, list[dict[str, Any]]] = {}
+    for model, mode in (("bio-x", "chat"), ("base-x", "base")):
+        with fake_server("--model", model, "--max-model-len", "8192") as server:
+            code = main(["eval", "--base-url", server.base_url, "--model", model, "--chat-mode", mode,
+                         "--data-dir", str(DEMO_DATA_DIR), "--out", str(out)])  # fmt: skip
+            assert code in (0, 1)
+            sent[model] = server.requests()
+    page = out / "report" / "report.html"
+    assert main(["report", "--out", str(out), "--pair", "bio-x=base-x", "--format", "html", "--samples"]) == 0
+    data = _viewer_data(page)
+    units = {row["unit"] for row in data["rows"]}
+    assert units == {"mednli", "meqsum", "probsum", "medisumqa", "medisumcode"} | {
+        f"longhealth/task{i}" for i in (1, 2, 3)
+    }
+    prompts = data["prompts"]
+    assert all("text" in p for p in prompts), [p["why"] for p in prompts if "why" in p]
+    for row in data["rows"]:
+        bio, base = (prompts[side["prompt"]]["text"] for side in row["sides"])
+        assert bio.startswith("[system]\n") and not base.startswith("[system]")
+    shown = {prompts[row["sides"][1]["prompt"]]["text"] for row in data["rows"]}
+    assert {body["prompt"] for body in sent["base-x"] if "prompt" in body} == shown
+    shown = {prompts[row["sides"][0]["prompt"]]["text"] for row in data["rows"]}
+    chats = {
+        "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in body["messages"])
+        for body in sent["bio-x"]
+        if "messages" in body
+    }
+    assert chats == shown

@@ -252,17 +252,19 @@ def demo_mednli_requests(n: int) -> list[Any]:
     return asyncio.run(collect())
 
 
-def build_viewer_store(out: Path) -> dict[str, list[str]]:
+def build_viewer_store(out: Path, data_dir: Path | None = None) -> dict[str, list[str]]:
     """``bio-7b`` vs ``base-7b`` (pair them with --pair) on MedNLI and MeQSum, with known per-item verdicts.
 
     MedNLI: the first 6 demo-data items, with their real prompt hashes (the viewer can render those prompts
     again from demo_data/): items 0-1 tie (both right), 2 bio better, 3-4 bio worse, 5 bio failed (timeout).
     MeQSum: q0 bio worse (its output is ``SCRIPT_OUTPUT``), q1 tie, q2 base failed (server_error), q3 bio
     better; placeholder prompt hashes (no data renders them). Returns the item ids of each expectation.
+    ``data_dir`` is the data folder the runs' configuration names (default: demo_data/, where it is).
     """
     from pipeline.paths import DEMO_DATA_DIR
 
-    config = VIEWER_CONFIG | {"run": VIEWER_CONFIG["run"] | {"data_dir": str(DEMO_DATA_DIR)}}
+    recorded = str(data_dir or DEMO_DATA_DIR)
+    config = VIEWER_CONFIG | {"run": VIEWER_CONFIG["run"] | {"data_dir": recorded}}
     store = StoreBuilder(out)
     for model in ("bio-7b", "base-7b"):
         store.add_run(f"run-{model}", model, config_extra=config)
