@@ -51,10 +51,9 @@ class ApptainerEngine(ProcessEngine):
         argv += mounts
         argv += [x for k, v in env.items() for x in ("--env", f"{k}={v}")]
         image = target.image or pinned_image(target.device)
-        tp = max(1, len(target.gpus))
         flags = vllm_flags(
             cfg,
-            tensor_parallel=tp,
+            **target.parallel(),
             max_model_len=target.max_model_len,
             with_revision=not cfg.local_path,
             adapters=target.adapters,

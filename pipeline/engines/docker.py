@@ -57,10 +57,9 @@ def run_argv(target: Target, image: str, hf_cache: Path) -> list[str]:
         argv += ["-e", "VLLM_API_KEY"]
     mounts, adapter_dirs = adapter_mounts(target.adapters, "-v")
     argv += mounts
-    tp = max(1, len(target.gpus))
     flags = vllm_flags(
         cfg,
-        tensor_parallel=tp,
+        **target.parallel(),
         max_model_len=target.max_model_len,
         with_revision=not cfg.local_path,
         adapters=target.adapters,

@@ -21,10 +21,10 @@ FAKESERVER = Path(__file__).with_name("fakeserver.py")
 
 
 @dataclass
-class RunningServer:
+class ServerControl:
+    """The test controls of a fake server listening on ``port`` (started here or elsewhere, e.g. in a job)."""
+
     port: int
-    process: subprocess.Popen[bytes]
-    args: list[str]
 
     @property
     def root(self) -> str:
@@ -64,6 +64,12 @@ class RunningServer:
         """The last request bodies the server received (oldest first)."""
         data: list[dict[str, Any]] = httpx.get(f"{self.root}/_requests", timeout=10).json()
         return data
+
+
+@dataclass
+class RunningServer(ServerControl):
+    process: subprocess.Popen[bytes]
+    args: list[str]
 
     def kill(self) -> None:
         self.process.kill()
