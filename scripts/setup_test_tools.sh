@@ -2,8 +2,9 @@
 # Installs the Debian tools that the tests drive, once: docker-compose (1.29, validates compose files without
 # a Docker engine), chromium (headless screenshots of the HTML report) and chromium-driver (chromedriver: the
 # report's sample viewer is driven over WebDriver), slurm-wlm and munge (a one-node Slurm cluster the sweep
-# tests start in a temp folder). Needs root (CI runs as root); without it, the tests that need these tools
-# skip and say why.
+# tests start in a temp folder), docker.io (dockerd 20.10: the real-Docker tests start a private one) and
+# debootstrap (makes the CPU image's base where no image registry is reachable). Needs root (CI runs as
+# root); without it, the tests that need these tools skip and say why.
 set -euo pipefail
 missing=()
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
