@@ -16,11 +16,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from pipeline.errors import DataError
 from pipeline.scoring.answers import ChoiceAnswer, is_valid
-from pipeline.scoring.choice import lenient_choice
+from pipeline.scoring.choice import gold_choice, json_answer, lenient_choice
 from pipeline.scoring.types import ScoredItem
 from pipeline.tasks.fewshot import FewShotTask, Item, unique_ids
 from pipeline.tasks.loaders import Row, read_jsonl
@@ -84,21 +84,6 @@ def items(path: Path) -> list[Item]:
 # -- scoring -----------------------------------------------------------------------------------------------
 
 
-def gold(reference: object) -> tuple[str, dict[str, str]]:
-    """The gold letter and the option texts (maybe none) of a reference; ``ValueError`` if unusable."""
-    options: dict[str, str] = {}
-    if isinstance(reference, Mapping):
-        raw = reference.get("options", {})
-        if not isinstance(raw, Mapping):
-            raise ValueError("MedQA reference 'options' must map letters to option texts")
-        options = {str(k).strip().upper(): str(v) for k, v in raw.items()}
-        reference = reference.get("answer")
-    letter = reference.strip().upper() if isinstance(reference, str) else ""
-    if len(letter) != 1 or letter not in LETTERS:
-        raise ValueError(f"MedQA gold must be one letter of {LETTERS}, got {reference!r}")
-    return letter, options
-
-
 def strict_choice(output: str) -> str:
     """The strict parse: the first ``The correct answer is X`` (``(X)`` too) capture, or ``""``."""
     match = STRICT.search(output)
@@ -106,23 +91,18 @@ def strict_choice(output: str) -> str:
 
 
 def score(output: str, reference: Any, subtask: str = "") -> ScoredItem:
-    letter, options = gold(reference)
+    gold = gold_choice(reference, LETTERS, "MedQA")
     strict = strict_choice(output)
     # Lenient: any case, a lone letter, "(C)", or the one option whose text the answer contains.
-    lenient = lenient_choice(output, strict, LETTERS, options)
+    lenient = lenient_choice(output, strict, LETTERS, gold.options)
     return ScoredItem(
         parsed={"strict": strict or None, "lenient": lenient},
         strict_valid=bool(strict) and is_valid(ChoiceAnswer, letter=strict),
         metrics={
-            "accuracy": 100.0 if strict == letter else 0.0,
-            "accuracy_lenient": 100.0 if lenient == letter else 0.0,
+            "accuracy": 100.0 if strict == gold.letter else 0.0,
+            "accuracy_lenient": 100.0 if lenient == gold.letter else 0.0,
         },
     )
-
-
-class _Choice(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    answer: str
 
 
 TASK = register(
@@ -132,7 +112,7 @@ TASK = register(
         requests=FewShotTask("medqa", items),
         score=score,
         metrics=("accuracy",),
-        structured=lambda output: f"The correct answer is {_Choice.model_validate_json(output).answer}.",
+        structured=lambda output: f"The correct answer is {json_answer(output)}.",
         reference='the gold letter ("C") or {"answer": "C", "options": {"A": "...", ...}}',
     )
 )
