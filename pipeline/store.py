@@ -57,6 +57,15 @@ class Counts:
     def pending(self) -> int:
         return max(self.total - self.succeeded - self.failed, 0)
 
+    def plus(self, other: Counts) -> Counts:
+        """Both counts together (e.g. of the stores of a directory)."""
+        by_class = dict(self.failed_by_class)
+        for cls, n in other.failed_by_class.items():
+            by_class[cls] = by_class.get(cls, 0) + n
+        return Counts(
+            self.total + other.total, self.succeeded + other.succeeded, self.failed + other.failed, by_class
+        )
+
 
 def db_path(out_dir: Path) -> Path:
     return out_dir / DB_NAME

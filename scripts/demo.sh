@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: the study in miniature on the CPU. SmolLM2-135M-Instruct (general) and its MeQSum LoRA
-# fine-tune (biomedical: servers/smollm2-135m-meqsum-lora.toml) on ONE CPU vLLM server, both evaluated on all
-# six tasks of the synthetic demo data, then the paired report with the per-sample viewer (--samples: the
-# demo data is synthetic, so its outputs may be shown). Training the adapter is `make lora`, never part of this.
+# fine-tune (biomedical: servers/smollm2-135m-meqsum-lora.toml) on ONE CPU vLLM server, both evaluated on every
+# task of the synthetic demo data, then the paired report with the per-sample viewer (--samples: the demo data
+# is synthetic, so its outputs may be shown). Training the adapter is `make lora`, never part of this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MEDSWEEP=.venv/bin/medsweep

@@ -18,13 +18,24 @@ def register(sub: Any) -> None:
 
 
 def status_report(out: Path) -> dict[str, Any]:
-    from pipeline.store import Store
+    """Counts of every store of ``out`` (pipeline/stores.py) and, for a sweep on Slurm, its jobs."""
+    from pipeline.store import Counts, Store
+    from pipeline.stores import store_dirs
+    from pipeline.sweep.slurm.submit import job_rows
 
-    store = Store.open_readonly(out)
-    try:
-        counts, totals = store.counts(), store.tally()
-    finally:
-        store.close()
+    jobs = [row.as_json() for row in job_rows(out)]
+    folders = store_dirs(out)
+    if not folders and not jobs:
+        folders = [out]  # no store at all: the store's own error says so
+    counts: dict[tuple[str, str, str], Counts] = {}
+    totals = Counts(0, 0, 0, {})
+    for folder in folders:
+        store = Store.open_readonly(folder)
+        try:
+            counts.update(store.counts())  # one model per job store: no key is in two stores
+            totals = totals.plus(store.tally())
+        finally:
+            store.close()
     rows = []
     for (model, variant, task), c in counts.items():
         rows.append(
@@ -42,6 +53,7 @@ def status_report(out: Path) -> dict[str, Any]:
         "pending": sum(r["pending"] for r in rows),
         "failed_by_class": totals.failed_by_class,
         "tasks": rows,
+        **({"jobs": jobs} if jobs else {}),
     }
 
 
@@ -53,6 +65,14 @@ def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    if report.get("jobs"):
+        jobs = Table(title=f"Slurm jobs of {args.out}", title_justify="left")
+        for col in ("model", "job", "state", "where", "submissions", "ok/total", "result"):
+            jobs.add_column(col, justify="right" if col in ("submissions", "ok/total") else "left")
+        for j in report["jobs"]:
+            jobs.add_row(j["model"], j["job_id"], j["state"], j["where"], str(j["submissions"]),
+                         f"{j['succeeded']}/{j['total']}", j["status"] or "")  # fmt: skip
+        Console().print(jobs)
     table = Table(title=f"status of {args.out}", title_justify="left")
     for col in ("model", "variant", "task", "total", "succeeded", "failed", "pending"):
         table.add_column(

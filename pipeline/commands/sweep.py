@@ -18,29 +18,50 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--dry-run",
         action="store_true",
-        help="print the GPU packing and the exact serve commands; start nothing",
+        help="print the GPU packing and the exact serve commands (Slurm: every sbatch script); start nothing",
     )
+    parser.add_argument(
+        "--no-wait",
+        action="store_true",
+        help='scheduler = "slurm": return once the jobs are submitted (then: medsweep status --out DIR)',
+    )
+    parser.add_argument(
+        "--cancel",
+        action="store_true",
+        help='scheduler = "slurm": cancel the pending and running jobs of the plan',
+    )
+    # Inside a Slurm job: the per-model lifecycle on the GPUs Slurm gave (the sbatch script runs this).
+    parser.add_argument("--job", metavar="MODEL", help=argparse.SUPPRESS)
     parser.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.job:
+        from pipeline.sweep.slurm.job import run_job
+
+        return run_job(args.plan, args.job)
     from rich.console import Console
 
-    from pipeline.sweep.launcher import EngineLauncher
     from pipeline.sweep.plan import load_plan, resolve_models
+
+    plan = load_plan(args.plan)
+    if plan.sweep.scheduler == "slurm":
+        return _slurm(args, plan)
+    if args.no_wait or args.cancel:
+        from pipeline.errors import ConfigError
+
+        flag = "--no-wait" if args.no_wait else "--cancel"
+        raise ConfigError(
+            f'{flag} is for scheduler = "slurm" plans; {args.plan} runs here (scheduler = "local")'
+        )
+
+    from pipeline.sweep.launcher import launcher_for
     from pipeline.sweep.runner import SweepRunner, print_dry_run
     from pipeline.sweep.summary import print_summary, write_summary
 
-    plan = load_plan(args.plan)
     models = resolve_models(plan, args.plan)
     settings = plan.sweep
-    launcher = EngineLauncher(
-        settings.engine,
-        device=settings.on_device,
-        host=settings.host,
-        log_dir=settings.out / "logs",
-        api_key_env=settings.api_key_env,
-    )
+    launcher = launcher_for(settings)
     if args.dry_run:
         print_dry_run(settings, models, launcher, Console())
         return 0
@@ -57,3 +78,18 @@ def _run(args: argparse.Namespace) -> int:
         print(f"interrupted: rerun `medsweep sweep --plan {args.plan}` to resume")
         return 130
     return 0 if all(r.status in ("done", "skipped") for r in reports) else 1
+
+
+def _slurm(args: argparse.Namespace, plan: Any) -> int:
+    from rich.console import Console
+
+    from pipeline.sweep.plan import resolve_models
+    from pipeline.sweep.slurm.submit import SlurmSweep
+
+    sweep = SlurmSweep(plan, args.plan, resolve_models(plan, args.plan), Console(stderr=not args.dry_run))
+    if args.dry_run:
+        sweep.dry_run()
+        return 0
+    if args.cancel:
+        return sweep.cancel()
+    return sweep.run(wait=not args.no_wait)

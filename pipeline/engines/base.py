@@ -49,6 +49,16 @@ class Target:
     image: str | None = None  # container engines: instead of the pinned image
     # LoRA entries of ``model`` served beside it (pipeline.serving.lora); their checksums are checked first.
     adapters: tuple[ServerConfig, ...] = ()
+    # How vLLM splits the model: TP (None: one rank per GPU) x PP stages; executor "ray" for the Ray cluster
+    # of a multi-node Slurm job (pipeline/sweep/slurm/layout.py), None for vLLM's default.
+    tensor_parallel: int | None = None
+    pipeline_parallel: int = 1
+    executor: str | None = None
+
+    def parallel(self) -> dict[str, Any]:
+        """The keyword arguments of ``vllm_flags`` that split the model."""
+        tp = self.tensor_parallel or max(1, len(self.gpus))
+        return {"tensor_parallel": tp, "pipeline_parallel": self.pipeline_parallel, "executor": self.executor}
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,7 @@ class LocalEngine(ProcessEngine):
 
     def plan(self, target: Target) -> Launch:
         args = vllm_model_args(
-            target.model,
-            tensor_parallel=len(target.gpus),
-            max_model_len=target.max_model_len,
-            adapters=target.adapters,
+            target.model, **target.parallel(), max_model_len=target.max_model_len, adapters=target.adapters
         )
         vllm_bin = shutil.which("vllm") or "vllm"
         argv = [vllm_bin, "serve", *args, "--host", target.host, "--port", str(target.port)]

@@ -18,6 +18,7 @@ from pipeline.errors import DataError
 from pipeline.schema import polars_schema
 from pipeline.store import DB_NAME as STORE_NAME
 from pipeline.store import snapshot
+from pipeline.stores import store_dirs
 
 # The tables the report reads; their columns and types come from the store's records (pipeline.schema).
 _TABLES = (schema.RUNS, schema.RESULTS, schema.SCORES)
@@ -36,12 +37,13 @@ class StoreData:
 
 
 def find_stores(outs: Sequence[Path]) -> list[Path]:
-    """``DIR/medsweep.sqlite`` for each ``--out DIR``; a DIR without one may hold runs in sub-folders."""
+    """The stores of each ``--out DIR``: its own and its Slurm jobs' (pipeline/stores.py); a DIR with
+    neither may hold runs in sub-folders."""
     found: list[Path] = []
     for out in outs:
-        direct = out / STORE_NAME
-        if direct.is_file():
-            found.append(direct)
+        own = store_dirs(out)
+        if own:
+            found.extend(folder / STORE_NAME for folder in own)
             continue
         nested = sorted(p for p in out.glob(f"*/{STORE_NAME}") if p.is_file())
         if not nested:

@@ -26,6 +26,7 @@ def vllm_flags(
     *,
     tensor_parallel: int,
     pipeline_parallel: int = 1,
+    executor: str | None = None,
     max_model_len: int | None = None,
     with_revision: bool = True,
     adapters: Sequence[ServerConfig] = (),
@@ -38,6 +39,8 @@ def vllm_flags(
     args += ["--served-model-name", cfg.name, "--tensor-parallel-size", str(tensor_parallel)]
     if pipeline_parallel > 1:
         args += ["--pipeline-parallel-size", str(pipeline_parallel)]
+    if executor:
+        args += ["--distributed-executor-backend", executor]
     args += ["--max-model-len", str(max_model_len or cfg.max_model_len), "--dtype", cfg.dtype]
     return args + list(cfg.extra_vllm_args) + lora_flags(adapters, adapter_dirs)
 
@@ -46,11 +49,20 @@ def vllm_model_args(
     cfg: ServerConfig,
     *,
     tensor_parallel: int,
+    pipeline_parallel: int = 1,
+    executor: str | None = None,
     max_model_len: int | None = None,
     adapters: Sequence[ServerConfig] = (),
 ) -> list[str]:
     """``--model HF_ID`` and the shared flags (docker and local GPU serving)."""
-    flags = vllm_flags(cfg, tensor_parallel=tensor_parallel, max_model_len=max_model_len, adapters=adapters)
+    flags = vllm_flags(
+        cfg,
+        tensor_parallel=tensor_parallel,
+        pipeline_parallel=pipeline_parallel,
+        executor=executor,
+        max_model_len=max_model_len,
+        adapters=adapters,
+    )
     return ["--model", cfg.hf_id, *flags]
 
 
@@ -68,8 +80,8 @@ def multinode_plan(
     """(where, shell command) steps for one model over a Ray cluster: TP inside a node, PP across nodes."""
     serve = [
         "vllm", "serve", cfg.hf_id,
-        *vllm_flags(cfg, tensor_parallel=gpus_per_node, pipeline_parallel=nodes, max_model_len=max_model_len),
-        "--distributed-executor-backend", "ray",
+        *vllm_flags(cfg, tensor_parallel=gpus_per_node, pipeline_parallel=nodes, executor="ray",
+                    max_model_len=max_model_len),
         "--host", host, "--port", str(port),
     ]  # fmt: skip
     return [

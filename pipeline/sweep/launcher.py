@@ -11,12 +11,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pipeline.engines import Running, Target, get_engine
 from pipeline.registry import Device, ServerConfig
 from pipeline.serving.launch import api_key_from_env, child_env
 from pipeline.serving.lora import server_models, verify
+
+if TYPE_CHECKING:
+    from pipeline.sweep.plan import SweepSettings
 
 
 @dataclass
@@ -77,8 +80,14 @@ class EngineLauncher:
         host: str,
         log_dir: Path,
         api_key_env: str | None = None,
+        tensor_parallel: int | None = None,
+        pipeline_parallel: int = 1,
+        executor: str | None = None,
     ) -> None:
         self.engine = get_engine(engine, "engine")
+        self.tensor_parallel = tensor_parallel
+        self.pipeline_parallel = pipeline_parallel
+        self.executor = executor
         self.device: Device = device or self.engine.devices[0]
         self.host = host
         self.log_dir = log_dir
@@ -95,6 +104,9 @@ class EngineLauncher:
             host=self.host,
             gpus=tuple(gpus),
             api_key=self.api_key_env is not None,
+            tensor_parallel=self.tensor_parallel,
+            pipeline_parallel=self.pipeline_parallel,
+            executor=self.executor,
         )
 
     def command(self, model: ServerConfig, gpus: Sequence[int], port: int) -> str:
@@ -121,7 +133,8 @@ class EngineLauncher:
             "engine": self.engine.name,
             "device": self.device,
             "gpus": list(gpus),
-            "tensor_parallel_size": max(1, len(gpus)),
+            "tensor_parallel_size": target.parallel()["tensor_parallel"],
+            "pipeline_parallel_size": target.pipeline_parallel,
             "offers": self.engine.offers.as_dict(),
         }
         if launch.image:
@@ -149,3 +162,16 @@ class EngineLauncher:
 
     def logs(self, handle: ServerHandle, lines: int = 50) -> str:
         return self.engine.logs(self._running(handle), lines)
+
+
+def launcher_for(settings: SweepSettings, **split: Any) -> EngineLauncher:
+    """The launcher of a sweep's servers (``split``: a Slurm job's TP x PP, see ``Target``): one place for
+    the local sweep and each Slurm job."""
+    return EngineLauncher(
+        settings.engine,
+        device=settings.on_device,
+        host=settings.host,
+        log_dir=settings.out / "logs",
+        api_key_env=settings.api_key_env,
+        **split,
+    )

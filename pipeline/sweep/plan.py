@@ -26,6 +26,9 @@ from pipeline.registry import (
     pp_size,
     tp_size,
 )
+from pipeline.sweep.slurm.settings import SlurmSettings, check_time
+
+Scheduler = Literal["local", "slurm"]
 
 
 class _Strict(BaseModel):
@@ -36,6 +39,7 @@ class SweepSettings(_Strict):
     """``[sweep]``: what every model of the plan shares."""
 
     out: Path
+    scheduler: Scheduler = "local"  # local: packed onto `gpus` here; slurm: one job per model (docs/slurm.md)
     data_dir: Path = DEMO_DATA_DIR
     tasks: tuple[str, ...] = ()
     variant: Variant = "paper"
@@ -80,6 +84,12 @@ class SweepSettings(_Strict):
         engine = ENGINES[self.engine]
         if self.on_device not in engine.devices:
             raise ValueError(f'device: engine = "{self.engine}" runs on {" or ".join(engine.devices)} only')
+        if self.scheduler == "slurm":
+            if self.gpus:
+                raise ValueError(
+                    'gpus: with scheduler = "slurm" each job gets its GPUs from Slurm; remove [sweep] gpus'
+                )
+            return self
         if self.on_device == "gpu" and not self.gpus:
             raise ValueError("gpus: list the GPU ids the sweep may use, e.g. gpus = [0, 1, 2, 3, 4, 5, 6, 7]")
         return self
@@ -94,11 +104,18 @@ class ModelEntry(_Strict):
     tasks: tuple[str, ...] | None = None
     limit: int | None = Field(default=None, ge=1)
     concurrency: int | None = Field(default=None, ge=1, le=4096)
+    time: str | None = None  # the Slurm job's time limit for this model (scheduler = "slurm")
+
+    @field_validator("time")
+    @classmethod
+    def _time(cls, value: str | None) -> str | None:
+        return check_time(value)
 
 
 class SweepPlan(_Strict):
     sweep: SweepSettings
     models: tuple[ModelEntry, ...] = Field(min_length=1)
+    slurm: SlurmSettings = SlurmSettings()
 
     @model_validator(mode="after")
     def _unique(self) -> SweepPlan:
@@ -181,6 +198,13 @@ def _gpu_count(cfg: ServerConfig, entry: ModelEntry, settings: SweepSettings, pa
                 'models only (use device = "gpu")'
             )
         return 0
+    if settings.scheduler == "slurm":
+        # The job's shape (nodes, TP x PP) is worked out and checked by pipeline.sweep.slurm.layout.
+        return (
+            entry.gpus
+            if entry.gpus is not None
+            else cfg.gpus.for_class(settings.memory_class) or _zero(cfg, settings, path, i)
+        )
     if entry.gpus is not None:
         n = entry.gpus
         if cfg.attention_heads % n:
@@ -198,13 +222,19 @@ def _gpu_count(cfg: ServerConfig, entry: ModelEntry, settings: SweepSettings, pa
     return n
 
 
+def _zero(cfg: ServerConfig, settings: SweepSettings, path: Path, i: int) -> int:
+    raise ConfigError(
+        f"{path}: field 'models[{i}].name': {cfg.name} is not set up for {settings.memory_class} GB GPUs "
+        f"(servers/{cfg.name}.toml gpus.{settings.memory_class} = 0); raise memory_class or set its gpus"
+    )
+
+
 def _describe(path: Path, exc: ValidationError) -> str:
     first = exc.errors()[0]
     field = ".".join(str(p) for p in first["loc"]) or "(file)"
     if first["type"] == "extra_forbidden":
-        return (
-            f"{path}: unknown field {field!r}: remove it or check its spelling (docs/sweeps.md, 'The plan')"
-        )
+        page = "docs/slurm.md, 'The plan'" if field.startswith("slurm") else "docs/sweeps.md, 'The plan'"
+        return f"{path}: unknown field {field!r}: remove it or check its spelling ({page})"
     msg = str(first["msg"]).removeprefix("Value error, ")
     given = first.get("input")
     shown = "" if isinstance(given, dict | list) or first["type"] == "missing" else f" (got {given!r})"

@@ -75,7 +75,7 @@ class SweepRunner:
         inventory = slots_for(self.settings, self.models[0])[0] if self.models else []
         needs = {m.name: Need(m.name, slots_for(self.settings, m)[1]) for m in self.models}
         check_fits(list(needs.values()), inventory)
-        self._check_eval_inputs()
+        self.check_inputs()
         self._stop_leftovers()
         finished = self.journal.finished()
         by_name = {m.name: m for m in self.models}
@@ -252,7 +252,7 @@ class SweepRunner:
         environ = {"OPENAI_API_KEY": self._api_key} if self._api_key else {}
         return load_config(s.eval_config, overrides, environ=environ)
 
-    def _check_eval_inputs(self) -> None:
+    def check_inputs(self) -> None:
         """Config and data errors, and a damaged store, stop the sweep before any server starts."""
         from pipeline.evaluate import select_tasks
         from pipeline.store import check_intact, db_path
@@ -281,6 +281,10 @@ class SweepRunner:
             "data_dir": str(self.settings.data_dir),
             "max_model_len": model.server.max_model_len,
         }
+
+    def finished_earlier(self, model: PlannedModel) -> ModelReport | None:
+        """The ``skipped`` report when this plan finished ``model`` before with the same settings."""
+        return self._already_done(model, self.journal.finished().get(model.name))
 
     def _already_done(self, model: PlannedModel, record: dict[str, Any] | None) -> ModelReport | None:
         if record is None or record.get("settings") != self._settings(model):
@@ -376,10 +380,10 @@ def _status(stats: ModelStats, gave_up: str | None, error: str) -> tuple[Any, st
 
 def _data_stamps(tasks: tuple[str, ...], data_dir: Path) -> dict[str, list[int]]:
     """(size, mtime) of each task's data file: a changed file means new keys, so no skipping."""
-    from pipeline.tasks import TASK_NAMES, get_task
+    from pipeline.tasks import get_task, task_names
 
     stamps: dict[str, list[int]] = {}
-    for name in tasks or TASK_NAMES:
+    for name in tasks or task_names():
         try:
             st = get_task(name).data_path(data_dir).stat()
         except OSError:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import orjson
 from rich.console import Console
@@ -16,6 +16,7 @@ from pipeline.store import Store, db_path
 
 SUMMARY_NAME = "sweep-summary.json"
 Status = Literal["done", "incomplete", "failed", "skipped", "interrupted"]
+STATUSES: frozenset[str] = frozenset(get_args(Status))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,101 @@
+"""`medsweep sweep --plan P --job MODEL`: what each model's sbatch script runs.
+
+It is the local sweep for one model — the same ``SweepRunner`` (serve, health wait, eval under the
+watchdog, stop), launcher and journal — on the GPUs Slurm gave the job (``CUDA_VISIBLE_DEVICES``, else
+``SLURM_JOB_GPUS``; never a list from the plan), writing into the job's own folder
+``OUT/stores/<model>/`` (its store, journal, summary, logs: one writer, see pipeline/stores.py).
+``--signal=B:TERM@grace`` before the time limit arrives here as SIGTERM: the sweep stops as on Ctrl-C —
+the eval stops sending and commits, the server is stopped — and a rerun of the plan resubmits the job.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from rich.console import Console
+
+from pipeline.errors import ConfigError
+from pipeline.stores import job_dir
+from pipeline.sweep.launcher import launcher_for
+from pipeline.sweep.plan import PlannedModel, SweepPlan, load_plan, resolve_models
+from pipeline.sweep.runner import SweepRunner
+from pipeline.sweep.slurm.layout import JobShape, job_shape
+from pipeline.sweep.summary import print_summary, write_summary
+
+GPU_ENV = ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_GPUS")
+
+
+def granted_gpus(environ: Mapping[str, str], count: int) -> tuple[int, ...]:
+    """The GPU ids Slurm gave this job; ConfigError when there are none or fewer than ``count``."""
+    for name in GPU_ENV:
+        value = environ.get(name, "").strip()
+        if not value:
+            continue
+        try:
+            gpus = tuple(int(g) for g in value.split(","))
+        except ValueError:
+            raise ConfigError(f"{name}={value!r} is not a list of GPU ids") from None
+        if len(gpus) < count:
+            raise ConfigError(f"{name}={value} gives {len(gpus)} GPUs; this job needs {count}")
+        return gpus[:count]
+    raise ConfigError(
+        "no GPUs from Slurm (CUDA_VISIBLE_DEVICES and SLURM_JOB_GPUS are unset): `--job` runs inside the "
+        "sbatch script `medsweep sweep` submits, which asks for the GPUs"
+    )
+
+
+def run_job(plan_path: Path, name: str, environ: Mapping[str, str] | None = None) -> int:
+    environ = os.environ if environ is None else environ
+    plan = load_plan(plan_path)
+    models = resolve_models(plan, plan_path)
+    model = next((m for m in models if m.name == name), None)
+    if model is None:
+        raise ConfigError(f"{plan_path}: no model {name!r} in [[models]]")
+    shape = job_shape(plan, model)
+    # The head node's share of the job: all its GPUs on one node; TP of them per node over several.
+    gpus = granted_gpus(environ, shape.gpus_per_node) if shape.gpus_per_node else ()
+    runner = job_runner(plan, model, gpus, Console(stderr=True), environ, shape)
+    signal.signal(signal.SIGTERM, _interrupt)
+    started = time.monotonic()
+    reports = runner.run()
+    wall = time.monotonic() - started
+    write_summary(runner.out, reports, wall)
+    print_summary(reports, wall, Console())
+    if any(r.status == "interrupted" for r in reports):
+        return 130
+    return 0 if all(r.status in ("done", "skipped") for r in reports) else 1
+
+
+def job_runner(
+    plan: SweepPlan,
+    model: PlannedModel,
+    gpus: tuple[int, ...],
+    console: Console,
+    environ: Mapping[str, str] | None = None,
+    shape: JobShape | None = None,
+) -> SweepRunner:
+    """The local sweep of one model in its job folder, on ``gpus`` (also what the submitter asks whether
+    a model finished earlier: the same journal and settings check as the job's own rerun)."""
+    out = job_dir(plan.sweep.out.resolve(), model.name)
+    settings = plan.sweep.model_copy(update={"out": out, "gpus": gpus, "scheduler": "local"})
+    if gpus:
+        model = model.model_copy(update={"gpu_count": len(gpus)})  # exactly this node's share
+    split: dict[str, Any] = {}
+    if shape is not None and (shape.pp > 1 or shape.tp != len(gpus)):
+        # vLLM's split of this job: TP x PP inside the node, or over the job's Ray cluster of nodes.
+        split = {"tensor_parallel": shape.tp, "pipeline_parallel": shape.pp,
+                 "executor": "ray" if shape.multinode else None}  # fmt: skip
+    launcher = launcher_for(settings, **split)
+    env = dict(os.environ if environ is None else environ)
+    return SweepRunner(settings, [model], launcher, console=console, environ=env)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    # The warning before the time limit (or scancel): stop as on Ctrl-C, committing what is done.
+    raise KeyboardInterrupt

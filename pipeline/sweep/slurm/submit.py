@@ -1,0 +1,355 @@
+"""A sweep on Slurm: one job per model, submitted, watched, cancelled, resumed.
+
+The submitting `medsweep sweep` is the only writer of ``OUT/sweep-journal.jsonl`` (which jobs it
+submitted, by id and name); each job writes its own folder ``OUT/stores/<model>/`` (pipeline/stores.py).
+A rerun never submits a model twice: a model its earlier job finished (same settings) is skipped, a job of
+the model that is pending or running (found by its recorded id or by its name) is left alone, and an
+ended job that did not finish it is resubmitted, at most ``max_restarts`` times; the new job's eval
+resumes from the model's store.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+from rich.console import Console
+
+from pipeline.errors import ConfigError, EndpointError, MedsweepError
+from pipeline.report.files import private_dir, write_private
+from pipeline.store import Store, db_path
+from pipeline.stores import STORES_DIR, job_dir
+from pipeline.sweep.journal import Journal
+from pipeline.sweep.plan import PlannedModel, SweepPlan
+from pipeline.sweep.slurm import slurmcli
+from pipeline.sweep.slurm.job import job_runner
+from pipeline.sweep.slurm.layout import JobShape, job_shapes
+from pipeline.sweep.slurm.script import JOB_PREFIX, JobFiles, job_name, render
+from pipeline.sweep.slurm.slurmcli import JobInfo
+from pipeline.sweep.summary import (
+    STATUSES,
+    ModelReport,
+    Status,
+    model_stats,
+    print_summary,
+    write_summary,
+)
+
+SCRIPTS_DIR = "slurm"  # OUT/slurm/<model>.sbatch: the scripts as submitted
+_POLL_FAILURES = 10  # squeue failures in a row before the watch gives up (the jobs keep running)
+
+
+def sweep_name(plan_path: Path) -> str:
+    """The ``<sweep>`` of the job names: the plan file's name without ``.toml``."""
+    return plan_path.stem
+
+
+@dataclass
+class JobRow:
+    """One model's job as `medsweep sweep` and `medsweep status` show it."""
+
+    model: str
+    job_id: str = ""
+    state: str = "not submitted"
+    where: str = ""  # squeue's node list or pending reason
+    submissions: int = 0
+    succeeded: int = 0
+    total: int = 0
+    failed: int = 0
+    result: dict[str, Any] = field(default_factory=dict)  # the job's last model_done event, if any
+
+    def line(self) -> str:
+        job = f"job {self.job_id} " if self.job_id else ""
+        where = f" ({self.where})" if self.where else ""
+        counts = f", {self.succeeded}/{self.total} requests done" if self.total else ""
+        failed = f", {self.failed} failed" if self.failed else ""
+        return f"{self.model}: {job}{self.state}{where}{counts}{failed}"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model, "job_id": self.job_id, "state": self.state, "where": self.where,
+            "submissions": self.submissions, "succeeded": self.succeeded, "total": self.total,
+            "failed": self.failed, "status": self.result.get("status"),
+        }  # fmt: skip
+
+
+def submissions(journal: Journal) -> dict[str, list[dict[str, Any]]]:
+    """model -> its ``job_submitted`` events, oldest first."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for event in journal.events():
+        if event.get("event") == "job_submitted":
+            out.setdefault(str(event["model"]), []).append(event)
+    return out
+
+
+def job_events(out: Path, model: str) -> list[dict[str, Any]]:
+    """The journal the model's job writes (read only: nothing is created)."""
+    folder = job_dir(out, model)
+    return Journal(folder).events() if folder.is_dir() else []
+
+
+def job_result(out: Path, model: str, since: float) -> dict[str, Any]:
+    """The last ``model_done`` event the model's job wrote at or after ``since`` (empty: none)."""
+    last: dict[str, Any] = {}
+    for event in job_events(out, model):
+        if event.get("event") == "model_done" and float(event.get("t") or 0) >= since:
+            last = event
+    return last
+
+
+def store_counts(out: Path, model: str) -> tuple[int, int, int]:
+    """(succeeded, total, failed) in the model's job store; zeros before its first commit."""
+    folder = job_dir(out, model)
+    if not db_path(folder).is_file():
+        return 0, 0, 0
+    try:
+        store = Store.open_readonly(folder)
+        try:
+            counts = store.counts()
+        finally:
+            store.close()
+    except (MedsweepError, sqlite3.Error):  # the job is creating its store right now: nothing to count yet
+        return 0, 0, 0
+    return (
+        sum(c.succeeded for c in counts.values()),
+        sum(c.total for c in counts.values()),
+        sum(c.failed for c in counts.values()),
+    )
+
+
+def job_rows(out: Path, models: list[str] | None = None) -> list[JobRow]:
+    """Per model: its latest job's state (squeue, else sacct, else what the job wrote) and the request
+    counts of its store. Reads the journal and stores only; safe while jobs run."""
+    journal = Journal(out)
+    subs = submissions(journal)
+    names = models if models is not None else list(subs)
+    latest = {m: subs[m][-1] for m in names if m in subs}
+    queue: dict[str, JobInfo] = {}
+    if latest:
+        try:
+            queue = slurmcli.queue(f"{JOB_PREFIX}-")
+        except (ConfigError, EndpointError):  # not on a Slurm host, or slurmctld down: what the jobs wrote
+            queue = {}
+    missing = [str(e["job_id"]) for e in latest.values() if str(e["job_id"]) not in queue]
+    accounted = slurmcli.accounting(missing)
+    rows = []
+    for model in names:
+        row = JobRow(model)
+        event = latest.get(model)
+        if event is not None:
+            row.job_id, row.submissions = str(event["job_id"]), len(subs[model])
+            row.result = job_result(out, model, float(event["t"]))
+            info = queue.get(row.job_id)
+            if info is not None:
+                row.state, row.where = info.state, info.reason or info.nodes
+            elif row.job_id in accounted:
+                row.state = accounted[row.job_id]
+            else:
+                row.state = "ENDED" if row.result else "GONE"
+        row.succeeded, row.total, row.failed = store_counts(out, model)
+        rows.append(row)
+    return rows
+
+
+class SlurmSweep:
+    """The sweep of ``plan`` on Slurm: dry run, submit (and watch), cancel."""
+
+    def __init__(
+        self, plan: SweepPlan, plan_path: Path, models: list[PlannedModel], console: Console
+    ) -> None:
+        self.plan = plan
+        self.plan_path = plan_path
+        self.models = models
+        self.console = console
+        self.sweep = sweep_name(plan_path)
+        self.out = plan.sweep.out.resolve()
+        self.shapes: dict[str, JobShape] = job_shapes(plan, models, plan_path)  # errors before anything
+        files = JobFiles(plan=plan_path.resolve(), workdir=Path.cwd(), logs=self.out / "logs")
+        try:
+            self.scripts = {m.name: render(plan, self.sweep, m, self.shapes[m.name], files) for m in models}
+        except ConfigError as exc:
+            raise ConfigError(f"{plan_path}: {exc}") from None
+        self._stop = threading.Event()
+
+    @property
+    def prefix(self) -> str:
+        return f"{JOB_PREFIX}-{self.sweep}-"
+
+    # --- dry run ---
+
+    def dry_run(self) -> None:
+        """Every sbatch script exactly as it would be submitted (plain text: copy-pastable)."""
+        print(
+            f"# {len(self.models)} models, one Slurm job each; results in {self.out} (a store per job under "
+            f"{STORES_DIR}/); submit with `medsweep sweep --plan {self.plan_path}`"
+        )
+        for model in self.models:
+            shape = self.shapes[model.name]
+            split = f"TP {shape.tp}" + (f" x PP {shape.pp}" if shape.pp > 1 else "")
+            gpus = f"{shape.nodes} node(s) x {shape.gpus_per_node} GPUs, {split}" if shape.gpus else "no GPU"
+            print(f"\n# --- {model.name}: {gpus}, port {model.port} ---")
+            print(self.scripts[model.name], end="")
+
+    # --- submit and watch ---
+
+    def run(self, *, wait: bool = True) -> int:
+        slurmcli.require("sbatch", "squeue", "scancel")
+        journal = Journal(self.out)
+        subs = submissions(journal)
+        queue = slurmcli.queue(self.prefix)
+        active_by_name = {info.name: info for info in queue.values() if info.active}
+        reports: dict[str, ModelReport] = {}
+        due: list[PlannedModel] = []
+        for model in self.models:
+            runner = job_runner(self.plan, model, (), self.console)
+            runner.check_inputs()  # config, data and a damaged store: said before anything is submitted
+            earlier = runner.finished_earlier(model)
+            name = job_name(self.sweep, model.name)
+            recorded = [str(e["job_id"]) for e in subs.get(model.name, [])]
+            running = next((queue[j] for j in reversed(recorded) if j in queue and queue[j].active), None)
+            running = running or active_by_name.get(name)
+            if earlier is not None:
+                reports[model.name] = earlier
+                self.console.print(f"{model.name}: done by an earlier job of this plan; skipped")
+            elif running is not None:
+                self.console.print(
+                    f"{model.name}: job {running.job_id} is {running.state}; left alone", highlight=False
+                )
+                if running.job_id not in recorded:  # submitted by a run that crashed before recording it
+                    self._record(journal, model, running.job_id, adopted=True)
+            elif len(recorded) > self.plan.sweep.max_restarts:
+                reports[model.name] = ModelReport(
+                    model.name, [], model.port, "failed",
+                    error=f"{len(recorded)} jobs did not finish it (max_restarts = "
+                    f"{self.plan.sweep.max_restarts}); see {self.out / 'logs'}",
+                )  # fmt: skip
+            else:
+                due.append(model)
+        self._submit(journal, due)
+        if not wait:
+            self.console.print(
+                f"submitted {len(due)} job(s); `medsweep status --out {self.plan.sweep.out}` shows them, "
+                f"`medsweep sweep --plan {self.plan_path} --cancel` cancels them",
+                highlight=False, soft_wrap=True,
+            )  # fmt: skip
+            return 0
+        started = time.monotonic()
+        watched = [m for m in self.models if m.name not in reports]
+        try:
+            self._watch([m.name for m in watched])
+        except KeyboardInterrupt:
+            self.console.print(
+                f"interrupted: the jobs keep running; `medsweep status --out {self.plan.sweep.out}` shows "
+                f"them, `--cancel` cancels them", highlight=False,
+            )  # fmt: skip
+            return 130
+        wall = time.monotonic() - started
+        rows = {row.model: row for row in job_rows(self.out, [m.name for m in watched])}
+        for model in watched:
+            reports[model.name] = _report(self.out, model, rows[model.name], self.plan.sweep.variant)
+        ordered = [reports[m.name] for m in self.models]
+        path = write_summary(self.out, ordered, wall)
+        print_summary(ordered, wall, Console())
+        print(f"summary: {path}")
+        return 0 if all(r.status in ("done", "skipped") for r in ordered) else 1
+
+    def _submit(self, journal: Journal, due: list[PlannedModel]) -> None:
+        if not due:
+            return
+        folder = private_dir(self.out / SCRIPTS_DIR)
+        private_dir(self.out / "logs")
+        paths = {m.name: write_private(folder / f"{m.name}.sbatch", self.scripts[m.name]) for m in due}
+        for model in due:  # sbatch's own refusal (a partition that does not exist) before any job exists
+            slurmcli.submit(paths[model.name], test_only=True)
+        for model in due:
+            job_id = slurmcli.submit(paths[model.name])
+            self._record(journal, model, job_id)
+            self.console.print(f"{model.name}: submitted job {job_id}", highlight=False)
+
+    def _record(self, journal: Journal, model: PlannedModel, job_id: str, adopted: bool = False) -> None:
+        shape = self.shapes[model.name]
+        journal.append(
+            model.name, "job_submitted", job_id=job_id, job_name=job_name(self.sweep, model.name),
+            nodes=shape.nodes, gpus_per_node=shape.gpus_per_node, tp=shape.tp, pp=shape.pp,
+            adopted=adopted,
+        )  # fmt: skip
+
+    def _watch(self, models: list[str]) -> None:
+        """Until none of the models' jobs is pending or running: show each change of state or counts."""
+        shown: dict[str, str] = {}
+        failures = 0
+        while True:
+            try:
+                rows = job_rows(self.out, models)
+                failures = 0
+            except EndpointError as exc:
+                failures += 1
+                if failures >= _POLL_FAILURES:
+                    raise
+                self.console.print(f"note: {exc}; retrying", highlight=False)
+                self._stop.wait(self.plan.slurm.poll_interval)
+                continue
+            for row in rows:
+                if shown.get(row.model) != row.line():
+                    shown[row.model] = row.line()
+                    self.console.print(row.line(), highlight=False, markup=False)
+            if not any(row.state not in slurmcli.ENDED | {"ENDED", "GONE"} for row in rows):
+                return
+            if self._stop.wait(self.plan.slurm.poll_interval):
+                return
+
+    # --- cancel ---
+
+    def cancel(self) -> int:
+        journal = Journal(self.out)
+        recorded = {str(e["job_id"]) for evs in submissions(journal).values() for e in evs}
+        names = {job_name(self.sweep, m.name) for m in self.models}
+        queue = slurmcli.queue(self.prefix)
+        doomed = [j for j in queue.values() if j.active and (j.job_id in recorded or j.name in names)]
+        slurmcli.cancel(j.job_id for j in doomed)
+        for job in doomed:
+            model = job.name.removeprefix(self.prefix)
+            journal.append(model, "job_cancelled", job_id=job.job_id)
+            self.console.print(f"{model}: cancelled job {job.job_id} ({job.state})", highlight=False)
+        if not doomed:
+            self.console.print("no pending or running job of this sweep")
+        return 0
+
+
+def _report(out: Path, model: PlannedModel, row: JobRow, variant: str) -> ModelReport:
+    """The summary row of a model whose job ended: what the job wrote, else the job state."""
+    result = row.result
+    identity = str(result.get("identity") or "")
+    tasks = tuple(result.get("tasks") or ())
+    stats = model_stats(job_dir(out, model.name), identity, variant, tasks)
+    gpus = _granted(out, model.name)
+    log = out / "logs" / f"{model.name}.slurm-{row.job_id}.out"
+    if not result:
+        return ModelReport(
+            model.name, gpus, model.port, "failed", stats=stats,
+            error=f"job {row.job_id} ended ({row.state}) before the model finished; log: {log}; rerun the "
+            "plan to resubmit it",
+        )  # fmt: skip
+    given = str(result.get("status"))
+    status: Status = cast(Status, given) if given in STATUSES else "failed"
+    error = str(result.get("error") or "")
+    if status == "interrupted":  # the job was stopped (time limit, scancel), not the sweep
+        status, error = "incomplete", f"job {row.job_id} stopped ({row.state}); rerun the plan to resubmit it"
+    return ModelReport(
+        model.name, gpus, model.port, status,
+        identity=identity, restarts=int(result.get("restarts") or 0), sent=int(result.get("sent") or 0),
+        wall_s=float(result.get("wall_s") or 0.0), error=error, stats=stats,
+    )  # fmt: skip
+
+
+def _granted(out: Path, model: str) -> list[int]:
+    """The GPUs the model's last job ran on (its model_start event)."""
+    gpus: list[int] = []
+    for event in job_events(out, model):
+        if event.get("event") == "model_start":
+            gpus = [int(g) for g in event.get("gpus") or []]
+    return gpus
