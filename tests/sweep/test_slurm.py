@@ -276,3 +276,14 @@ def test_sbatch_not_found_is_one_line(sweep: Sweep) -> None:
     assert line.startswith("error: sbatch not found on PATH") or line.startswith("error: squeue not found"), (
         line
     )
+
+
+def test_more_gpus_than_the_clusters_nodes_have_submits_nothing(sweep: Sweep) -> None:
+    # The plan claims 8-GPU nodes; the cluster's node has 4: sbatch --test-only says so before any job exists.
+    sweep.write_plan(gpus={SMALL_A: 8})
+    sweep.plan.write_text(sweep.plan.read_text().replace("gpus_per_node = 4", "gpus_per_node = 8"))
+    result = sweep.medsweep("sweep", "--plan", str(sweep.plan))
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: sbatch refused {SMALL_A}.sbatch") and "not available" in line, line
+    assert sweep.submitted() == {} and sweep.cluster.jobs() == []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 from rich.console import Console
 
 from pipeline.errors import ConfigError
+from pipeline.serving.argv import connect_host
 from pipeline.stores import job_dir
 from pipeline.sweep.launcher import launcher_for
 from pipeline.sweep.plan import PlannedModel, SweepPlan, load_plan, resolve_models
@@ -60,6 +62,7 @@ def run_job(plan_path: Path, name: str, environ: Mapping[str, str] | None = None
     shape = job_shape(plan, model)
     # The head node's share of the job: all its GPUs on one node; TP of them per node over several.
     gpus = granted_gpus(environ, shape.gpus_per_node) if shape.gpus_per_node else ()
+    model = model.model_copy(update={"port": _free_or_other(plan.sweep.host, model.port)})
     runner = job_runner(plan, model, gpus, Console(stderr=True), environ, shape)
     signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
@@ -94,6 +97,18 @@ def job_runner(
     launcher = launcher_for(settings, **split)
     env = dict(os.environ if environ is None else environ)
     return SweepRunner(settings, [model], launcher, console=console, environ=env)
+
+
+def _free_or_other(host: str, port: int) -> int:
+    """The plan's port when it is free on this node, else one the OS picks: the node is shared with other
+    users' jobs, and only this job's own eval talks to its server."""
+    with socket.socket() as sock:
+        try:
+            sock.bind((connect_host(host), port))
+            return port
+        except OSError:
+            sock.bind((connect_host(host), 0))
+            return int(sock.getsockname()[1])
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
