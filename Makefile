@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 MEDSWEEP := $(VENV)/bin/medsweep
 STAMP := $(VENV)/.installed
 
-.PHONY: setup setup-server test test-tools lint demo lora serve eval status report stop logs sweep soak bench clean
+.PHONY: setup setup-server image-cpu test test-tools lint demo lora serve eval status report stop logs sweep soak bench clean
 
 setup: $(STAMP)
 
@@ -78,6 +78,11 @@ LOGS_ARGS ?=
 
 setup-server:
 	@./scripts/setup_cpu_server.sh
+
+# The CPU vLLM image medsweep/vllm-cpu:0.32.0 (docker/Dockerfile.cpu) for `--engine docker --device cpu`, with the
+# docker CLI as you have it (DOCKER_HOST honoured). ~10 min the first time, seconds after (cached).
+image-cpu:
+	@./scripts/build_image_cpu.sh
 
 serve: setup $(if $(MODEL),,setup-server)
 	$(MEDSWEEP) serve $(if $(MODEL),--model $(MODEL)) $(if $(GPUS),--gpus $(GPUS)) $(SERVE_ARGS)

@@ -43,21 +43,22 @@ class EvalOutcome:
 
 def select_tasks(requested: Sequence[str], data_dir: Path) -> tuple[list[str], list[str]]:
     """The tasks to run and the tasks skipped for lack of data (only when none were named)."""
-    from pipeline.tasks import TASK_NAMES, get_task
+    from pipeline.tasks import get_task, task_names
 
+    names = task_names()
     if requested:
-        unknown = [t for t in requested if t not in TASK_NAMES]
+        unknown = [t for t in requested if t not in names]
         if unknown:
-            raise DataError(f"unknown task {unknown[0]!r}: choose from {', '.join(TASK_NAMES)}")
+            raise DataError(f"unknown task {unknown[0]!r}: choose from {', '.join(names)}")
         selected = list(requested)
         skipped: list[str] = []
     else:
-        selected = [t for t in TASK_NAMES if get_task(t).data_path(data_dir).exists()]
+        selected = [t for t in names if get_task(t).data_path(data_dir).exists()]
         if not selected:
             raise DataError(
                 f"no task has data under {data_dir}: see `medsweep data check --data-dir {data_dir}`"
             )
-        skipped = [t for t in TASK_NAMES if t not in selected]
+        skipped = [t for t in names if t not in selected]
     # Load every dataset now, so that a missing or malformed file fails before the endpoint is contacted or
     # anything is written to the store (the loaders' errors name the file, line and field, and where to get
     # a missing file).

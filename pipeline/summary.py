@@ -32,7 +32,7 @@ class TaskSummary:
 def score_tasks(store: Store, model: str, variant: str, tasks: Sequence[str]) -> list[TaskSummary]:
     """Score every succeeded output of ``model`` on ``tasks``; write the scores table; aggregate."""
     from pipeline import scoring
-    from pipeline.scoring.structured import STRUCTURED_TASKS, as_answer_text
+    from pipeline.scoring.structured import as_answer_text
 
     failed = store.failed_by_subtask(model, variant)
     summaries: list[TaskSummary] = []
@@ -41,7 +41,7 @@ def score_tasks(store: Store, model: str, variant: str, tasks: Sequence[str]) ->
         by_subtask: dict[str, list[Any]] = {}
         if rows:
             outputs = [r["output"] or "" for r in rows]
-            if variant == "structured" and task in STRUCTURED_TASKS:
+            if variant == "structured":
                 outputs = [as_answer_text(task, o) for o in outputs]
             items = scoring.score_batch(
                 task,

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # the pipeline's MeQSum loader, prompt file and adapter checksum
 
 from pipeline.adapters import adapter_digest  # noqa: E402
-from pipeline.tasks.loaders import MeQSumRow, load_meqsum  # noqa: E402
+from pipeline.tasks.defs.meqsum import MeQSumRow, load_meqsum  # noqa: E402
 from pipeline.tasks.prompts import load_prompts  # noqa: E402
 
 NAME = "smollm2-135m-meqsum-lora"

@@ -38,11 +38,11 @@ def register(sub: Any) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from pipeline.tasks import TASK_NAMES, check_data, default_data_dir
+    from pipeline.tasks import check_data, default_data_dir, task_names
 
     if args.data_dir is None:
         args.data_dir = default_data_dir()
-    checks = [check_data(name, args.data_dir) for name in TASK_NAMES]
+    checks = [check_data(name, args.data_dir) for name in task_names()]
     if args.json:
         payload = {
             "data_dir": str(args.data_dir),
@@ -107,10 +107,10 @@ def download(url: str, target: Path, expected_sha256: str) -> str:
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    from pipeline.tasks import TASK_NAMES, get_task
+    from pipeline.tasks import get_task, task_names
     from pipeline.tasks.prompts import load_prompts
 
-    for name in TASK_NAMES:
+    for name in task_names():
         source = load_prompts(name).data
         if source.access != "public" or not source.url:
             continue

@@ -55,6 +55,7 @@ def _run(args: argparse.Namespace) -> int:
     sections = read_config_file(args.config) if args.config else {}
 
     endpoint: dict[str, Any] = {}
+    offers: dict[str, bool] = {}  # what the served engine's endpoint serves (pipeline.engines.base.Offers)
     model: dict[str, Any] = {
         "name": args.model,
         "served_name": args.served_name,
@@ -65,7 +66,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.base_urls:
         endpoint["base_urls"] = args.base_urls
     elif not os.environ.get("OPENAI_BASE_URL") and "base_urls" not in sections.get("endpoint", {}):
-        _from_serve_state(endpoint, model)
+        offers = _from_serve_state(endpoint, model)
     data_dir = args.data_dir
     if data_dir is None and "data_dir" not in sections.get("run", {}):
         from pipeline.tasks import DATA_DIR, default_data_dir
@@ -87,7 +88,8 @@ def _run(args: argparse.Namespace) -> int:
             "rate": args.rate,
             "timeout": args.timeout,
             "max_attempts": args.max_attempts,
-            "backpressure": False if args.no_backpressure else None,
+            # An engine without vLLM's queue metric is not polled for it.
+            "backpressure": False if args.no_backpressure or offers.get("queue_depth") is False else None,
         },
         "sampling": {"seed": args.seed},
         "run": {
@@ -104,16 +106,18 @@ def _run(args: argparse.Namespace) -> int:
     return evaluate(config)
 
 
-def _from_serve_state(endpoint: dict[str, Any], model: dict[str, Any]) -> None:
-    """`make serve && make eval`: evaluate what `medsweep serve` started."""
+def _from_serve_state(endpoint: dict[str, Any], model: dict[str, Any]) -> dict[str, bool]:
+    """`make serve && make eval`: evaluate what `medsweep serve` started; returns what its engine's endpoint
+    offers (empty when nothing was served or the state file predates engines)."""
     from pipeline.serving.state import read_state
 
     state = read_state()
     if state is None:
-        return
+        return {}
     endpoint["base_urls"] = [state.openai_base_url]
     if state.api_key_env and os.environ.get(state.api_key_env):
         endpoint["api_key"] = os.environ[state.api_key_env]
     if not model.get("name"):
         model["name"] = state.model
         model["served_name"] = model.get("served_name") or state.served_model
+    return state.offers

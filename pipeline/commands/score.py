@@ -4,14 +4,35 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import DataError
 
-# Same as pipeline.scoring.TASKS (not imported here so that `medsweep --help` stays fast).
-_TASKS = ("mednli", "meqsum", "probsum", "longhealth", "medisumqa", "medisumcode")
+
+class _TaskChoices:
+    """The registered task names, looked up only when argparse checks or lists them: loading the task
+    modules at start-up would slow every command (``medsweep --help`` included)."""
+
+    def __contains__(self, name: object) -> bool:
+        return name in _task_names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_task_names())
+
+
+def _task_names() -> tuple[str, ...]:
+    from pipeline.tasks.registry import task_names
+
+    return task_names()
+
+
+def __getattr__(name: str) -> tuple[str, ...]:
+    if name == "_TASKS":  # the choices of --task, as a tuple
+        return _task_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def register(sub: Any) -> None:
@@ -21,10 +42,17 @@ def register(sub: Any) -> None:
         description=(
             'Each input line: {"id": str, "prediction": str, "reference": ...} (LongHealth may add '
             '"subtask": task1|task2|task3, default task1). The reference is the gold label (mednli), the '
-            "gold letter (longhealth), the list of gold ICD-10 codes (medisumcode) or the reference text."
+            "gold letter (longhealth, medqa), the list of gold ICD-10 codes (medisumcode) or the reference "
+            "text (docs/scoring.md says each task's)."
         ),
     )
-    parser.add_argument("--task", required=True, choices=_TASKS, help="which task the file holds")
+    parser.add_argument(
+        "--task",
+        required=True,
+        choices=_TaskChoices(),
+        metavar="TASK",
+        help="which task the file holds: %(choices)s",
+    )
     parser.add_argument("--input", required=True, type=Path, metavar="FILE.jsonl", help="predictions")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     parser.add_argument(
@@ -42,6 +70,9 @@ class _Line:
 
 
 def _read(path: Path, task: str) -> list[_Line]:
+    from pipeline.tasks.registry import get_def
+
+    subtasks = get_def(task).subtasks
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -72,7 +103,7 @@ def _read(path: Path, task: str) -> list[_Line]:
             raise DataError(f"{where}: field 'prediction' must be a string (the model output)")
         if "reference" not in record or record["reference"] is None:
             raise DataError(f"{where}: field 'reference' is missing")
-        subtask = record.get("subtask", "task1" if task == "longhealth" else "")
+        subtask = record.get("subtask", subtasks[0] if subtasks else "")
         if not isinstance(subtask, str):
             raise DataError(f"{where}: field 'subtask' must be a string")
         lines.append(_Line(number, record["prediction"], record["reference"], subtask))
@@ -83,6 +114,7 @@ def _read(path: Path, task: str) -> list[_Line]:
 
 def _score(path: Path, task: str, lines: list[_Line], extras: bool) -> Any:
     from pipeline.scoring import add_extras, aggregate, aggregate_by_subtask, score_item
+    from pipeline.tasks.registry import get_def
 
     items = []
     for line in lines:  # one item at a time, so that an error names its line
@@ -93,7 +125,7 @@ def _score(path: Path, task: str, lines: list[_Line], extras: bool) -> Any:
     if extras:
         outputs, references = [line.prediction for line in lines], [line.reference for line in lines]
         items = add_extras(task, outputs, references, items)
-    if task != "longhealth":
+    if not get_def(task).subtasks:
         return aggregate(task, items)
     groups: dict[str, list[Any]] = {}
     for line, item in zip(lines, items, strict=True):

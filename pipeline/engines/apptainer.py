@@ -44,9 +44,9 @@ class ApptainerEngine(ProcessEngine):
         if cfg.local_path:
             inside = f"{CONTAINER_MODELS}/{cfg.name}"
             argv += ["--bind", f"{model_dir(cfg)}:{inside}:ro"]
-            model_args = ["--model", inside]
+            model = inside
         else:
-            model_args = ["--model", cfg.hf_id]
+            model = cfg.hf_id
         mounts, adapter_dirs = adapter_mounts(target.adapters, "--bind")
         argv += mounts
         argv += [x for k, v in env.items() for x in ("--env", f"{k}={v}")]
@@ -59,7 +59,7 @@ class ApptainerEngine(ProcessEngine):
             adapters=target.adapters,
             adapter_dirs=adapter_dirs,
         )
-        argv += [image_ref(image), "vllm", "serve", *model_args, *flags]
+        argv += [image_ref(image), "vllm", "serve", model, *flags]
         argv += ["--host", target.host, "--port", str(target.port)]
         # HF_TOKEN and VLLM_API_KEY reach the container from the environment (apptainer passes it through);
         # CUDA_VISIBLE_DEVICES picks the GPUs as for a local vllm.

@@ -49,9 +49,9 @@ def run_argv(target: Target, image: str, hf_cache: Path) -> list[str]:
         # The weights stay outside the image, read-only: the same image serves any model folder.
         inside = f"{CONTAINER_MODELS}/{cfg.name}"
         argv += ["-v", f"{model_dir(cfg)}:{inside}:ro"]
-        model_args = ["--model", inside]
+        model = inside
     else:
-        model_args = ["--model", cfg.hf_id]
+        model = cfg.hf_id
     argv += ["-e", "HF_TOKEN", *(x for k, v in env.items() for x in ("-e", f"{k}={v}"))]
     if target.api_key:
         argv += ["-e", "VLLM_API_KEY"]
@@ -65,7 +65,8 @@ def run_argv(target: Target, image: str, hf_cache: Path) -> list[str]:
         adapters=target.adapters,
         adapter_dirs=adapter_dirs,
     )
-    return [*argv, image, *model_args, *flags]
+    # `vllm serve MODEL` (positional): the entrypoint of both images is `vllm serve`.
+    return [*argv, image, model, *flags]
 
 
 class DockerEngine(Engine):
@@ -77,6 +78,9 @@ class DockerEngine(Engine):
         return Launch(argv=argv, url=server_url(target.host, target.port), image=image)
 
     def check(self, target: Target, launch: Launch) -> None:
+        if target.model.local_path and not model_dir(target.model).is_dir():
+            # docker run -v would create the missing folder (as root) and serve nothing.
+            raise ConfigError(f"{model_dir(target.model)}: model folder missing: run `make setup-server`")
         docker.check_daemon()
         running = docker.managed_containers(port=target.port, running_only=True)
         if running:

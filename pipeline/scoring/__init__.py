@@ -1,5 +1,5 @@
-"""Parsing, validation and metrics for the six CLUE tasks, exactly as the paper defines them (see
-docs/fidelity.md for every deviation from the official code).
+"""Parsing, validation and metrics for the registered tasks (``pipeline.tasks.registry``): the six CLUE tasks
+exactly as the paper defines them (see docs/fidelity.md for every deviation from the official code).
 
 Per-item values are on a 0–100 scale; paper metrics use the contract names (``accuracy``, ``rouge1``,
 ``rouge2``, ``rougeL``, ``bertscore_f1``, ``umls_f1``, ``icd_em_f1``, ``icd_ap_f1``, ``icd_valid``),
@@ -17,7 +17,6 @@ from pipeline.scoring.api import (
 )
 from pipeline.scoring.levels import level_scores
 from pipeline.scoring.longhealth import SUBTASKS as LONGHEALTH_SUBTASKS
-from pipeline.scoring.settings import TASKS
 from pipeline.scoring.types import LevelScores, ScoredItem, TaskScore
 
 __all__ = [
@@ -36,3 +35,12 @@ __all__ = [
     "score_batch",
     "score_item",
 ]
+
+
+def __getattr__(name: str) -> tuple[str, ...]:
+    # ``TASKS``: the registered tasks, looked up when asked for (the task modules import this package).
+    if name == "TASKS":
+        from pipeline.tasks.registry import task_names
+
+        return task_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,37 +7,35 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pipeline.errors import DataError
-from pipeline.scoring import extras, icd, longhealth, mednli, summaries
-from pipeline.scoring.settings import TASKS, clue_settings
+from pipeline.scoring import extras, summaries
 from pipeline.scoring.types import ScoredItem, TaskScore
+from pipeline.tasks.registry import TaskDef, get_def, task_names
 
 FORMAT_ADHERENCE = "format_adherence"
 
 
-def _check_task(task: str) -> None:
-    if task not in TASKS:
-        raise DataError(f"unknown task {task!r}: use one of {', '.join(TASKS)}")
+def _task(task: str) -> TaskDef:
+    if task not in task_names():
+        raise DataError(f"unknown task {task!r}: use one of {', '.join(task_names())}")
+    return get_def(task)
 
 
 def score_item(task: str, output: str, reference: Any, *, subtask: str = "") -> ScoredItem:
     """Score one output against its reference with the paper's rules (0–100 per item).
 
     Raises ``DataError`` naming the field when the task, sub-task or reference is unusable."""
-    _check_task(task)
-    if task != "longhealth" and subtask:
-        raise DataError(f"field 'subtask': only longhealth has sub-tasks, got {subtask!r} for {task}")
-    if task == "longhealth" and subtask not in ("", *longhealth.SUBTASKS):
-        raise DataError(f"field 'subtask': use one of {', '.join(longhealth.SUBTASKS)}, got {subtask!r}")
+    spec = _task(task)
+    if not spec.subtasks and subtask:
+        with_subtasks = [t for t in task_names() if get_def(t).subtasks]
+        raise DataError(
+            f"field 'subtask': only {', '.join(with_subtasks)} has sub-tasks, got {subtask!r} for {task}"
+        )
+    if spec.subtasks and subtask not in ("", *spec.subtasks):
+        raise DataError(f"field 'subtask': use one of {', '.join(spec.subtasks)}, got {subtask!r}")
     if not isinstance(output, str):
         raise DataError(f"field 'prediction': expected text, got {type(output).__name__}")
     try:
-        if task == "mednli":
-            return mednli.score(output, reference)
-        if task == "longhealth":
-            return longhealth.score(output, reference, subtask)
-        if task == "medisumcode":
-            return icd.score(output, reference)
-        return summaries.score(task, output, reference)
+        return spec.score(spec.cleaned(output), reference, subtask)
     except ValueError as exc:
         raise DataError(f"field 'reference': {exc}") from exc
 
@@ -72,13 +70,17 @@ def add_extras(
         return items
     cannot = extras.unavailable(task)
     pairs = list(zip(outputs, references, strict=True))
-    bert_pred, bert_ref = zip(*(summaries.prepare(task, out, ref) for out, ref in pairs), strict=True)
-    umls_pred, umls_ref = zip(*(summaries.prepare_for_umls(task, o, r) for o, r in pairs), strict=True)
+
+    def bertscore() -> list[float]:
+        pred, ref = zip(*(summaries.prepare(task, out, ref) for out, ref in pairs), strict=True)
+        return extras.bertscore_f1(task, pred, ref)
+
+    def umls() -> list[float]:
+        pred, ref = zip(*(summaries.prepare_for_umls(task, out, ref) for out, ref in pairs), strict=True)
+        return extras.umls_f1(pred, ref)
+
     computed: dict[str, list[float]] = {}
-    runners: dict[str, Callable[[], list[float]]] = {
-        extras.BERTSCORE: lambda: extras.bertscore_f1(task, bert_pred, bert_ref),
-        extras.UMLS: lambda: extras.umls_f1(umls_pred, umls_ref),
-    }
+    runners: dict[str, Callable[[], list[float]]] = {extras.BERTSCORE: bertscore, extras.UMLS: umls}
     for metric in wanted:
         if metric in cannot:
             continue
@@ -99,20 +101,19 @@ _extra_failures: dict[tuple[str, str], str] = {}
 
 def item_metrics(task: str) -> tuple[str, ...]:
     """The paper metrics as named on single items (LongHealth items carry plain ``accuracy``)."""
-    _check_task(task)
-    return ("accuracy",) if task == "longhealth" else paper_metrics(task)
+    return _task(task).per_item_metrics
 
 
 def paper_metrics(task: str) -> tuple[str, ...]:
-    """The metric names the paper reports for ``task`` (what the Level averages use)."""
-    _check_task(task)
-    return clue_settings().paper_metrics[task]
+    """The metric names the paper reports for ``task`` (what the Level averages use); for a task beyond
+    the paper, what its module reports."""
+    return _task(task).metrics
 
 
 def aggregate(task: str, items: Sequence[ScoredItem]) -> TaskScore:
     """Means of the per-item metrics over all items (each item counted once), plus ``format_adherence``
     = % of items the strict parser accepted."""
-    _check_task(task)
+    _task(task)
     expected = item_metrics(task)
     if not items:
         return TaskScore(n=0, metrics={}, missing=expected, notes=("no items to score",))
@@ -147,7 +148,7 @@ def aggregate_by_subtask(task: str, groups: Mapping[str, Sequence[ScoredItem]]) 
     """Aggregate each sub-task separately and prefix its metrics with ``<subtask>_`` (LongHealth:
     ``task1_accuracy`` ...). ``format_adherence`` is also given over all items; ``missing`` lists the
     paper's sub-task metrics that no group provided."""
-    _check_task(task)
+    spec = _task(task)
     metrics: dict[str, float] = {}
     notes: list[str] = []
     n = valid = 0
@@ -161,7 +162,7 @@ def aggregate_by_subtask(task: str, groups: Mapping[str, Sequence[ScoredItem]]) 
     if n:
         metrics[FORMAT_ADHERENCE] = 100.0 * valid / n
     missing = tuple(name for name in paper_metrics(task) if name not in metrics)
-    if task != "longhealth":
+    if not spec.subtasks:
         missing = tuple(
             f"{subtask}_{name}"
             for subtask in sorted(groups)

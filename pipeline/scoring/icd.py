@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from pipeline.scoring.answers import IcdAnswer, is_valid
-from pipeline.scoring.cleanup import clean_output
 from pipeline.scoring.types import ScoredItem
 
 # The paper's pattern (upper case only; U codes excluded). Dots are stripped after matching.
@@ -99,8 +98,8 @@ def _metrics(predicted: Sequence[str], gold: Sequence[str], suffix: str) -> dict
 
 
 def score(output: str, reference: object) -> ScoredItem:
+    """``output`` as cleaned by the task (``TaskDef.clean``)."""
     gold = normalise_gold(reference)
-    output = clean_output("medisumcode", output)
     strict = paper_codes(output)
     lenient = lenient_codes(output)
     valid = bool(strict) and _only_codes(output) and is_valid(IcdAnswer, codes=strict)

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pipeline.scoring.answers import ChoiceAnswer, is_valid
+from pipeline.scoring.choice import lenient_choice
 from pipeline.scoring.types import ScoredItem
 
 SUBTASKS: tuple[str, ...] = ("task1", "task2", "task3")
@@ -17,19 +18,6 @@ SUBTASKS: tuple[str, ...] = ("task1", "task2", "task3")
 _LETTERS: dict[str, str] = {"task1": "ABCDE", "task2": "ABCDEF", "task3": "ABCDEF", "": "ABCDEF"}
 
 _PAPER = re.compile(r"The correct answer is (\w):")
-
-# Lenient prefixes before the letter, tried in order. A lower-case letter only counts when punctuation
-# or the end follows it, so that "the answer is a fracture" is not read as option A.
-_LENIENT_PREFIXES: tuple[re.Pattern[str], ...] = tuple(
-    re.compile(prefix + r"\(?([A-Fa-f])\)?([:.),]|\s|$)", re.IGNORECASE)
-    for prefix in (
-        r"answer\s+is\s*:?\s*(?:option\s+)?",
-        r"answer\s*:\s*(?:option\s+)?",
-        r"^\s*(?:option\s+)?",
-        r"\boption\s+",
-    )
-)
-_PARENTHESISED = re.compile(r"\(([A-Fa-f])\)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,45 +52,11 @@ def paper_choice(output: str) -> str:
     return match.group(1) if match else ""
 
 
-def _lenient_choice(output: str, strict: str, letters: str, options: Mapping[str, str]) -> str | None:
-    """``strict`` is the paper's capture (``paper_choice``); the lenient reading accepts it in any case."""
-    upper = strict.upper()
-    if upper and upper in letters:
-        return upper
-    for pattern in _LENIENT_PREFIXES:
-        for match in pattern.finditer(output):
-            letter, after = str(match.group(1)), str(match.group(2))
-            if letter.islower() and after.isspace():
-                continue
-            if letter.upper() in letters:
-                return letter.upper()
-    in_brackets = {str(m).upper() for m in _PARENTHESISED.findall(output)} & set(letters)
-    if len(in_brackets) == 1:
-        return in_brackets.pop()
-    return _option_text_choice(output, letters, options)
-
-
-def _option_text_choice(output: str, letters: str, options: Mapping[str, str]) -> str | None:
-    text = output.casefold()
-    found = {
-        letter: option.casefold().strip().rstrip(".")
-        for letter, option in options.items()
-        if letter in letters and option.strip() and option.casefold().strip().rstrip(".") in text
-    }
-    # An option contained in a longer matched option ("Diabetes" in "Diabetes type 2") does not count.
-    maximal = [
-        letter
-        for letter, option in found.items()
-        if not any(option != other and option in other for other in found.values())
-    ]
-    return maximal[0] if len(maximal) == 1 else None
-
-
 def score(output: str, reference: object, subtask: str) -> ScoredItem:
     gold = normalise_gold(reference, subtask)
     letters = _LETTERS[subtask]
     strict = paper_choice(output)
-    lenient = _lenient_choice(output, strict, letters, gold.options)
+    lenient = lenient_choice(output, strict, letters, gold.options)
     # Adherence: the paper's regex matched and captured one of this sub-task's option letters.
     valid = bool(strict) and strict in letters and is_valid(ChoiceAnswer, letter=strict)
     return ScoredItem(

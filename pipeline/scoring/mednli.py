@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 from pipeline.scoring.answers import NLI_LABELS, NliAnswer, NliLabel, is_valid
-from pipeline.scoring.cleanup import clean_output
 from pipeline.scoring.types import ScoredItem
 
 # Lenient: a label word (or its verb/adjective form) as a whole word, any case.
@@ -38,8 +37,8 @@ def _lenient_label(output: str) -> NliLabel | None:
 
 
 def score(output: str, reference: object) -> ScoredItem:
+    """``output`` as cleaned by the task (``TaskDef.clean``)."""
     gold = normalise_gold(reference)
-    output = clean_output("mednli", output)
     counts = _label_counts(output)
     # Paper rule: correct iff the gold label occurs exactly once, whatever else the output says.
     correct = counts[gold] == 1

@@ -8,8 +8,6 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-TASKS: tuple[str, ...] = ("mednli", "meqsum", "probsum", "longhealth", "medisumqa", "medisumcode")
-
 
 @dataclass(frozen=True, slots=True)
 class BertScoreSetting:

@@ -82,6 +82,10 @@ def read_state(path: Path | None = None) -> ServeState | None:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise ConfigError(
+            f"{p}: cannot read the serve state file ({exc.strerror}); check its permissions"
+        ) from exc
     try:
         return ServeState.model_validate(json.loads(text))
     except (json.JSONDecodeError, ValidationError) as exc:

@@ -380,10 +380,10 @@ def _status(stats: ModelStats, gave_up: str | None, error: str) -> tuple[Any, st
 
 def _data_stamps(tasks: tuple[str, ...], data_dir: Path) -> dict[str, list[int]]:
     """(size, mtime) of each task's data file: a changed file means new keys, so no skipping."""
-    from pipeline.tasks import TASK_NAMES, get_task
+    from pipeline.tasks import get_task, task_names
 
     stamps: dict[str, list[int]] = {}
-    for name in tasks or TASK_NAMES:
+    for name in tasks or task_names():
         try:
             st = get_task(name).data_path(data_dir).stat()
         except OSError:

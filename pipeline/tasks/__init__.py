@@ -1,5 +1,6 @@
-"""The six CLUE tasks. The engine uses ``TASK_NAMES``, ``get_task(name)`` and the ``Task`` protocol
-(``pipeline.tasks.base``); ``check_data`` backs ``medsweep data check``."""
+"""The tasks' requests. The engine uses ``task_names()`` (also ``TASK_NAMES``), ``get_task(name)`` and the
+``Task`` protocol (``pipeline.tasks.base``); ``check_data`` backs ``medsweep data check``. Each task is one
+module of ``pipeline/tasks/defs/``, found by ``pipeline.tasks.registry``."""
 
 from __future__ import annotations
 
@@ -7,34 +8,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pipeline.errors import ConfigError, DataError
+from pipeline.errors import DataError
 from pipeline.paths import DEMO_DATA_DIR
 from pipeline.tasks.base import Task
-from pipeline.tasks.fewshot import FewShotTask
-from pipeline.tasks.items import medisumcode_items, medisumqa_items, mednli_items, meqsum_items, probsum_items
-from pipeline.tasks.longhealth import LongHealthTask
+from pipeline.tasks.registry import get_def, task_names
 
-TASK_NAMES: tuple[str, ...] = ("mednli", "meqsum", "probsum", "longhealth", "medisumqa", "medisumcode")
-
-_TASKS: dict[str, FewShotTask | LongHealthTask] = {
-    "mednli": FewShotTask("mednli", 1, mednli_items),
-    "meqsum": FewShotTask("meqsum", 1, meqsum_items),
-    "probsum": FewShotTask("probsum", 1, probsum_items),
-    "longhealth": LongHealthTask(),
-    "medisumqa": FewShotTask("medisumqa", 2, medisumqa_items),
-    "medisumcode": FewShotTask("medisumcode", 2, medisumcode_items),
-}
+__all__ = ["DataCheck", "check_data", "default_data_dir", "get_task", "task_names"]
 
 
 def get_task(name: str) -> Task:
-    return _get(name)
+    """The request side of task ``name``; ``ConfigError`` naming the choices for an unknown one."""
+    return get_def(name).requests
 
 
-def _get(name: str) -> FewShotTask | LongHealthTask:
-    try:
-        return _TASKS[name]
-    except KeyError:
-        raise ConfigError(f"unknown task {name!r}; choose from {', '.join(TASK_NAMES)}") from None
+def __getattr__(name: str) -> tuple[str, ...]:
+    # ``TASK_NAMES``: the registered tasks, looked up when asked for (the registry imports this package).
+    if name == "TASK_NAMES":
+        return task_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 DataState = Literal["ok", "missing", "malformed"]
@@ -52,7 +43,7 @@ class DataCheck:
 def check_data(name: str, data_dir: Path) -> DataCheck:
     """Whether ``name``'s dataset is under ``data_dir`` and loads; ``rows`` counts the dataset's rows
     (LongHealth: questions)."""
-    task = _get(name)
+    task = get_def(name).requests
     path = task.data_path(data_dir)
     try:
         rows = task.rows(data_dir)

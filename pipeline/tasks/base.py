@@ -43,7 +43,6 @@ class Task(Protocol):
     """A task of the study. ``name`` is the CLI name (``mednli``, ``longhealth``...)."""
 
     name: str
-    level: int
 
     def data_path(self, data_dir: Path) -> Path:
         """The dataset file this task reads, under ``data_dir`` (``<task>/<original file name>``)."""
@@ -55,4 +54,12 @@ class Task(Protocol):
 
     def requests(self, data_dir: Path, ctx: RenderContext) -> AsyncIterator[Request]:
         """Yield the task's requests lazily, ordered so that shared prefixes are adjacent."""
+        ...
+
+
+class DatasetTask(Task, Protocol):
+    """A task read from a dataset file (every registered task; the engine's tests use bare ``Task``s)."""
+
+    def rows(self, data_dir: Path) -> int:
+        """How many rows the dataset has (``medsweep data check``); DataError if it does not load."""
         ...

@@ -1,4 +1,4 @@
-"""The five single-question tasks: k demonstrations from the data, then one request per remaining item."""
+"""Single-question tasks: k demonstrations from the data, then one request per remaining item."""
 
 from __future__ import annotations
 
@@ -70,9 +70,8 @@ def missing_data_error(task: str, path: Path, spec: TaskPrompts) -> DataError:
 class FewShotTask:
     """A task whose prompt is system + k (user, assistant) demonstrations + the query."""
 
-    def __init__(self, name: str, level: int, loader: Callable[[Path], list[Item]]) -> None:
+    def __init__(self, name: str, loader: Callable[[Path], list[Item]]) -> None:
         self.name = name
-        self.level = level
         self._loader = loader
 
     @property

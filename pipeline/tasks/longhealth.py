@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import random
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pydantic import Field, ValidationError
 
 from pipeline.config import ChatMode
 from pipeline.errors import DataError
@@ -25,13 +28,58 @@ from pipeline.request import Request
 from pipeline.tasks.base import RenderContext, TokenCounter
 from pipeline.tasks.budget import prompt_cap, v3_truncation
 from pipeline.tasks.fewshot import missing_data_error
-from pipeline.tasks.loaders import LongHealthPatient, LongHealthQuestion, load_longhealth, load_once
+from pipeline.tasks.loaders import Row, load_once, read_text, validation_error
 from pipeline.tasks.prompts import LongHealthSettings, TaskPrompts, load_budget, load_prompts, response_format
 from pipeline.tasks.render import render_longhealth
 
 SUBTASKS = ("task1", "task2", "task3")
 _TASK1_LABELS = "abcde"
 _TASK23_LABELS = "abcdef"
+
+
+class LongHealthQuestion(Row):
+    No: int | str
+    question: str
+    answer_a: str
+    answer_b: str
+    answer_c: str
+    answer_d: str
+    answer_e: str
+    correct: str
+    answer_location: dict[str, Any]
+
+
+class LongHealthPatient(Row):
+    name: str = ""
+    texts: dict[str, str] = Field(min_length=1)
+    questions: list[LongHealthQuestion]
+
+
+def load_longhealth(path: Path) -> dict[str, LongHealthPatient]:
+    text = read_text(path)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(data, dict) or not data:
+        raise DataError(f"{path}: expected a JSON object keyed by patient id (patient_01, ...)")
+    patients: dict[str, LongHealthPatient] = {}
+    for patient_id, obj in data.items():
+        try:
+            patient = LongHealthPatient.model_validate(obj)
+        except ValidationError as exc:
+            raise validation_error(
+                path, f"patient {patient_id!r}", exc, "see the LongHealth schema in docs/tasks.md"
+            ) from None
+        for index, question in enumerate(patient.questions):
+            unknown = [t for t in question.answer_location if t not in patient.texts]
+            if unknown:
+                raise DataError(
+                    f"{path}: patient {patient_id!r}: field 'questions.{index}.answer_location': names texts "
+                    f"{unknown} that the patient does not have; fix the text ids"
+                )
+        patients[patient_id] = patient
+    return patients
 
 
 def derive_seed(*parts: str) -> int:
@@ -106,7 +154,6 @@ class _Frame:
 
 class LongHealthTask:
     name = "longhealth"
-    level = 2
 
     @property
     def spec(self) -> TaskPrompts:

@@ -90,7 +90,7 @@ def test_tp4_70b_exact_argv_state_and_stop(fake_docker: Path, tmp_path: Path) ->
         "-v", f"{tmp_path}/home/.cache/huggingface:/root/.cache/huggingface",
         "-e", "HF_TOKEN", "-e", "VLLM_NO_USAGE_STATS=1", "-e", "DO_NOT_TRACK=1",
         IMAGE,
-        "--model", "meta-llama/Meta-Llama-3.1-70B-Instruct", "--revision", "main",
+        "meta-llama/Meta-Llama-3.1-70B-Instruct", "--revision", "main",
         "--served-model-name", name, "--tensor-parallel-size", "4",
         "--max-model-len", "131072", "--dtype", "bfloat16", "--generation-config", "vllm",
     ]  # fmt: skip

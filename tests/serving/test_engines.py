@@ -102,3 +102,35 @@ def test_a_state_file_naming_an_unknown_engine_is_one_line(
     )
     assert main(["stop"]) == 2
     assert "not a valid serve state file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("queue_depth", "backpressure"), [(False, False), (True, True)])
+def test_eval_polls_the_queue_only_where_the_engine_offers_it(
+    queue_depth: bool,
+    backpressure: bool,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pipeline.evaluate
+    from pipeline.serving.state import ServeState, write_state
+
+    monkeypatch.setenv("MEDSWEEP_STATE_DIR", str(tmp_path))
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    offers = {"queue_depth": queue_depth, "tokenize": True, "version": True}
+    write_state(
+        ServeState(
+            url="http://127.0.0.1:9",
+            openai_base_url="http://127.0.0.1:9/v1",
+            served_model="m",
+            model="m",
+            engine="docker",
+            host="127.0.0.1",
+            port=9,
+            offers=offers,
+        )
+    )
+    seen: list[object] = []
+    monkeypatch.setattr(pipeline.evaluate, "evaluate", lambda config: seen.append(config) or 0)
+    assert main(["eval", "--task", "mednli", "--out", str(tmp_path / "out")]) == 0
+    (config,) = seen
+    assert config.client.backpressure is backpressure  # type: ignore[attr-defined]

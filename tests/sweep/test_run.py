@@ -1,16 +1,21 @@
 """End-to-end sweeps on a simulated 8-GPU inventory: our fake OpenAI server (tests/support/fakeserver.py)
 stands in for each vLLM server, started by a test Launcher that records the GPU ids it was given. The evals,
-store, watchdog and scheduling are the real ones."""
+store, watchdog and scheduling are the real ones.
+
+A crash or a hang lands while requests are provably in flight: that server's first process holds its
+requests (``--hold``) and the test kills or freezes it once it holds two, so the eval cannot finish first on
+any machine; the process the watchdog starts in its place answers normally."""
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import shlex
+import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,9 +31,10 @@ from pipeline.sweep.plan import load_plan, resolve_models
 from pipeline.sweep.runner import SweepRunner
 from pipeline.sweep.summary import ModelReport, print_summary, write_summary
 from tests.support.ports import free_port
-from tests.support.servers import FAKESERVER, REPO
+from tests.support.servers import FAKESERVER, REPO, ServerControl, wait_ready
 
 DEMO = REPO / "demo_data"
+DEADLINE_S = 120.0  # for what will happen on any machine (a server starting, requests arriving)
 BIG, SMALL_A, SMALL_B, SMALL_C = (
     "meta-llama-3-70b-instruct",
     "meta-llama-3-8b-instruct",
@@ -40,9 +46,17 @@ BIG, SMALL_A, SMALL_B, SMALL_C = (
 class FakeLauncher:
     """Starts a fake server per model (served name = registry name); records GPUs and what each received."""
 
-    def __init__(self, extra: dict[str, list[str]] | None = None, fail_start: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        extra: dict[str, list[str]] | None = None,
+        fail_start: Sequence[str] = (),
+        hold_first: Sequence[str] = (),
+    ) -> None:
         self.extra = extra or {}
         self.fail_start = set(fail_start)
+        self.hold_first = set(hold_first)  # these models' first process holds every request (--hold)
+        self.frozen: set[int] = set()  # pids stopped with SIGSTOP: they cannot answer /_stats
+        self._started: dict[str, threading.Event] = {}
         self.starts: list[tuple[str, tuple[int, ...], int]] = []
         self.received_at_stop: dict[str, list[int]] = {}
         self.events: list[tuple[str, str]] = []  # ("start"|"stop", model) in order
@@ -56,11 +70,16 @@ class FakeLauncher:
         if model.name in self.fail_start:
             raise EndpointError(f"injected: cannot start {model.name}")
         argv = [sys.executable, str(FAKESERVER), "--port", str(port), "--model", model.name]
-        proc = subprocess.Popen([*argv, *self.extra.get(model.name, [])], stdin=subprocess.DEVNULL)
+        argv += self.extra.get(model.name, [])
+        with self._lock:
+            if model.name in self.hold_first and all(m != model.name for m, _, _ in self.starts):
+                argv.append("--hold")
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
         with self._lock:
             self.starts.append((model.name, tuple(gpus), port))
             self.events.append(("start", model.name))
             self.procs[model.name] = proc
+        self.started(model.name).set()
         return ServerHandle(model.name, tuple(gpus), port, f"http://127.0.0.1:{port}", pid=proc.pid)
 
     def alive(self, handle: ServerHandle) -> str | None:
@@ -75,11 +94,12 @@ class FakeLauncher:
         if proc is None or proc.pid != handle.pid:
             return
         if proc.poll() is None:
-            try:
-                received = httpx.get(f"{handle.url}/_stats", timeout=1).json()["received"]
-                self.received_at_stop.setdefault(handle.model, []).append(received)
-            except httpx.HTTPError:
-                pass
+            if proc.pid not in self.frozen:
+                try:
+                    received = httpx.get(f"{handle.url}/_stats", timeout=30).json()["received"]
+                    self.received_at_stop.setdefault(handle.model, []).append(received)
+                except httpx.HTTPError:
+                    pass
             proc.kill()
         proc.wait()
         with self._lock:
@@ -88,29 +108,49 @@ class FakeLauncher:
     def logs(self, handle: ServerHandle, lines: int = 50) -> str:
         return ""
 
-    def kill_when_busy(self, model: str, after: int) -> threading.Thread:
-        """SIGKILL ``model``'s server once it has received ``after`` requests (a crash mid-run)."""
+    def started(self, model: str) -> threading.Event:
+        """Set once ``model``'s first process has been started."""
+        with self._lock:
+            return self._started.setdefault(model, threading.Event())
 
-        def watch() -> None:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                proc = self.procs.get(model)
-                port = next((p for m, _, p in self.starts if m == model), None)
-                if proc is not None and port is not None:
-                    try:
-                        if (
-                            httpx.get(f"http://127.0.0.1:{port}/_stats", timeout=2).json()["received"]
-                            >= after
-                        ):
-                            proc.kill()
-                            return
-                    except httpx.HTTPError:
-                        pass
-                time.sleep(0.02)
+    def crash_when_held(self, model: str, held: int, sig: int = signal.SIGKILL) -> Crasher:
+        """Send ``sig`` to ``model``'s first server once it holds ``held`` requests (``hold_first`` must name
+        it): SIGKILL is a crash mid-run, SIGSTOP a hang."""
+        assert model in self.hold_first
+        crasher = Crasher(self, model, held, sig)
+        crasher.start()
+        return crasher
 
-        thread = threading.Thread(target=watch, daemon=True)
-        thread.start()
-        return thread
+
+class Crasher(threading.Thread):
+    """The thread of ``FakeLauncher.crash_when_held``; ``error`` says what went wrong, if anything did."""
+
+    def __init__(self, launcher: FakeLauncher, model: str, held: int, sig: int) -> None:
+        super().__init__(daemon=True)
+        self.launcher, self.model, self.held, self.sig = launcher, model, held, sig
+        self.error: str | None = None
+        self.done = False
+
+    def run(self) -> None:
+        launcher = self.launcher
+        try:
+            if not launcher.started(self.model).wait(DEADLINE_S):
+                raise AssertionError(f"{self.model} was never started")
+            proc = launcher.procs[self.model]
+            port = next(p for m, _, p in launcher.starts if m == self.model)
+            server = ServerControl(port)
+            wait_ready(server.root, timeout=DEADLINE_S)
+            server.wait_held(self.held, timeout=DEADLINE_S)
+            if self.sig == signal.SIGSTOP:
+                launcher.frozen.add(proc.pid)
+            os.kill(proc.pid, self.sig)
+            self.done = True
+        except Exception as exc:  # the test asserts on it: a thread cannot fail a test itself
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    def check(self) -> None:
+        self.join(DEADLINE_S)
+        assert self.done, f"the {self.model} server was never crashed while it held requests: {self.error}"
 
 
 def _write_plan(tmp_path: Path, models: list[str], base_port: int) -> Path:
@@ -123,7 +163,7 @@ def _write_plan(tmp_path: Path, models: list[str], base_port: int) -> Path:
     plan.write_text(
         f'[sweep]\nout = "{tmp_path / "out"}"\ndata_dir = "{DEMO}"\ntasks = ["mednli", "meqsum"]\n'
         f'gpus = [0, 1, 2, 3, 4, 5, 6, 7]\nengine = "local"\nbase_port = {base_port}\nlimit = 3\n'
-        f'concurrency = 2\neval_config = "{eval_config}"\nmax_restarts = 2\nstartup_timeout = 20\n'
+        f'concurrency = 2\neval_config = "{eval_config}"\nmax_restarts = 2\nstartup_timeout = 120\n'
         "health_interval = 0.2\nhang_timeout = 2\nmax_retry_time = 30\n\n"
         + "".join(f'[[models]]\nname = "{m}"\n\n' for m in models)
     )
@@ -153,12 +193,11 @@ def first_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, FakeLau
     models = [SMALL_A, BIG, SMALL_B, FAILING_500, SMALL_C, FAILING_START]
     plan = _write_plan(tmp_path, models, free_port() // 10 * 10 % 50000 + 10000)
     launcher = FakeLauncher(
-        extra={SMALL_B: ["--delay", "0.3"], FAILING_500: ["--status-always", "500"]},
-        fail_start=[FAILING_START],
+        extra={FAILING_500: ["--status-always", "500"]}, fail_start=[FAILING_START], hold_first=[SMALL_B]
     )
-    killer = launcher.kill_when_busy(SMALL_B, after=2)
+    killer = launcher.crash_when_held(SMALL_B, held=2)  # both of its eval's requests are in flight
     reports = _sweep(plan, launcher)
-    killer.join(timeout=1)
+    killer.check()
     return plan, launcher, reports
 
 
@@ -248,31 +287,11 @@ def test_rerun_skips_finished_models_and_sends_nothing(
 
 def test_hung_server_is_restarted(tmp_path: Path) -> None:
     """A server that stops answering health checks (SIGSTOP) is stopped and restarted; the eval completes."""
-    import os
-    import signal
-
     plan = _write_plan(tmp_path, [SMALL_A], free_port() // 10 * 10 % 50000 + 10000)
-    launcher = FakeLauncher(extra={SMALL_A: ["--delay", "0.3"]})
-
-    def freeze() -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not launcher.procs:
-            time.sleep(0.02)
-        proc = launcher.procs[SMALL_A]
-        port = launcher.starts[0][2]
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/_stats", timeout=2).json()["received"] >= 2:
-                    os.kill(proc.pid, signal.SIGSTOP)
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.02)
-
-    thread = threading.Thread(target=freeze, daemon=True)
-    thread.start()
+    launcher = FakeLauncher(hold_first=[SMALL_A])
+    freezer = launcher.crash_when_held(SMALL_A, held=2, sig=signal.SIGSTOP)
     reports = _by_name(_sweep(plan, launcher))
-    thread.join(timeout=1)
+    freezer.check()
     assert reports[SMALL_A].restarts >= 1
     assert reports[SMALL_A].status == "done" and reports[SMALL_A].stats.succeeded == 6
     events = Journal(tmp_path / "out").events()

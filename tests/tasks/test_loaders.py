@@ -14,15 +14,13 @@ import pytest
 from pipeline.errors import DataError
 from pipeline.tasks import TASK_NAMES, check_data, get_task
 from pipeline.tasks.base import RenderContext
+from pipeline.tasks.defs.medisumcode import load_medisumcode
+from pipeline.tasks.defs.medisumqa import load_medisumqa
+from pipeline.tasks.defs.mednli import load_mednli
+from pipeline.tasks.defs.meqsum import load_meqsum
+from pipeline.tasks.defs.probsum import load_probsum
 from pipeline.tasks.fewshot import unique_ids
-from pipeline.tasks.loaders import (
-    load_longhealth,
-    load_medisumcode,
-    load_medisumqa,
-    load_mednli,
-    load_meqsum,
-    load_probsum,
-)
+from pipeline.tasks.longhealth import load_longhealth
 from pipeline.tokens import EstimateCounter
 from tests.support.paths import DEMO_DATA_DIR as DEMO
 from tests.support.paths import REAL_MEQSUM

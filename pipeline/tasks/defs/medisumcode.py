@@ -1,0 +1,68 @@
+"""MeDiSumCode (Dada et al.; credentialed, generated from MIMIC-IV): the ICD-10 codes of a discharge letter.
+The reference is the list of gold ICD-10 codes, in file order, not de-duplicated (no dots, as in MIMIC)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from pipeline.scoring import icd
+from pipeline.scoring.cleanup import strip_continuation
+from pipeline.scoring.types import ScoredItem
+from pipeline.tasks.fewshot import FewShotTask, Item, unique_ids
+from pipeline.tasks.loaders import Row, id_to_str, read_json_records, validated
+from pipeline.tasks.registry import TaskDef, register, study_metrics
+
+
+class ICDCode(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+    code: str = Field(min_length=1)
+    description: str = ""
+
+
+class MeDiSumCodeRow(Row):
+    text: str = Field(min_length=1)
+    icd_codes: list[ICDCode]  # may be empty: the generator keeps notes whose codes all failed icd10.find
+    hadm_id: str | None = None
+
+    _ids = field_validator("hadm_id", mode="before")(id_to_str)
+
+
+def load_medisumcode(path: Path) -> list[MeDiSumCodeRow]:
+    hint = "each record needs hadm_id, text and icd_codes: [{code, description}]"
+    return validated(path, read_json_records(path), MeDiSumCodeRow, hint)
+
+
+def items(path: Path) -> list[Item]:
+    rows = load_medisumcode(path)
+    ids = unique_ids([r.hadm_id for r in rows])
+    items: list[Item] = []
+    for item_id, row in zip(ids, rows, strict=True):
+        codes = [c.code for c in row.icd_codes]
+        fields = {"text": row.text, "codes": ", ".join(codes), "hadm_id": row.hadm_id}
+        items.append(Item(item_id, fields, codes))
+    return items
+
+
+class _Codes(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    codes: list[str]
+
+
+def _score(output: str, reference: object, subtask: str) -> ScoredItem:
+    return icd.score(output, reference)
+
+
+TASK = register(
+    TaskDef(
+        name="medisumcode",
+        order=60,
+        requests=FewShotTask("medisumcode", items),
+        score=_score,
+        metrics=study_metrics("medisumcode"),
+        clean=strip_continuation,
+        structured=lambda output: ", ".join(_Codes.model_validate_json(output).codes),
+        reference='the list of gold ICD-10 codes (["I10", "E119"]) or one ", "-joined string',
+    )
+)
