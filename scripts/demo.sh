@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make demo`: serve SmolLM2-135M on the CPU, evaluate all six tasks on the synthetic demo data, report.
+# `make demo`: serve SmolLM2-135M on the CPU, evaluate every task on the synthetic demo data, report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MEDSWEEP=.venv/bin/medsweep
