@@ -23,6 +23,7 @@ import pytest
 
 from pipeline.stores import job_dir
 from pipeline.sweep.journal import Journal
+from pipeline.sweep.slurm.settings import parse_time
 from pipeline.sweep.slurm.submit import store_counts
 from tests.support.fake_vllm import install
 from tests.support.paths import DEMO_DATA_DIR as DEMO
@@ -240,8 +241,11 @@ def test_job_at_its_time_limit_commits_and_is_resubmitted(sweep: Sweep) -> None:
     server.release(3)
     wait_for("three committed answers", lambda: sweep.counts(model)[0] == 3)
     (job_id,) = sweep.submitted()[model]
-    # Bring the limit near: Slurm sends the job's --signal=B:TERM@30 warning as it would at a real limit.
-    sweep.cluster.run("scontrol", "update", f"JobId={job_id}", "TimeLimit=1")
+    # Bring the limit near (at least 40 s ahead): Slurm sends the job's --signal=B:TERM@30 warning as it
+    # would at any limit, and the job must commit and stop before the limit itself.
+    elapsed = parse_time(sweep.cluster.run("squeue", "-h", "-j", job_id, "-o", "%M").stdout.strip())
+    minutes = elapsed // 60 + (1 if elapsed % 60 < 20 else 2)
+    sweep.cluster.run("scontrol", "update", f"JobId={job_id}", f"TimeLimit={minutes}")
     output, _ = proc.communicate(timeout=240)
     assert proc.returncode == 1, output + sweep.logs()
     summary = json.loads((sweep.out / "sweep-summary.json").read_text())
