@@ -26,7 +26,7 @@ from pipeline.stores import STORES_DIR, job_dir
 from pipeline.sweep.journal import JOURNAL_NAME, Journal
 from pipeline.sweep.plan import PlannedModel, SweepPlan
 from pipeline.sweep.slurm import slurmcli
-from pipeline.sweep.slurm.job import job_runner
+from pipeline.sweep.slurm.job import job_launcher, job_runner, job_settings
 from pipeline.sweep.slurm.layout import JobShape, job_shapes
 from pipeline.sweep.slurm.script import JOB_PREFIX, JobFiles, job_name, render
 from pipeline.sweep.slurm.slurmcli import JobInfo
@@ -196,6 +196,9 @@ class SlurmSweep:
             gpus = f"{shape.nodes} node(s) x {shape.gpus_per_node} GPUs, {split}" if shape.gpus else "no GPU"
             print(f"\n# --- {model.name}: {gpus}, port {model.port} ---")
             print(self.scripts[model.name], end="")
+            granted = tuple(range(shape.gpus_per_node))  # as CUDA_VISIBLE_DEVICES will name them
+            launcher = job_launcher(job_settings(self.plan, model, granted), shape, granted)
+            print(f"# the job serves with: {launcher.command(model.server, granted, model.port)}")
 
     # --- submit and watch ---
 
