@@ -44,8 +44,9 @@ report: setup
 sweep: setup
 	$(MEDSWEEP) sweep --plan $(PLAN)
 
-# The embedded default end to end: CPU vLLM serving SmolLM2-135M, all six tasks on the synthetic demo data,
-# then the report. Its own port and state directory, so a server from `make serve` is left alone.
+# The CPU pair end to end: SmolLM2-135M and its LoRA fine-tune on one CPU vLLM server, every task of the
+# synthetic demo data for each, then the paired report (docs/serving.md, "The demo's pair"). Its own port and
+# state directory: a server from `make serve` is left alone.
 demo: setup setup-server
 	@./scripts/demo.sh
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from pipeline.adapters import adapter_digest
 from pipeline.engines import Target, get_engine
 from pipeline.errors import ConfigError
-from pipeline.paths import SERVERS_DIR
+from pipeline.paths import DEMO_DATA_DIR, SERVERS_DIR
 from pipeline.registry import adapters_of, get_model, load_registry, pairs
 from pipeline.report import build_report
 from pipeline.serving.lora import server_models, verify
@@ -191,3 +192,18 @@ def test_the_committed_demo_adapter_is_the_pinned_one_and_ships_in_servers() -> 
     verify([lora])
     card = (lora.adapter.folder / "README.md").read_text(encoding="utf-8")
     assert "CC BY 4.0" in card and "not a medical model" in card and lora.adapter.sha256 in card
+
+
+def test_a_report_of_the_synthetic_demo_data_says_first_that_its_scores_mean_nothing(registry: Path) -> None:
+    out = registry.parent / "run"
+    store = StoreBuilder(out)
+    add_constant_model(store, "run-lora", get_model("tiny-lora", registry).identity(), {"mednli": 80.0})
+    add_constant_model(store, "run-base", "tiny@abc123", {"mednli": 40.0})
+    store.close()
+    assert not any("mean nothing" in line for line in build_report([out], servers_dir=registry).summary)
+    with sqlite3.connect(out / "medsweep.sqlite") as conn:
+        config = json.loads(conn.execute("SELECT config_json FROM runs").fetchone()[0])
+        config["run"]["data_dir"] = str(DEMO_DATA_DIR)
+        conn.execute("UPDATE runs SET config_json = ?", (json.dumps(config),))
+    summary = build_report([out], servers_dir=registry).summary
+    assert "synthetic demo data" in summary[0] and "mean nothing" in summary[0]

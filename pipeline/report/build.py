@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.errors import ConfigError
+from pipeline.paths import DEMO_DATA_DIR
 from pipeline.report import aggregate, compare
 from pipeline.report.compat import find_mismatches, run_settings
 from pipeline.report.load import item_records, load_stores
@@ -97,7 +99,28 @@ def build_report(
         notes=notes,
     )
     report.summary = summarise(report)
+    if _scored_demo_data(data.runs):
+        report.summary.insert(0, DEMO_CAVEAT)
     return report
+
+
+DEMO_CAVEAT = (
+    "These runs scored the synthetic demo data (demo_data/): the scores mean nothing. The comparison only "
+    "shows how medsweep reports a biomedical model against its general base."
+)
+
+
+def _scored_demo_data(runs: pl.DataFrame) -> bool:
+    """Whether a run read the shipped synthetic data (its configuration names the folder it read)."""
+    demo = DEMO_DATA_DIR.resolve()
+    for text in runs["config_json"].to_list():
+        try:
+            folder = json.loads(text or "{}").get("run", {}).get("data_dir")
+        except (ValueError, AttributeError):
+            continue
+        if folder and Path(folder).resolve() == demo:
+            return True
+    return False
 
 
 def _check_settings(

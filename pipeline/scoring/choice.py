@@ -1,9 +1,13 @@
-"""Multiple-choice answers (LongHealth, MedQA): the lenient reading of an option letter."""
+"""Multiple-choice answers (LongHealth, MedQA): the gold reference, the lenient reading of an option letter,
+and the structured variant's ``{"answer": "C"}``."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict
 
 # Lenient prefixes before the letter, tried in order. A lower-case letter only counts when punctuation
 # or the end follows it, so that "the answer is a fracture" is not read as option A.
@@ -54,3 +58,36 @@ def option_text_choice(output: str, letters: str, options: Mapping[str, str]) ->
         if not any(option != other and option in other for other in found.values())
     ]
     return maximal[0] if len(maximal) == 1 else None
+
+
+@dataclass(frozen=True, slots=True)
+class Gold:
+    letter: str
+    options: dict[str, str]
+
+
+def gold_choice(reference: object, letters: str, task: str, what: str = "") -> Gold:
+    """The gold letter (upper case) and option texts of a reference, ``"C"`` or ``{"answer": "C",
+    "options": {...}}``; ``ValueError`` naming ``task`` (and ``what``: a sub-task) if unusable."""
+    options: dict[str, str] = {}
+    if isinstance(reference, Mapping):
+        raw_options = reference.get("options", {})
+        if not isinstance(raw_options, Mapping):
+            raise ValueError(f"{task} reference 'options' must map letters to option texts")
+        options = {str(k).strip().upper(): str(v) for k, v in raw_options.items()}
+        reference = reference.get("answer")
+    letter = str(reference).strip().upper() if isinstance(reference, str) else ""
+    if len(letter) != 1 or letter not in letters:
+        name = f"{task} {what}" if what else task
+        raise ValueError(f"{name} gold must be one letter of {letters}, got {reference!r}")
+    return Gold(letter, options)
+
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    answer: str
+
+
+def json_answer(output: str) -> str:
+    """The letter of a structured answer ``{"answer": "C"}``; pydantic's ``ValidationError`` otherwise."""
+    return _Answer.model_validate_json(output).answer

@@ -97,8 +97,8 @@ def _metrics(predicted: Sequence[str], gold: Sequence[str], suffix: str) -> dict
     }
 
 
-def score(output: str, reference: object) -> ScoredItem:
-    """``output`` as cleaned by the task (``TaskDef.clean``)."""
+def score(output: str, reference: object, subtask: str = "") -> ScoredItem:
+    """``output`` as cleaned by the task (``TaskDef.clean``); no sub-tasks."""
     gold = normalise_gold(reference)
     strict = paper_codes(output)
     lenient = lenient_codes(output)

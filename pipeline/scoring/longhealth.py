@@ -6,11 +6,9 @@ the option texts are optional and only feed the lenient option-text match."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
 
 from pipeline.scoring.answers import ChoiceAnswer, is_valid
-from pipeline.scoring.choice import lenient_choice
+from pipeline.scoring.choice import Gold, gold_choice, lenient_choice
 from pipeline.scoring.types import ScoredItem
 
 SUBTASKS: tuple[str, ...] = ("task1", "task2", "task3")
@@ -20,30 +18,11 @@ _LETTERS: dict[str, str] = {"task1": "ABCDE", "task2": "ABCDEF", "task3": "ABCDE
 _PAPER = re.compile(r"The correct answer is (\w):")
 
 
-@dataclass(frozen=True, slots=True)
-class Gold:
-    letter: str
-    options: dict[str, str]
-
-
 def normalise_gold(reference: object, subtask: str) -> Gold:
     """The gold letter (upper case) and option texts; ``ValueError`` if unusable."""
     if subtask not in _LETTERS:
         raise ValueError(f"LongHealth subtask must be one of {', '.join(SUBTASKS)}, got {subtask!r}")
-    options: dict[str, str] = {}
-    if isinstance(reference, Mapping):
-        raw_options = reference.get("options", {})
-        if not isinstance(raw_options, Mapping):
-            raise ValueError("LongHealth reference 'options' must map letters to option texts")
-        options = {str(k).strip().upper(): str(v) for k, v in raw_options.items()}
-        reference = reference.get("answer")
-    letter = str(reference).strip().upper() if isinstance(reference, str) else ""
-    if len(letter) != 1 or letter not in _LETTERS[subtask]:
-        raise ValueError(
-            f"LongHealth {subtask or 'reference'} gold must be one letter of {_LETTERS[subtask]}, "
-            f"got {reference!r}"
-        )
-    return Gold(letter, options)
+    return gold_choice(reference, _LETTERS[subtask], "LongHealth", subtask or "reference")
 
 
 def paper_choice(output: str) -> str:

@@ -36,8 +36,8 @@ def _lenient_label(output: str) -> NliLabel | None:
     return next(label for stem, label in _STEMS.items() if word.startswith(stem))
 
 
-def score(output: str, reference: object) -> ScoredItem:
-    """``output`` as cleaned by the task (``TaskDef.clean``)."""
+def score(output: str, reference: object, subtask: str = "") -> ScoredItem:
+    """``output`` as cleaned by the task (``TaskDef.clean``); no sub-tasks."""
     gold = normalise_gold(reference)
     counts = _label_counts(output)
     # Paper rule: correct iff the gold label occurs exactly once, whatever else the output says.

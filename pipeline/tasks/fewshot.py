@@ -50,13 +50,15 @@ def unique_ids(ids: Sequence[str | None]) -> list[str]:
 def split_few_shot(
     items: Sequence[Item], prompt: PromptTexts, demonstrations: Demonstrations = "v3"
 ) -> tuple[list[Item], list[Item]]:
-    """Demonstrations and test items: the first ``few_shot`` rows leave the test set. They are shuffled by
+    """Demonstrations and test items: the prompt file's ``examples``, then the first ``few_shot`` rows, which
+    leave the test set. The rows are shuffled by
     ``random.Random(seed)`` first (what ``random.seed(1); random.shuffle(data)`` does) where v3 did that
     (the prompt file's ``shuffle``: MeDiSumQA), or for every task with ``demonstrations = "shuffled"``."""
     ordered = list(items)
     if prompt.shuffle or demonstrations == "shuffled":
         random.Random(prompt.shuffle_seed).shuffle(ordered)
-    return ordered[: prompt.few_shot], ordered[prompt.few_shot :]
+    examples = [Item(f"example-{i}", fields, None) for i, fields in enumerate(prompt.examples)]
+    return [*examples, *ordered[: prompt.few_shot]], ordered[prompt.few_shot :]
 
 
 def missing_data_error(task: str, path: Path, spec: TaskPrompts) -> DataError:
@@ -143,6 +145,13 @@ class FewShotTask:
                     f"{prompt_path(self.name)}: prompt.{name} uses {sorted(missing)}, "
                     f"which {self.name} rows do not have (they have {sorted(item.fields)}); fix the template"
                 )
+            for index, example in enumerate(prompt.examples):
+                absent = template_fields(getattr(prompt, name)) - set(example)
+                if absent:
+                    raise ConfigError(
+                        f"{prompt_path(self.name)}: prompt.examples[{index}] lacks {sorted(absent)}, which "
+                        f"prompt.{name} uses; give every example the fields of a row"
+                    )
 
     def _render(self, demos: Sequence[Item], item: Item, ctx: RenderContext, prefill: str) -> Rendered:
         prompt = self.spec.prompt

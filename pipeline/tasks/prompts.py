@@ -38,6 +38,9 @@ class PromptTexts(_Strict):
     assistant: str = ""
     prefill: str = ""
     few_shot: int = Field(ge=0)
+    # Demonstrations written in the prompt file (``[[prompt.examples]]``: the template fields of one row
+    # each), sent before the ``few_shot`` ones taken from the data; none of the CLUE tasks has any.
+    examples: tuple[dict[str, str], ...] = ()
     shuffle: bool = False
     shuffle_seed: int = 1
     max_new_tokens: int = Field(gt=0)

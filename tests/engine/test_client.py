@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -58,7 +59,8 @@ async def test_exhausted_retries_record_the_class_not_a_wrong_answer(tmp_path: P
 async def test_timeouts_resets_and_truncated_bodies_are_retried(tmp_path: Path) -> None:
     args = ("--phang", "0.1", "--preset", "0.1", "--ptruncated", "0.1", "--hang-seconds", "30", "--seed", "7")
     with fake_server(*args) as server:
-        config = engine_config([server.base_url], tmp_path, timeout=0.5, max_attempts=30, concurrency=16)
+        # The timeout ends the hangs; it is 2 s so that an answer of a loaded machine never reaches it.
+        config = engine_config([server.base_url], tmp_path, timeout=2.0, max_attempts=30, concurrency=16)
         await run_engine(config, CountingTask(60))
     rows = _rows(tmp_path)
     assert len(rows) == 60
@@ -82,11 +84,19 @@ async def test_replicas_share_load_and_a_dead_one_is_taken_out(tmp_path: Path) -
 
 
 async def test_least_outstanding_balancing_uses_both_replicas(tmp_path: Path) -> None:
-    with fake_server("--delay", "0.02") as a, fake_server("--delay", "0.02") as b:
-        await run_engine(engine_config([a.base_url, b.base_url], tmp_path, concurrency=8), CountingTask(80))
+    # Both servers hold every request: the eight in flight must be spread four and four, whatever the speed.
+    with fake_server("--hold") as a, fake_server("--hold") as b:
+        config = engine_config([a.base_url, b.base_url], tmp_path, concurrency=8)
+        run = asyncio.create_task(run_engine(config, CountingTask(80)))
+        await asyncio.to_thread(a.wait_held, 4)
+        await asyncio.to_thread(b.wait_held, 4)
+        held = (a.stats()["held"], b.stats()["held"])
+        a.release()
+        b.release()
+        await run
         received = (a.stats()["received"], b.stats()["received"])
+    assert held == (4, 4)
     assert sum(received) == 80
-    assert min(received) >= 20
 
 
 async def test_list_models_reports_max_model_len() -> None:

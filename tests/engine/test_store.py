@@ -14,6 +14,7 @@ from pipeline.request import Request, Sampling, content_key
 from pipeline.schema import ResultRecord
 from pipeline.store import Store
 from tests.support.counting import CountingTask, engine_config, run_engine
+from tests.support.paths import REPO_ROOT
 from tests.support.servers import fake_server
 
 
@@ -215,3 +216,16 @@ def test_failure_classes_say_whether_a_rerun_helps() -> None:
     assert must_fix == {"context_length", "auth", "not_found", "bad_request"}
     assert all(c.fix for c in FailureClass)
     assert is_transient("a class of a newer version") and FailureClass.parse("nope") is None
+
+
+def test_the_documented_schema_names_every_column() -> None:
+    """docs/architecture.md shows the tables; its column lists follow the records, in order."""
+    import re
+
+    docs = (REPO_ROOT / "docs" / "architecture.md").read_text()
+    block = docs.split("```sql", 1)[1].split("```", 1)[0]
+    for table in schema.TABLES:
+        body = re.search(rf"^{table.name}\((.*?)\)$", block, re.S | re.M)
+        assert body is not None, table.name
+        documented = re.findall(r"(\w+) (?:TEXT|INTEGER|REAL)\b", body.group(1))
+        assert documented == list(table.names), table.name

@@ -147,9 +147,9 @@ def test_missing_data_file(tmp_path: Path, capsys: pytest.CaptureFixture[str], s
 
 def test_unknown_task(tmp_path: Path, capsys: pytest.CaptureFixture[str], server: RunningServer,
                       good_store: Path) -> None:  # fmt: skip
-    code, err = _eval(capsys, server.base_url, DEMO, good_store, "--task", "medqa")
+    code, err = _eval(capsys, server.base_url, DEMO, good_store, "--task", "pubmedqa")
     assert code == 2
-    assert "unknown task 'medqa': choose from mednli, meqsum" in _one_line_error(err)
+    assert "unknown task 'pubmedqa': choose from mednli, meqsum" in _one_line_error(err)
 
 
 def test_unknown_model(capsys: pytest.CaptureFixture[str], server: RunningServer, good_store: Path) -> None:

@@ -78,7 +78,7 @@ class RunningServer(ServerControl):
     def restart(self, wait: bool = True) -> None:
         self.process = _spawn(self.args)
         if wait:
-            wait_ready(self.root)
+            wait_ready(self.root, process=self.process)
 
 
 def _spawn(args: list[str]) -> subprocess.Popen[bytes]:
@@ -86,16 +86,22 @@ def _spawn(args: list[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, str(FAKESERVER), *args], env=env, stdin=subprocess.DEVNULL)
 
 
-def wait_ready(root: str, timeout: float = 20.0) -> None:
+def wait_ready(root: str, timeout: float = 120.0, process: subprocess.Popen[bytes] | None = None) -> None:
+    """Wait until the server at ``root`` answers ``/health``. The deadline is generous (a loaded machine
+    starts a Python process slowly); a ``process`` that exits ends the wait at once."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(
+                f"fake server at {root} exited with status {process.returncode} before it was ready"
+            )
         try:
-            if httpx.get(f"{root}/health", timeout=1).status_code == 200:
+            if httpx.get(f"{root}/health", timeout=5).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.05)
-    raise RuntimeError(f"fake server at {root} did not start")
+    raise RuntimeError(f"fake server at {root} did not start within {timeout:g} s")
 
 
 @contextmanager
@@ -104,7 +110,7 @@ def fake_server(*extra: str, port: int | None = None) -> Iterator[RunningServer]
     args = ["--port", str(port), *extra]
     server = RunningServer(port, _spawn(args), args)
     try:
-        wait_ready(server.root)
+        wait_ready(server.root, process=server.process)
         yield server
     finally:
         server.process.kill()

@@ -115,6 +115,7 @@ def _pid(path: Path) -> int | None:
 
 
 def _stop(pid: int | None) -> None:
+    """SIGTERM, then SIGKILL after 10 s, to a daemon that is not our child (munged forks)."""
     if pid is None:
         return
     try:
@@ -153,8 +154,8 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmClu
     conf.write_text(_config(root, node))
     (root / "gres.conf").write_text(f"Name=gpu File={root / 'dev'}/fakegpu[0-{GPUS - 1}]\n")
     munge_pid = root / "munge" / "munged.pid"
-    started: list[int | None] = []
-    slurmd: subprocess.Popen[bytes] | None = None
+    munged: int | None = None
+    daemons: list[subprocess.Popen[bytes]] = []  # slurmctld and slurmd in the foreground (-D): our children
     try:
         subprocess.run(
             ["munged", "--force", f"--socket={root / 'munge' / 'munge.socket'}", f"--key-file={key}",
@@ -162,12 +163,12 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmClu
              f"--log-file={root / 'log' / 'munged.log'}"],
             check=True, capture_output=True, timeout=30,
         )  # fmt: skip
-        started.append(_pid(munge_pid))
+        munged = _pid(munge_pid)  # munged forks; its pid file is written before the command returns
         env = {**os.environ, "SLURM_CONF": str(conf)}
-        subprocess.run(["slurmctld", "-f", str(conf)], check=True, capture_output=True, env=env, timeout=30)
-        started.append(_pid(root / "slurmctld.pid"))
-        log = open(root / "log" / "slurmd.out", "wb")  # noqa: SIM115 (open while slurmd runs)
-        slurmd = subprocess.Popen(["slurmd", "-D", "-f", str(conf)], stdout=log, stderr=log, env=env)
+        for daemon in ("slurmctld", "slurmd"):
+            log = open(root / "log" / f"{daemon}.out", "wb")  # noqa: SIM115 (open while the daemon runs)
+            daemons.append(subprocess.Popen([daemon, "-D", "-f", str(conf)], stdout=log, stderr=log, env=env))
+        slurmd = daemons[-1]
         cluster = SlurmCluster(root=root, conf=conf, node=node)
         deadline = time.monotonic() + 60
         state = ""
@@ -189,8 +190,11 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmClu
     except (subprocess.CalledProcessError, OSError) as exc:
         pytest.skip(f"the one-node Slurm cluster could not start: {exc}")
     finally:
-        if slurmd is not None:
-            _stop(slurmd.pid)
-            slurmd.wait()
-        for pid in reversed(started):
-            _stop(pid)
+        for proc in reversed(daemons):
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        _stop(munged)

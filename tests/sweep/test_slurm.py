@@ -23,10 +23,11 @@ import pytest
 
 from pipeline.stores import job_dir
 from pipeline.sweep.journal import Journal
+from pipeline.sweep.slurm.settings import parse_time
 from pipeline.sweep.slurm.submit import store_counts
 from tests.support.fake_vllm import install
 from tests.support.paths import DEMO_DATA_DIR as DEMO
-from tests.support.ports import free_port
+from tests.support.ports import free_port_block
 from tests.support.servers import ServerControl, wait_ready
 from tests.support.slurm_cluster import SlurmCluster, slurm_cluster
 
@@ -131,7 +132,7 @@ def sweep(slurm_cluster: SlurmCluster, tmp_path: Path) -> Iterator[Sweep]:
     bin_dir = tmp_path / "bin"
     install(bin_dir)
     models = [SMALL_A, SMALL_B, PAIR]
-    base = free_port()
+    base = free_port_block(len(models))
     env = {
         **os.environ, **slurm_cluster.env(), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
         "FAKE_VLLM_RECORD": str(tmp_path / "vllm-starts.jsonl"),
@@ -240,8 +241,11 @@ def test_job_at_its_time_limit_commits_and_is_resubmitted(sweep: Sweep) -> None:
     server.release(3)
     wait_for("three committed answers", lambda: sweep.counts(model)[0] == 3)
     (job_id,) = sweep.submitted()[model]
-    # Bring the limit near: Slurm sends the job's --signal=B:TERM@30 warning as it would at a real limit.
-    sweep.cluster.run("scontrol", "update", f"JobId={job_id}", "TimeLimit=1")
+    # Bring the limit near (at least 40 s ahead): Slurm sends the job's --signal=B:TERM@30 warning as it
+    # would at any limit, and the job must commit and stop before the limit itself.
+    elapsed = parse_time(sweep.cluster.run("squeue", "-h", "-j", job_id, "-o", "%M").stdout.strip())
+    minutes = elapsed // 60 + (1 if elapsed % 60 < 20 else 2)
+    sweep.cluster.run("scontrol", "update", f"JobId={job_id}", f"TimeLimit={minutes}")
     output, _ = proc.communicate(timeout=240)
     assert proc.returncode == 1, output + sweep.logs()
     summary = json.loads((sweep.out / "sweep-summary.json").read_text())
@@ -276,3 +280,14 @@ def test_sbatch_not_found_is_one_line(sweep: Sweep) -> None:
     assert line.startswith("error: sbatch not found on PATH") or line.startswith("error: squeue not found"), (
         line
     )
+
+
+def test_more_gpus_than_the_clusters_nodes_have_submits_nothing(sweep: Sweep) -> None:
+    # The plan claims 8-GPU nodes; the cluster's node has 4: sbatch --test-only says so before any job exists.
+    sweep.write_plan(gpus={SMALL_A: 8})
+    sweep.plan.write_text(sweep.plan.read_text().replace("gpus_per_node = 4", "gpus_per_node = 8"))
+    result = sweep.medsweep("sweep", "--plan", str(sweep.plan))
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: sbatch refused {SMALL_A}.sbatch") and "not available" in line, line
+    assert sweep.submitted() == {} and sweep.cluster.jobs() == []

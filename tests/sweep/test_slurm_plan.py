@@ -212,8 +212,11 @@ def test_the_shipped_slurm_plan_dry_runs(capsys: pytest.CaptureFixture[str]) -> 
     plan = REPO_ROOT / "docs" / "plans" / "clue-slurm.toml"
     assert main(["sweep", "--plan", str(plan), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert out.count("#!/bin/bash") == out.count("# --- ") >= 27
-    assert "--pipeline" not in out  # the split is vLLM's flags inside the job; the script asks for nodes
+    assert out.count("#!/bin/bash") == out.count("# --- ") == out.count("# the job serves with: ") >= 27
+    moe = out[out.index("# --- mixtral-8x22b-instruct-v0.1") :]
+    moe = moe[: moe.index("\n# --- ")]
+    assert "#SBATCH --nodes=2" in moe and "#SBATCH --gpus-per-node=4" in moe
+    assert "--tensor-parallel-size 4 --pipeline-parallel-size 2 --distributed-executor-backend ray" in moe
 
 
 def test_no_wait_and_cancel_are_for_slurm_plans(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

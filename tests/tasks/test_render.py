@@ -83,7 +83,9 @@ def test_prompt_files_keep_the_source_text() -> None:
     assert lh.system.startswith("\nYou are a highly skilled") and lh.system.endswith("key.\n")
     assert "documents. \n\nYour answers" in lh.system
     assert "your answer should be: \n'The correct answer is C: Acute bronchitis.'\n" in lh.user
-    for task in TASK_NAMES:
+    clue = [t for t in TASK_NAMES if load_prompts(t).source["repo"] == "TIO-IKIM/CLUE"]
+    assert clue == ["mednli", "meqsum", "probsum", "longhealth", "medisumqa", "medisumcode"]
+    for task in clue:
         spec = load_prompts(task)
         assert spec.source["license"].startswith("MIT")
         assert spec.source["v3_commit"] == "ff75877284133361d15f12e4ab290d230f449dd0"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,9 +22,10 @@ from typing import Any
 from rich.console import Console
 
 from pipeline.errors import ConfigError
+from pipeline.serving.argv import connect_host
 from pipeline.stores import job_dir
-from pipeline.sweep.launcher import launcher_for
-from pipeline.sweep.plan import PlannedModel, SweepPlan, load_plan, resolve_models
+from pipeline.sweep.launcher import EngineLauncher, launcher_for
+from pipeline.sweep.plan import PlannedModel, SweepPlan, SweepSettings, load_plan, resolve_models
 from pipeline.sweep.runner import SweepRunner
 from pipeline.sweep.slurm.layout import JobShape, job_shape
 from pipeline.sweep.summary import print_summary, write_summary
@@ -60,6 +62,7 @@ def run_job(plan_path: Path, name: str, environ: Mapping[str, str] | None = None
     shape = job_shape(plan, model)
     # The head node's share of the job: all its GPUs on one node; TP of them per node over several.
     gpus = granted_gpus(environ, shape.gpus_per_node) if shape.gpus_per_node else ()
+    model = model.model_copy(update={"port": _free_or_other(plan.sweep.host, model.port)})
     runner = job_runner(plan, model, gpus, Console(stderr=True), environ, shape)
     signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
@@ -82,18 +85,39 @@ def job_runner(
 ) -> SweepRunner:
     """The local sweep of one model in its job folder, on ``gpus`` (also what the submitter asks whether
     a model finished earlier: the same journal and settings check as the job's own rerun)."""
-    out = job_dir(plan.sweep.out.resolve(), model.name)
-    settings = plan.sweep.model_copy(update={"out": out, "gpus": gpus, "scheduler": "local"})
+    settings = job_settings(plan, model, gpus)
     if gpus:
         model = model.model_copy(update={"gpu_count": len(gpus)})  # exactly this node's share
+    env = dict(os.environ if environ is None else environ)
+    return SweepRunner(settings, [model], job_launcher(settings, shape, gpus), console=console, environ=env)
+
+
+def job_settings(plan: SweepPlan, model: PlannedModel, gpus: tuple[int, ...]) -> SweepSettings:
+    """The plan's [sweep] as the job runs it: in the model's job folder, on the GPUs it was given."""
+    out = job_dir(plan.sweep.out.resolve(), model.name)
+    return plan.sweep.model_copy(update={"out": out, "gpus": gpus, "scheduler": "local"})
+
+
+def job_launcher(settings: SweepSettings, shape: JobShape | None, gpus: tuple[int, ...]) -> EngineLauncher:
+    """The sweep's launcher, with vLLM's split of this job where it is not one TP rank per GPU: TP x PP
+    inside the node, or over the job's Ray cluster of nodes."""
     split: dict[str, Any] = {}
     if shape is not None and (shape.pp > 1 or shape.tp != len(gpus)):
-        # vLLM's split of this job: TP x PP inside the node, or over the job's Ray cluster of nodes.
         split = {"tensor_parallel": shape.tp, "pipeline_parallel": shape.pp,
                  "executor": "ray" if shape.multinode else None}  # fmt: skip
-    launcher = launcher_for(settings, **split)
-    env = dict(os.environ if environ is None else environ)
-    return SweepRunner(settings, [model], launcher, console=console, environ=env)
+    return launcher_for(settings, **split)
+
+
+def _free_or_other(host: str, port: int) -> int:
+    """The plan's port when it is free on this node, else one the OS picks: the node is shared with other
+    users' jobs, and only this job's own eval talks to its server."""
+    with socket.socket() as sock:
+        try:
+            sock.bind((connect_host(host), port))
+            return port
+        except OSError:
+            sock.bind((connect_host(host), 0))
+            return int(sock.getsockname()[1])
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

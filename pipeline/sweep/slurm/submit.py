@@ -20,13 +20,13 @@ from typing import Any, cast
 from rich.console import Console
 
 from pipeline.errors import ConfigError, EndpointError, MedsweepError
-from pipeline.report.files import private_dir, write_private
+from pipeline.files import private_dir, write_private
 from pipeline.store import Store, db_path
 from pipeline.stores import STORES_DIR, job_dir
-from pipeline.sweep.journal import Journal
+from pipeline.sweep.journal import JOURNAL_NAME, Journal
 from pipeline.sweep.plan import PlannedModel, SweepPlan
 from pipeline.sweep.slurm import slurmcli
-from pipeline.sweep.slurm.job import job_runner
+from pipeline.sweep.slurm.job import job_launcher, job_runner, job_settings
 from pipeline.sweep.slurm.layout import JobShape, job_shapes
 from pipeline.sweep.slurm.script import JOB_PREFIX, JobFiles, job_name, render
 from pipeline.sweep.slurm.slurmcli import JobInfo
@@ -77,10 +77,15 @@ class JobRow:
         }  # fmt: skip
 
 
-def submissions(journal: Journal) -> dict[str, list[dict[str, Any]]]:
+def read_events(folder: Path) -> list[dict[str, Any]]:
+    """The journal of ``folder`` (the sweep's, or a job's), read only: nothing is created."""
+    return Journal(folder).events() if (folder / JOURNAL_NAME).is_file() else []
+
+
+def submissions(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """model -> its ``job_submitted`` events, oldest first."""
     out: dict[str, list[dict[str, Any]]] = {}
-    for event in journal.events():
+    for event in events:
         if event.get("event") == "job_submitted":
             out.setdefault(str(event["model"]), []).append(event)
     return out
@@ -88,8 +93,7 @@ def submissions(journal: Journal) -> dict[str, list[dict[str, Any]]]:
 
 def job_events(out: Path, model: str) -> list[dict[str, Any]]:
     """The journal the model's job writes (read only: nothing is created)."""
-    folder = job_dir(out, model)
-    return Journal(folder).events() if folder.is_dir() else []
+    return read_events(job_dir(out, model))
 
 
 def job_result(out: Path, model: str, since: float) -> dict[str, Any]:
@@ -124,8 +128,7 @@ def store_counts(out: Path, model: str) -> tuple[int, int, int]:
 def job_rows(out: Path, models: list[str] | None = None) -> list[JobRow]:
     """Per model: its latest job's state (squeue, else sacct, else what the job wrote) and the request
     counts of its store. Reads the journal and stores only; safe while jobs run."""
-    journal = Journal(out)
-    subs = submissions(journal)
+    subs = submissions(read_events(out))
     names = models if models is not None else list(subs)
     latest = {m: subs[m][-1] for m in names if m in subs}
     queue: dict[str, JobInfo] = {}
@@ -193,13 +196,16 @@ class SlurmSweep:
             gpus = f"{shape.nodes} node(s) x {shape.gpus_per_node} GPUs, {split}" if shape.gpus else "no GPU"
             print(f"\n# --- {model.name}: {gpus}, port {model.port} ---")
             print(self.scripts[model.name], end="")
+            granted = tuple(range(shape.gpus_per_node))  # as CUDA_VISIBLE_DEVICES will name them
+            launcher = job_launcher(job_settings(self.plan, model, granted), shape, granted)
+            print(f"# the job serves with: {launcher.command(model.server, granted, model.port)}")
 
     # --- submit and watch ---
 
     def run(self, *, wait: bool = True) -> int:
         slurmcli.require("sbatch", "squeue", "scancel")
         journal = Journal(self.out)
-        subs = submissions(journal)
+        subs = submissions(journal.events())
         queue = slurmcli.queue(self.prefix)
         active_by_name = {info.name: info for info in queue.values() if info.active}
         reports: dict[str, ModelReport] = {}
@@ -306,7 +312,7 @@ class SlurmSweep:
 
     def cancel(self) -> int:
         journal = Journal(self.out)
-        recorded = {str(e["job_id"]) for evs in submissions(journal).values() for e in evs}
+        recorded = {str(e["job_id"]) for evs in submissions(journal.events()).values() for e in evs}
         names = {job_name(self.sweep, m.name) for m in self.models}
         queue = slurmcli.queue(self.prefix)
         doomed = [j for j in queue.values() if j.active and (j.job_id in recorded or j.name in names)]

@@ -5,17 +5,10 @@ sub-tasks; the requests are built by ``pipeline.tasks.longhealth``, the answers 
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
-
 from pipeline.scoring import longhealth
+from pipeline.scoring.choice import json_answer
 from pipeline.tasks.longhealth import SUBTASKS, LongHealthTask
 from pipeline.tasks.registry import TaskDef, register, study_metrics
-
-
-class _Choice(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    answer: str
-
 
 TASK = register(
     TaskDef(
@@ -26,7 +19,7 @@ TASK = register(
         metrics=study_metrics("longhealth"),
         item_metrics=("accuracy",),  # each sub-task's items carry plain accuracy
         subtasks=SUBTASKS,
-        structured=lambda output: f"The correct answer is {_Choice.model_validate_json(output).answer}:",
+        structured=lambda output: f"The correct answer is {json_answer(output)}:",
         reference='the gold letter ("C") or {"answer": "C", "options": {"A": "...", ...}}',
     )
 )

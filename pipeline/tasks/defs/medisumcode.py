@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipeline.scoring import icd
 from pipeline.scoring.cleanup import strip_continuation
-from pipeline.scoring.types import ScoredItem
 from pipeline.tasks.fewshot import FewShotTask, Item, unique_ids
 from pipeline.tasks.loaders import Row, id_to_str, read_json_records, validated
 from pipeline.tasks.registry import TaskDef, register, study_metrics
@@ -50,16 +49,12 @@ class _Codes(BaseModel):
     codes: list[str]
 
 
-def _score(output: str, reference: object, subtask: str) -> ScoredItem:
-    return icd.score(output, reference)
-
-
 TASK = register(
     TaskDef(
         name="medisumcode",
         order=60,
         requests=FewShotTask("medisumcode", items),
-        score=_score,
+        score=icd.score,
         metrics=study_metrics("medisumcode"),
         clean=strip_continuation,
         structured=lambda output: ", ".join(_Codes.model_validate_json(output).codes),

@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict
 
 from pipeline.scoring import mednli
 from pipeline.scoring.cleanup import strip_continuation
-from pipeline.scoring.types import ScoredItem
 from pipeline.tasks.fewshot import FewShotTask, Item, unique_ids
 from pipeline.tasks.loaders import Row, read_jsonl, validated
 from pipeline.tasks.registry import TaskDef, register, study_metrics
@@ -39,16 +38,12 @@ class _Label(BaseModel):
     label: str
 
 
-def _score(output: str, reference: object, subtask: str) -> ScoredItem:
-    return mednli.score(output, reference)
-
-
 TASK = register(
     TaskDef(
         name="mednli",
         order=10,
         requests=FewShotTask("mednli", items),
-        score=_score,
+        score=mednli.score,
         metrics=study_metrics("mednli"),
         clean=strip_continuation,
         structured=lambda output: _Label.model_validate_json(output).label,

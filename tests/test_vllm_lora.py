@@ -1,0 +1,123 @@
+"""The real CPU vLLM server with the committed LoRA adapter: the base and the adapter on one server, each
+answering with its own text and stored under its own identity; and `make demo`'s script end to end, whose
+report holds the real paired comparison.
+
+Needs `make setup-server` (done by `make test`); skips with the reason otherwise. Asserts behaviour, never
+model quality or exact text (greedy text differs between core settings).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pipeline.registry import get_model
+from tests.support.paths import REPO_ROOT as REPO
+from tests.support.ports import free_port
+
+pytestmark = pytest.mark.vllm
+
+if (
+    not (REPO / ".venv-vllm/bin/vllm").exists()
+    or not (REPO / "models/smollm2-135m-instruct/.converted").exists()
+):
+    pytest.skip("the CPU vLLM server is not set up: run `make setup-server`", allow_module_level=True)
+
+BASE, LORA = "smollm2-135m-instruct", "smollm2-135m-meqsum-lora"
+INQUIRY = (
+    "SUBJECT: knee\nMESSAGE: I have had pain in my left knee for two weeks after running. It swells in the "
+    "evening. Should I see a doctor or can I treat it at home, and what can I take for the pain?"
+)
+
+
+def _env(state: Path) -> dict[str, str]:
+    env = {**os.environ, "MEDSWEEP_STATE_DIR": str(state)}
+    env.pop("OPENAI_BASE_URL", None)
+    env.pop("OPENAI_API_KEY", None)
+    return env
+
+
+def _medsweep(*args: str, env: dict[str, str], timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def _chat(root: str, model: str) -> str:
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": f"Summarize as one short question:\n{INQUIRY}"}],
+        "max_tokens": 40,
+        "temperature": 0.0,
+        "seed": 1234,
+    }
+    response = httpx.post(f"{root}/v1/chat/completions", json=body, timeout=300)
+    response.raise_for_status()
+    return str(response.json()["choices"][0]["message"]["content"])
+
+
+def test_base_and_adapter_on_one_server_answer_each_with_its_own_text(tmp_path: Path) -> None:
+    env = _env(tmp_path / "state")
+    port = free_port()
+    started = _medsweep("serve", "--model", LORA, "--port", str(port), "--timeout", "400", env=env)
+    assert started.returncode == 0, started.stderr[-3000:]
+    root = f"http://127.0.0.1:{port}"
+    try:
+        models = {m["id"]: m for m in httpx.get(f"{root}/v1/models", timeout=30).json()["data"]}
+        assert set(models) == {BASE, LORA}
+        assert models[LORA].get("parent") == BASE
+        assert _chat(root, BASE) != _chat(root, LORA)
+
+        out = tmp_path / "out"
+        for model in (BASE, LORA):
+            args = ("--model", model, "--task", "meqsum", "--data-dir", "demo_data", "--limit", "2")
+            run = _medsweep("eval", "--base-url", f"{root}/v1", "--out", str(out), *args, env=env)
+            assert run.returncode == 0, run.stderr[-3000:]
+    finally:
+        _medsweep("stop", env=env, timeout=120)
+    with sqlite3.connect(out / "medsweep.sqlite") as conn:
+        rows = conn.execute(
+            "SELECT model, item_id, key, output FROM results WHERE status = 'succeeded'"
+        ).fetchall()
+    by_model: dict[str, dict[str, tuple[str, str]]] = {}
+    for model, item, key, output in rows:
+        by_model.setdefault(model, {})[item] = (key, output)
+    lora = get_model(LORA)
+    assert lora.adapter is not None
+    assert lora.identity() == f"{LORA}@main+lora.{lora.adapter.sha256[:16]}"
+    assert set(by_model) == {f"{BASE}@main", lora.identity()}
+    base_items, lora_items = by_model[f"{BASE}@main"], by_model[lora.identity()]
+    assert set(base_items) == set(lora_items) and len(base_items) == 2
+    assert all(base_items[i][0] != lora_items[i][0] for i in base_items)  # the identity is in the key
+
+
+def test_make_demo_prints_a_paired_comparison(tmp_path: Path) -> None:
+    """scripts/demo.sh (one item a task, to keep the test short): both models on one server, the report."""
+    env = {
+        **_env(tmp_path / "state"),
+        "DEMO_STATE_DIR": str(tmp_path / "state"),
+        "DEMO_PORT": str(free_port()),
+        "DEMO_OUT": str(tmp_path / "demo"),
+        "DEMO_LIMIT": "1",
+    }
+    run = subprocess.run(
+        ["bash", str(REPO / "scripts" / "demo.sh")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=1500, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert run.returncode == 0, (run.stdout[-3000:], run.stderr[-3000:])
+    flat = " ".join(run.stdout.split())
+    assert f"{LORA}@main+lora." in flat and "could not be compared" not in flat
+    assert "demo data" in flat and "mean nothing" in flat
+    html = (tmp_path / "demo" / "report" / "report.html").read_text(encoding="utf-8")
+    assert "could not be compared" not in html and "data-item-id" in html
+    with sqlite3.connect(tmp_path / "demo" / "medsweep.sqlite") as conn:
+        models = {m for (m,) in conn.execute("SELECT DISTINCT model FROM results")}
+    assert models == {f"{BASE}@main", get_model(LORA).identity()}
+    assert not (tmp_path / "state" / "serve.json").exists()  # the demo stopped its server
