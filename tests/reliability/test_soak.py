@@ -116,9 +116,10 @@ def _soak(tmp_path: Path, n_requests: int, concurrency: int, timeout: float) -> 
     assert {r["key"] for r in succeeded} == scored
     # 3. Transient failures that outlived their retries are named by class in a note (exit 0: final outcomes).
     assert ("ended failed and are not scored" in first.stderr) == bool(failed)
-    # 4. Each planned request is one request body; the server answered every stored success, and answered a
-    #    body more than once only when the client had given up on an attempt and retried it.
-    assert len(seen_first) == n_requests
+    # 4. Each planned request is one request body (a failed one may never have reached the server); the
+    #    server answered every stored success, and a body more than once only when the client had given up
+    #    on an attempt and retried it.
+    assert len(succeeded) <= len(seen_first) <= n_requests
     assert len(answered) >= len(succeeded)
     assert late_answers <= sum(r["attempts"] - 1 for r in rows)
     # 5. No committed request was sent again: the reruns sent exactly the bodies of the failed requests

@@ -244,7 +244,9 @@ def test_a_sweep_survives_docker_kill_mid_eval(dockerd: Dockerd, cpu_image: str,
     out, limit, tasks = tmp_path / "sweep", 4, ("mednli", "meqsum")
     eval_config = tmp_path / "eval.toml"
     eval_config.write_text(
-        "[client]\nmax_attempts = 50\nbackoff_base = 0.2\nbackoff_max = 2\ntimeout = 120\n"
+        # Longer than any answer here: a timed-out request is sent again (as it must be while uncommitted),
+        # which would blur the count of what the restarted server was sent.
+        "[client]\nmax_attempts = 50\nbackoff_base = 0.2\nbackoff_max = 2\ntimeout = 900\n"
     )
     plan = tmp_path / "plan.toml"
     plan.write_text(

@@ -30,7 +30,7 @@ from pipeline.sweep.launcher import ServerHandle
 from pipeline.sweep.plan import load_plan, resolve_models
 from pipeline.sweep.runner import SweepRunner
 from pipeline.sweep.summary import ModelReport, print_summary, write_summary
-from tests.support.ports import free_port
+from tests.support.ports import free_port_block
 from tests.support.servers import FAKESERVER, REPO, ServerControl, wait_ready
 
 DEMO = REPO / "demo_data"
@@ -191,7 +191,7 @@ def first_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, FakeLau
     whose server answers 500 forever and one whose server cannot start."""
     tmp_path = tmp_path_factory.mktemp("sweep")
     models = [SMALL_A, BIG, SMALL_B, FAILING_500, SMALL_C, FAILING_START]
-    plan = _write_plan(tmp_path, models, free_port() // 10 * 10 % 50000 + 10000)
+    plan = _write_plan(tmp_path, models, free_port_block(len(models)))
     launcher = FakeLauncher(
         extra={FAILING_500: ["--status-always", "500"]}, fail_start=[FAILING_START], hold_first=[SMALL_B]
     )
@@ -287,7 +287,7 @@ def test_rerun_skips_finished_models_and_sends_nothing(
 
 def test_hung_server_is_restarted(tmp_path: Path) -> None:
     """A server that stops answering health checks (SIGSTOP) is stopped and restarted; the eval completes."""
-    plan = _write_plan(tmp_path, [SMALL_A], free_port() // 10 * 10 % 50000 + 10000)
+    plan = _write_plan(tmp_path, [SMALL_A], free_port_block(1))
     launcher = FakeLauncher(hold_first=[SMALL_A])
     freezer = launcher.crash_when_held(SMALL_A, held=2, sig=signal.SIGSTOP)
     reports = _by_name(_sweep(plan, launcher))

@@ -27,7 +27,7 @@ from pipeline.sweep.slurm.settings import parse_time
 from pipeline.sweep.slurm.submit import store_counts
 from tests.support.fake_vllm import install
 from tests.support.paths import DEMO_DATA_DIR as DEMO
-from tests.support.ports import free_port
+from tests.support.ports import free_port_block
 from tests.support.servers import ServerControl, wait_ready
 from tests.support.slurm_cluster import SlurmCluster, slurm_cluster
 
@@ -132,7 +132,7 @@ def sweep(slurm_cluster: SlurmCluster, tmp_path: Path) -> Iterator[Sweep]:
     bin_dir = tmp_path / "bin"
     install(bin_dir)
     models = [SMALL_A, SMALL_B, PAIR]
-    base = free_port()
+    base = free_port_block(len(models))
     env = {
         **os.environ, **slurm_cluster.env(), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
         "FAKE_VLLM_RECORD": str(tmp_path / "vllm-starts.jsonl"),

@@ -20,7 +20,7 @@ from typing import Any, cast
 from rich.console import Console
 
 from pipeline.errors import ConfigError, EndpointError, MedsweepError
-from pipeline.report.files import private_dir, write_private
+from pipeline.files import private_dir, write_private
 from pipeline.store import Store, db_path
 from pipeline.stores import STORES_DIR, job_dir
 from pipeline.sweep.journal import JOURNAL_NAME, Journal
