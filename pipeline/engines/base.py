@@ -100,6 +100,9 @@ class Engine(ABC):
     name: ClassVar[str]
     devices: ClassVar[tuple[Device, ...]] = ("gpu", "cpu")  # the first is the default
     offers: ClassVar[Offers] = VLLM_OFFERS
+    # Whether a Slurm job can start it on every node of a multi-node allocation (vLLM and Ray on the nodes'
+    # PATH, started by srun); a container engine would need its own image and network on each node.
+    multinode: ClassVar[bool] = False
 
     @abstractmethod
     def plan(self, target: Target) -> Launch:

@@ -12,6 +12,7 @@ from pipeline.serving.argv import NO_TELEMETRY_ENV, server_url, vllm_model_args
 class LocalEngine(ProcessEngine):
     name = "local"
     devices = ("gpu",)
+    multinode = True
 
     def plan(self, target: Target) -> Launch:
         args = vllm_model_args(

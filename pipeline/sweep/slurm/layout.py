@@ -12,11 +12,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from pipeline.engines import ENGINES
 from pipeline.errors import ConfigError
 from pipeline.sweep.plan import PlannedModel, SweepPlan
-
-# Engines that can start vLLM on every node of a job (the `vllm`/`ray` commands on each node's PATH).
-MULTINODE_ENGINES = ("local",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +71,11 @@ def job_shape(plan: SweepPlan, model: PlannedModel) -> JobShape:
             f"node has (slurm.gpus_per_node = {slurm.gpus_per_node}); it can run as {how}: set "
             f"slurm.max_nodes = {shape.nodes}, or raise memory_class"
         )
-    if plan.sweep.engine not in MULTINODE_ENGINES:
+    if not ENGINES[plan.sweep.engine].multinode:
+        able = " or ".join(repr(name) for name, engine in ENGINES.items() if engine.multinode)
         raise ConfigError(
             f"field 'sweep.engine': {model.name} runs over {shape.nodes} nodes ({how}), which needs vLLM "
-            f"and Ray on every node: use engine = {' or '.join(repr(e) for e in MULTINODE_ENGINES)}"
+            f"and Ray on every node: use engine = {able}"
         )
     return shape
 
