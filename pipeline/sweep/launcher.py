@@ -52,8 +52,11 @@ class ServerHandle:
 
 
 class Launcher(Protocol):
-    def start(self, model: ServerConfig, gpus: Sequence[int], port: int) -> ServerHandle:
-        """Launch the server (returns once launched, before it is healthy); MedsweepError if it cannot."""
+    def start(
+        self, model: ServerConfig, gpus: Sequence[int], port: int, adapters: Sequence[ServerConfig] = ()
+    ) -> ServerHandle:
+        """Launch the server (returns once launched, before it is healthy); MedsweepError if it cannot.
+        ``adapters``: LoRA entries of ``model`` (a base) served beside it (the sweep's riders)."""
         ...
 
     def alive(self, handle: ServerHandle) -> str | None:
@@ -64,7 +67,9 @@ class Launcher(Protocol):
 
     def logs(self, handle: ServerHandle, lines: int = 50) -> str: ...
 
-    def command(self, model: ServerConfig, gpus: Sequence[int], port: int) -> str:
+    def command(
+        self, model: ServerConfig, gpus: Sequence[int], port: int, adapters: Sequence[ServerConfig] = ()
+    ) -> str:
         """The exact command ``start`` runs, as one shell line (``--dry-run``)."""
         ...
 
@@ -93,12 +98,15 @@ class EngineLauncher:
         self.log_dir = log_dir
         self.api_key_env = api_key_env
 
-    def _target(self, model: ServerConfig, gpus: Sequence[int], port: int) -> Target:
-        """A LoRA entry's server is its base's, with the base's adapters (as `medsweep serve` starts it)."""
-        base, adapters = server_models(model)
+    def _target(
+        self, model: ServerConfig, gpus: Sequence[int], port: int, adapters: Sequence[ServerConfig] = ()
+    ) -> Target:
+        """A LoRA entry's server is its base's, with the base's adapters (as `medsweep serve` starts it);
+        a base with ``adapters`` serves those beside it."""
+        base, own = server_models(model)
         return Target(
             model=base,
-            adapters=tuple(adapters),
+            adapters=tuple(adapters or own),
             device=self.device,
             port=port,
             host=self.host,
@@ -109,11 +117,15 @@ class EngineLauncher:
             executor=self.executor,
         )
 
-    def command(self, model: ServerConfig, gpus: Sequence[int], port: int) -> str:
-        return self.engine.plan(self._target(model, gpus, port)).shell()
+    def command(
+        self, model: ServerConfig, gpus: Sequence[int], port: int, adapters: Sequence[ServerConfig] = ()
+    ) -> str:
+        return self.engine.plan(self._target(model, gpus, port, adapters)).shell()
 
-    def start(self, model: ServerConfig, gpus: Sequence[int], port: int) -> ServerHandle:
-        target = self._target(model, gpus, port)
+    def start(
+        self, model: ServerConfig, gpus: Sequence[int], port: int, adapters: Sequence[ServerConfig] = ()
+    ) -> ServerHandle:
+        target = self._target(model, gpus, port, adapters)
         launch = self.engine.plan(target)
         verify(target.adapters)
         self.engine.check(target, launch)

@@ -140,10 +140,27 @@ class PlannedModel(BaseModel):
     tasks: tuple[str, ...]
     limit: int | None
     concurrency: int
+    # A LoRA entry whose base is also in the plan rides on the base's server (one start, both evals);
+    # this is the base's name then. None: the model is served by its own start.
+    host: str | None = None
 
     @property
     def name(self) -> str:
         return self.server.name
+
+
+def riders_of(models: list[PlannedModel]) -> tuple[list[PlannedModel], dict[str, list[PlannedModel]]]:
+    """(the models that start a server, in plan order; per such model the entries evaluated on its server
+    after it). A rider whose host is not among ``models`` (a Slurm job holds one model) starts its own."""
+    names = {m.name for m in models}
+    riders: dict[str, list[PlannedModel]] = {}
+    hosts: list[PlannedModel] = []
+    for m in models:
+        if m.host is not None and m.host in names:
+            riders.setdefault(m.host, []).append(m)
+        else:
+            hosts.append(m)
+    return hosts, riders
 
 
 def load_plan(path: Path) -> SweepPlan:
@@ -187,7 +204,13 @@ def resolve_models(plan: SweepPlan, path: Path, servers_dir: Path = SERVERS_DIR)
                 concurrency=entry.concurrency or settings.concurrency,
             )
         )
-    return out
+    in_plan = {m.name for m in out}
+    return [
+        m.model_copy(update={"host": m.server.adapter.base})
+        if m.server.adapter is not None and m.server.adapter.base in in_plan
+        else m
+        for m in out
+    ]
 
 
 def _gpu_count(cfg: ServerConfig, entry: ModelEntry, settings: SweepSettings, path: Path, i: int) -> int:

@@ -30,7 +30,7 @@ from pipeline.serving.process import cmdline
 from pipeline.sweep.journal import Journal
 from pipeline.sweep.launcher import Launcher, ServerHandle
 from pipeline.sweep.packing import Need, allocate, check_fits, order
-from pipeline.sweep.plan import PlannedModel, SweepSettings
+from pipeline.sweep.plan import PlannedModel, SweepSettings, riders_of
 from pipeline.sweep.summary import ModelReport, ModelStats, model_stats
 from pipeline.sweep.watchdog import ServerKeeper, Watchdog
 
@@ -72,8 +72,9 @@ class SweepRunner:
     def run(self) -> list[ModelReport]:
         """Run every model of the plan; return one report per model, in plan order."""
         private_dir(self.log_dir)
+        hosts, riders = riders_of(self.models)
         inventory = slots_for(self.settings, self.models[0])[0] if self.models else []
-        needs = {m.name: Need(m.name, slots_for(self.settings, m)[1]) for m in self.models}
+        needs = {m.name: Need(m.name, slots_for(self.settings, m)[1]) for m in hosts}
         check_fits(list(needs.values()), inventory)
         self.check_inputs()
         self._stop_leftovers()
@@ -81,111 +82,170 @@ class SweepRunner:
         by_name = {m.name: m for m in self.models}
         reports: dict[str, ModelReport] = {}
         queue: list[PlannedModel] = []
+        todo: dict[str, list[PlannedModel]] = {}  # per server to start: the models evaluated on it
         for need in order(list(needs.values())):
-            model = by_name[need.name]
-            skipped = self._already_done(model, finished.get(model.name))
-            if skipped is not None:
-                reports[model.name] = skipped
-                self.console.print(f"{model.name}: done in an earlier run of this plan; skipped")
-            else:
-                queue.append(model)
+            host = by_name[need.name]
+            for model in (host, *riders.get(host.name, ())):
+                skipped = self._already_done(model, finished.get(model.name))
+                if skipped is not None:
+                    reports[model.name] = skipped
+                    self.console.print(f"{model.name}: done in an earlier run of this plan; skipped")
+                else:
+                    todo.setdefault(host.name, []).append(model)
+            if host.name in todo:
+                queue.append(host)
         free = set(inventory)
-        running: dict[Future[ModelReport], tuple[PlannedModel, tuple[int, ...]]] = {}
+        running: dict[Future[list[ModelReport]], tuple[PlannedModel, tuple[int, ...]]] = {}
+
+        def interrupted(host: PlannedModel) -> None:
+            for model in todo[host.name]:
+                reports[model.name] = ModelReport(model.name, [], host.port, "interrupted")
+
         with ThreadPoolExecutor(max_workers=max(1, len(queue)), thread_name_prefix="sweep") as pool:
             try:
                 while queue or running:
-                    for model in list(queue):
-                        got = allocate(needs[model.name].gpus, free, inventory)
+                    for host in list(queue):
+                        got = allocate(needs[host.name].gpus, free, inventory)
                         if got is None or self._cancel.is_set():
                             continue
                         free -= set(got)
-                        queue.remove(model)
+                        queue.remove(host)
                         gpus = () if self.settings.on_device == "cpu" else got
-                        running[pool.submit(self._run_model_safely, model, gpus)] = (model, got)
+                        future = pool.submit(self._run_server_safely, host, todo[host.name], gpus)
+                        running[future] = (host, got)
                     if self._cancel.is_set():
-                        for model in queue:
-                            reports[model.name] = ModelReport(model.name, [], model.port, "interrupted")
+                        for host in queue:
+                            interrupted(host)
                         queue.clear()
                     done, _ = wait(running, timeout=1.0, return_when=FIRST_COMPLETED)
                     for future in done:
-                        model, got = running.pop(future)
-                        reports[model.name] = future.result()
+                        host, got = running.pop(future)
+                        reports.update((r.model, r) for r in future.result())
                         free |= set(got)
             except KeyboardInterrupt:
                 self._cancel.set()
                 self.console.print("interrupted: stopping the evals (results so far are kept) and servers")
                 for future in list(running):
-                    model, _ = running.pop(future)
-                    reports[model.name] = future.result()
-                for model in queue:
-                    reports[model.name] = ModelReport(model.name, [], model.port, "interrupted")
+                    running.pop(future)
+                    reports.update((r.model, r) for r in future.result())
+                for host in queue:
+                    interrupted(host)
         return [reports[m.name] for m in self.models]
 
     def cancel(self) -> None:
         """Stop starting models; running evals stop cleanly and their servers are stopped."""
         self._cancel.set()
 
-    # --- one model ---
+    # --- one server: its model, then the LoRA entries riding on it ---
 
-    def _run_model_safely(self, model: PlannedModel, gpus: tuple[int, ...]) -> ModelReport:
+    def _run_server_safely(
+        self, host: PlannedModel, evals: list[PlannedModel], gpus: tuple[int, ...]
+    ) -> list[ModelReport]:
         try:
-            return self._run_model(model, gpus)
+            return self._run_server(host, evals, gpus)
         except Exception as exc:  # a bug for one model must not end the sweep
-            self.journal.append(model.name, "model_done", status="failed", error=repr(exc))
-            return ModelReport(model.name, list(gpus), model.port, "failed", error=f"internal error: {exc!r}")
+            for model in evals:
+                self.journal.append(model.name, "model_done", status="failed", error=repr(exc))
+            return [
+                ModelReport(m.name, list(gpus), host.port, "failed", error=f"internal error: {exc!r}")
+                for m in evals
+            ]
 
-    def _run_model(self, model: PlannedModel, gpus: tuple[int, ...]) -> ModelReport:
-        report = ModelReport(model.name, list(gpus), model.port)
-        started = time.monotonic()
-        self._event(model.name, "model_start", gpus=list(gpus), port=model.port)
+    def _run_server(
+        self, host: PlannedModel, evals: list[PlannedModel], gpus: tuple[int, ...]
+    ) -> list[ModelReport]:
+        """Start ``host``'s server (with the adapters of the riders in ``evals``), evaluate each model of
+        ``evals`` on it in turn under one watchdog, stop it; one report per model of ``evals``."""
+        reports = [ModelReport(m.name, list(gpus), host.port) for m in evals]
+        tasks: dict[str, tuple[str, ...]] = {}
+        started = {m.name: time.monotonic() for m in evals[:1]}
+        for model in evals:
+            on = {} if model is host else {"server_of": host.name}
+            self._event(model.name, "model_start", gpus=list(gpus), port=host.port, **on)
         keeper = ServerKeeper(
             self.launcher,
-            model.server,
+            host.server,
             gpus,
-            model.port,
+            host.port,
             max_restarts=self.settings.max_restarts,
             startup_timeout=self.settings.startup_timeout,
             api_key=self._api_key,
-            on_event=lambda event, **details: self._event(model.name, event, **details),
+            on_event=lambda event, **details: self._event(host.name, event, **details),
             cancelled=self._cancel,
+            adapters=[m.server for m in evals if m is not host],
         )
-        tasks: tuple[str, ...] = ()
+        current = reports[0]
         try:
-            self._check_port_free(model.port)
+            self._check_port_free(host.port)
             handle = keeper.start()
             with Watchdog(
                 keeper, interval=self.settings.health_interval, hang_timeout=self.settings.hang_timeout
             ):
-                while True:
-                    report.eval_passes += 1
-                    result = self._eval_pass(model, handle, keeper, report.eval_passes)
-                    if "error" in result:
-                        report.error = str(result["error"])
+                for model, report in zip(evals, reports, strict=True):
+                    current = report
+                    started.setdefault(model.name, time.monotonic())
+                    handle = self._evaluate(model, report, keeper, handle, tasks)
+                    if report.status == "interrupted" or keeper.gave_up is not None:
                         break
-                    report.identity, tasks = result["identity"], tuple(result["tasks"])
-                    report.sent += int(result["sent"])
-                    if result["interrupted"] or self._cancel.is_set():
-                        report.status = "interrupted"
-                        break
-                    if keeper.gave_up is not None:
-                        break
-                    stats = model_stats(self.out, report.identity, self.settings.variant, tasks)
-                    down = stats.count(FailureClass.CONNECTION, FailureClass.TIMEOUT)
-                    if not down or report.eval_passes > self.settings.max_restarts:
-                        break
-                    # The server was down long enough for requests to fail: resend those once it is back.
-                    self._event(model.name, "eval_rerun", failed=down)
-                    handle = keeper.ensure_healthy()
         except MedsweepError as exc:
-            report.error = str(exc)
+            current.error = str(exc)
+            for report in reports[reports.index(current) + 1 :]:
+                report.error = str(exc)  # the server these would have used did not start
         finally:
             keeper.stop()
+        for model, report in zip(evals, reports, strict=True):
+            self._finish(model, report, keeper, started.get(model.name), tasks.get(model.name, ()))
+        return reports
+
+    def _evaluate(
+        self,
+        model: PlannedModel,
+        report: ModelReport,
+        keeper: ServerKeeper,
+        handle: ServerHandle,
+        tasks: dict[str, tuple[str, ...]],
+    ) -> ServerHandle:
+        """``model``'s eval passes on ``handle``'s server: again while requests failed for a server that
+        was down (it is back by then); the handle of the server as it is now."""
+        while True:
+            report.eval_passes += 1
+            result = self._eval_pass(model, handle, keeper, report.eval_passes)
+            if "error" in result:
+                report.error = str(result["error"])
+                return handle
+            report.identity, tasks[model.name] = result["identity"], tuple(result["tasks"])
+            report.sent += int(result["sent"])
+            if result["interrupted"] or self._cancel.is_set():
+                report.status = "interrupted"
+                return handle
+            if keeper.gave_up is not None:
+                return handle
+            stats = model_stats(self.out, report.identity, self.settings.variant, tasks[model.name])
+            down = stats.count(FailureClass.CONNECTION, FailureClass.TIMEOUT)
+            if not down or report.eval_passes > self.settings.max_restarts:
+                return handle
+            # The server was down long enough for requests to fail: resend those once it is back.
+            self._event(model.name, "eval_rerun", failed=down)
+            handle = keeper.ensure_healthy()
+
+    def _finish(
+        self,
+        model: PlannedModel,
+        report: ModelReport,
+        keeper: ServerKeeper,
+        started: float | None,
+        tasks: tuple[str, ...],
+    ) -> None:
+        """Fill in ``model``'s report from the store and journal its end."""
         report.restarts = keeper.restarts
-        report.wall_s = round(time.monotonic() - started, 1)
+        report.wall_s = round(time.monotonic() - started, 1) if started is not None else 0.0
         report.stats = model_stats(self.out, report.identity, self.settings.variant, tasks)
         if report.status != "interrupted":
-            report.status, note = _status(report.stats, keeper.gave_up, report.error)
-            report.error = report.error or note
+            if started is None and self._cancel.is_set() and not report.error:
+                report.status = "interrupted"  # its turn on the server never came
+            else:
+                report.status, note = _status(report.stats, keeper.gave_up, report.error)
+                report.error = report.error or note
         self._event(
             model.name,
             "model_done",
@@ -198,13 +258,12 @@ class SweepRunner:
             wall_s=report.wall_s,
             error=report.error,
         )
-        return report
 
     def _eval_pass(
         self, model: PlannedModel, handle: ServerHandle, keeper: ServerKeeper, n: int
     ) -> dict[str, Any]:
         config = self._eval_config(model, handle.base_url)
-        provenance = {**handle.provenance, "sweep": {"port": model.port, "pass": n}}
+        provenance = {**handle.provenance, "sweep": {"port": handle.port, "pass": n}}
         log_path = self.log_dir / f"{model.name}.eval.log"
         self._event(model.name, "eval_start", eval_pass=n)
         ctx = multiprocessing.get_context("spawn")
@@ -406,16 +465,17 @@ def print_dry_run(
 
     if not models:
         return
+    hosts, riders = riders_of(models)
     inventory = slots_for(settings, models[0])[0]
-    needs = [Need(m.name, slots_for(settings, m)[1]) for m in models]
+    needs = [Need(m.name, slots_for(settings, m)[1]) for m in hosts]
     waves = pack(needs, inventory)
     by_name = {m.name: m for m in models}
     where = (
         "one model at a time (on the CPU)" if settings.on_device == "cpu" else f"GPUs {list(settings.gpus)}"
     )
     console.print(
-        f"# {len(models)} models on {where}, {settings.memory_class} GB class, engine {settings.engine}; "
-        f"results in {settings.out}",
+        f"# {len(models)} models ({len(hosts)} servers) on {where}, {settings.memory_class} GB class, "
+        f"engine {settings.engine}; results in {settings.out}",
         highlight=False,
         soft_wrap=True,
     )
@@ -437,6 +497,13 @@ def print_dry_run(
                 f"limit {m.limit or 'none'}",
                 highlight=False,
             )
-            console.print(
-                launcher.command(m.server, gpus, m.port), highlight=False, soft_wrap=True, markup=False
-            )
+            on = riders.get(m.name, [])
+            for r in on:
+                console.print(
+                    f"# {r.name}: on the server of {m.name} (LoRA adapter), tasks: "
+                    f"{', '.join(r.tasks) or 'all with data'}, limit {r.limit or 'none'}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+            command = launcher.command(m.server, gpus, m.port, [r.server for r in on])
+            console.print(command, highlight=False, soft_wrap=True, markup=False)

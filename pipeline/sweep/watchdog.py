@@ -37,9 +37,11 @@ class ServerKeeper:
         api_key: str | None = None,
         on_event: EventSink | None = None,
         cancelled: threading.Event | None = None,
+        adapters: Sequence[ServerConfig] = (),
     ) -> None:
         self.launcher = launcher
         self.model = model
+        self.adapters = tuple(adapters)  # LoRA entries served beside the model (Launcher.start)
         self.gpus = tuple(gpus)
         self.port = port
         self.max_restarts = max_restarts
@@ -124,7 +126,7 @@ class ServerKeeper:
     def _launch_once(self) -> str | None:
         """Start and wait for health; None when healthy, else why not (the server is stopped again)."""
         try:
-            handle = self.launcher.start(self.model, self.gpus, self.port)
+            handle = self.launcher.start(self.model, self.gpus, self.port, self.adapters)
         except (MedsweepError, OSError) as exc:
             return f"start failed: {exc}"
         self.handle = handle

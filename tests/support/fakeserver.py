@@ -89,6 +89,7 @@ class Gate:
 @dataclass
 class State:
     model: str = "fake-model"
+    also: tuple[str, ...] = ()  # more served names (a base's LoRA adapters, ``--also-serve``)
     max_model_len: int = 2048
     api_key: str | None = None
     faults: Faults = field(default_factory=Faults)
@@ -134,13 +135,11 @@ def make_app(state: State) -> web.Application:
     async def models(request: web.Request) -> web.Response:
         if not _authorised(state, request):
             return _error(401, "Unauthorized", "AuthenticationError")
-        card = {
-            "id": state.model,
-            "object": "model",
-            "max_model_len": state.max_model_len,
-            "root": state.model,
-        }
-        return web.json_response({"object": "list", "data": [card]})
+        cards = [
+            {"id": name, "object": "model", "max_model_len": state.max_model_len, "root": name}
+            for name in (state.model, *state.also)
+        ]
+        return web.json_response({"object": "list", "data": cards})
 
     async def completion(request: web.Request) -> web.StreamResponse:
         state.received += 1
@@ -157,7 +156,7 @@ def make_app(state: State) -> web.Application:
             return _error(500, "injected failure", "InternalServerError")
         body = orjson.loads(raw)
         state.recent.append(body)
-        if body.get("model") != state.model:
+        if body.get("model") not in (state.model, *state.also):
             msg = f"The model `{body.get('model')}` does not exist. Valid aliases: {state.model}."
             return _error(404, msg, "NotFoundError")
         text = _prompt_text(body)
@@ -212,7 +211,7 @@ def make_app(state: State) -> web.Application:
             choice = {"index": 0, "text": answer, "finish_reason": "stop"}
             obj = "text_completion"
         payload = orjson.dumps(
-            {"id": "cmpl-fake", "object": obj, "model": state.model, "choices": [choice], "usage": usage}
+            {"id": "cmpl-fake", "object": obj, "model": body["model"], "choices": [choice], "usage": usage}
         )
         if fault == "truncated":
             return web.Response(body=payload[: len(payload) // 2], content_type="application/json")
@@ -334,6 +333,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8123)
     parser.add_argument("--model", default="fake-model")
+    parser.add_argument("--also-serve", action="append", default=[], help="one more served model name")
     parser.add_argument("--max-model-len", type=int, default=2048)
     parser.add_argument("--api-key", default=None)
     parser.add_argument("--seed", type=int, default=0)
@@ -354,8 +354,8 @@ def main() -> None:
         if getattr(args, name) is not None:
             setattr(faults, name, getattr(args, name))
     state = State(
-        model=args.model, max_model_len=args.max_model_len, api_key=args.api_key, faults=faults,
-        vllm_api=not args.no_vllm_api,
+        model=args.model, also=tuple(args.also_serve), max_model_len=args.max_model_len, api_key=args.api_key,
+        faults=faults, vllm_api=not args.no_vllm_api,
     )  # fmt: skip
     state.rng.seed(args.seed)
     state.answer = args.answer

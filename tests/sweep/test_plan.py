@@ -127,3 +127,37 @@ def test_dry_run_prints_packing_and_exact_commands(
 def test_cli_error_for_missing_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sweep", "--plan", str(tmp_path / "nope.toml"), "--dry-run"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+BASE, LORA = "smollm2-135m-instruct", "smollm2-135m-meqsum-lora"
+
+
+def test_an_adapter_whose_base_is_in_the_plan_rides_on_the_base_server(tmp_path: Path) -> None:
+    from pipeline.sweep.plan import riders_of
+
+    both = _plan(
+        tmp_path,
+        f'[[models]]\nname = "{LORA}"\n\n[[models]]\nname = "{BASE}"\n',
+        'device = "cpu"\nengine = "cpu"',
+    )
+    models = resolve_models(load_plan(both), both)
+    assert [(m.name, m.host) for m in models] == [(LORA, BASE), (BASE, None)]
+    hosts, riders = riders_of(models)
+    assert [m.name for m in hosts] == [BASE] and [m.name for m in riders[BASE]] == [LORA]
+    alone = _plan(tmp_path, f'[[models]]\nname = "{LORA}"\n', 'device = "cpu"\nengine = "cpu"')
+    models = resolve_models(load_plan(alone), alone)
+    assert models[0].host is None and riders_of(models) == (models, {})  # served as today: its own start
+
+
+def test_dry_run_shows_the_adapter_on_its_base_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = f'[[models]]\nname = "{BASE}"\n\n[[models]]\nname = "{LORA}"\n'
+    path = _plan(tmp_path, body, 'device = "cpu"\nengine = "cpu"\nbase_port = 9200')
+    assert main(["sweep", "--plan", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "# 2 models (1 servers)" in out
+    assert f"# {LORA}: on the server of {BASE} (LoRA adapter)" in out
+    commands = [line for line in out.splitlines() if "--port" in line and not line.startswith("#")]
+    assert len(commands) == 1 and "--port 9200" in commands[0]
+    assert f"--lora-modules {LORA}=" in commands[0] and "--enable-lora" in commands[0]

@@ -58,19 +58,29 @@ class FakeLauncher:
         self.frozen: set[int] = set()  # pids stopped with SIGSTOP: they cannot answer /_stats
         self._started: dict[str, threading.Event] = {}
         self.starts: list[tuple[str, tuple[int, ...], int]] = []
+        self.served: dict[str, list[str]] = {}  # per started model: the names its server serves
         self.received_at_stop: dict[str, list[int]] = {}
         self.events: list[tuple[str, str]] = []  # ("start"|"stop", model) in order
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
 
-    def command(self, model: ServerConfig, gpus: Sequence[int], port: int) -> str:
-        return shlex.join([sys.executable, str(FAKESERVER), "--port", str(port), "--model", model.name])
+    def command(
+        self, model: ServerConfig, gpus: Sequence[int], port: int, adapters: Sequence[ServerConfig] = ()
+    ) -> str:
+        return shlex.join(self._argv(model, port, adapters))
 
-    def start(self, model: ServerConfig, gpus: Sequence[int], port: int) -> ServerHandle:
+    @staticmethod
+    def _argv(model: ServerConfig, port: int, adapters: Sequence[ServerConfig]) -> list[str]:
+        also = [x for a in adapters for x in ("--also-serve", a.name)]  # as vLLM's --lora-modules NAME=DIR
+        return [sys.executable, str(FAKESERVER), "--port", str(port), "--model", model.name, *also]
+
+    def start(
+        self, model: ServerConfig, gpus: Sequence[int], port: int, adapters: Sequence[ServerConfig] = ()
+    ) -> ServerHandle:
         if model.name in self.fail_start:
             raise EndpointError(f"injected: cannot start {model.name}")
-        argv = [sys.executable, str(FAKESERVER), "--port", str(port), "--model", model.name]
-        argv += self.extra.get(model.name, [])
+        argv = self._argv(model, port, adapters) + self.extra.get(model.name, [])
+        self.served[model.name] = [model.name, *(a.name for a in adapters)]
         with self._lock:
             if model.name in self.hold_first and all(m != model.name for m, _, _ in self.starts):
                 argv.append("--hold")
@@ -153,7 +163,7 @@ class Crasher(threading.Thread):
         assert self.done, f"the {self.model} server was never crashed while it held requests: {self.error}"
 
 
-def _write_plan(tmp_path: Path, models: list[str], base_port: int) -> Path:
+def _write_plan(tmp_path: Path, models: list[str], base_port: int, extra: str = "") -> Path:
     eval_config = tmp_path / "eval.toml"
     eval_config.write_text(
         "[client]\nmax_attempts = 3\nbackoff_base = 0.05\nbackoff_max = 0.3\ntimeout = 10\n"
@@ -165,7 +175,7 @@ def _write_plan(tmp_path: Path, models: list[str], base_port: int) -> Path:
         f'gpus = [0, 1, 2, 3, 4, 5, 6, 7]\nengine = "local"\nbase_port = {base_port}\nlimit = 3\n'
         f'concurrency = 2\neval_config = "{eval_config}"\nmax_restarts = 2\nstartup_timeout = 120\n'
         "health_interval = 0.2\nhang_timeout = 2\nmax_retry_time = 30\n\n"
-        + "".join(f'[[models]]\nname = "{m}"\n\n' for m in models)
+        + "".join(f'[[models]]\nname = "{m}"\n{extra if m == models[-1] else ""}\n' for m in models)
     )
     return plan
 
@@ -296,3 +306,40 @@ def test_hung_server_is_restarted(tmp_path: Path) -> None:
     assert reports[SMALL_A].status == "done" and reports[SMALL_A].stats.succeeded == 6
     events = Journal(tmp_path / "out").events()
     assert any(e["event"] == "server_down" and "hung" in e.get("reason", "") for e in events)
+
+
+BASE, LORA = "smollm2-135m-instruct", "smollm2-135m-meqsum-lora"
+
+
+def test_a_base_and_its_adapter_share_one_server(tmp_path: Path) -> None:
+    """Base + adapter in one plan: one server start (serving both names), two evals, two identities; a
+    rerun skips both, and when only the adapter is unfinished the base's server starts again for it."""
+    ports = free_port_block(3)
+    plan = _write_plan(tmp_path, [SMALL_A, BASE, LORA], ports)
+    launcher = FakeLauncher()
+    reports = _sweep(plan, launcher)
+    assert sorted(m for m, _, _ in launcher.starts) == [SMALL_A, BASE]
+    assert launcher.served[BASE] == [BASE, LORA]
+    by = _by_name(reports)
+    assert [r.model for r in reports] == [SMALL_A, BASE, LORA]
+    for name in (BASE, LORA):
+        assert by[name].status == "done" and by[name].stats.succeeded == 6, by[name]
+        assert by[name].port == ports + 1  # the base's server
+    assert by[BASE].identity == f"{BASE}@main" and by[LORA].identity.startswith(f"{LORA}@main+lora.")
+    assert launcher.received_at_stop[BASE] == [12]  # both evals went to the one server
+    out = load_plan(plan).sweep.out
+    assert json.loads(write_summary(out, reports, 1.0).read_text())["models"] == {"done": 3}
+    buffer = io.StringIO()
+    print_summary(reports, 1.0, Console(file=buffer, width=200))
+    assert BASE in buffer.getvalue() and LORA in buffer.getvalue()
+
+    launcher = FakeLauncher()
+    assert {r.status for r in _sweep(plan, launcher)} == {"skipped"} and not launcher.starts
+
+    # A new limit for the adapter only: its earlier `done` no longer counts, the base's does.
+    plan = _write_plan(tmp_path, [SMALL_A, BASE, LORA], ports, extra="limit = 4\n")
+    launcher = FakeLauncher()
+    by = _by_name(_sweep(plan, launcher))
+    assert [m for m, _, _ in launcher.starts] == [BASE] and launcher.served[BASE] == [BASE, LORA]
+    assert by[SMALL_A].status == by[BASE].status == "skipped"
+    assert by[LORA].status == "done" and by[LORA].stats.succeeded == 8 and by[LORA].sent == 2
