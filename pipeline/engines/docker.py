@@ -7,12 +7,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from pipeline.engines.base import Engine, Launch, Running, Target
-from pipeline.engines.common import hf_cache_dir, model_dir
+from pipeline.engines.common import container_serve_args, hf_cache_dir, model_dir
 from pipeline.errors import ConfigError
 from pipeline.serving import docker
-from pipeline.serving.argv import CPU_ENV, NO_TELEMETRY_ENV, server_url, vllm_flags
+from pipeline.serving.argv import CPU_ENV, NO_TELEMETRY_ENV, server_url
 from pipeline.serving.image import IMAGE_VARIABLES, pinned_image
-from pipeline.serving.lora import adapter_mounts
 
 CONTAINER_PORT = 8000
 CONTAINER_HF_CACHE = "/root/.cache/huggingface"
@@ -55,16 +54,8 @@ def run_argv(target: Target, image: str, hf_cache: Path) -> list[str]:
     argv += ["-e", "HF_TOKEN", *(x for k, v in env.items() for x in ("-e", f"{k}={v}"))]
     if target.api_key:
         argv += ["-e", "VLLM_API_KEY"]
-    mounts, adapter_dirs = adapter_mounts(target.adapters, "-v")
+    mounts, flags = container_serve_args(target, "-v")
     argv += mounts
-    flags = vllm_flags(
-        cfg,
-        **target.parallel(),
-        max_model_len=target.max_model_len,
-        with_revision=not cfg.local_path,
-        adapters=target.adapters,
-        adapter_dirs=adapter_dirs,
-    )
     # `vllm serve MODEL` (positional): the entrypoint of both images is `vllm serve`.
     return [*argv, image, model, *flags]
 
