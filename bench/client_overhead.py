@@ -34,14 +34,14 @@ sys.path.insert(0, str(REPO))
 
 from rich.console import Console  # noqa: E402
 
-from pipeline.client import Client  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
-from pipeline.progress import Progress  # noqa: E402
+from pipeline.evaluation.client import Client  # noqa: E402
+from pipeline.evaluation.progress import Progress  # noqa: E402
+from pipeline.evaluation.scheduler import EvalRun, Target  # noqa: E402
+from pipeline.evaluation.tokens import EstimateCounter  # noqa: E402
 from pipeline.request import Request  # noqa: E402
-from pipeline.runner import EvalRun, Target  # noqa: E402
-from pipeline.store import Store  # noqa: E402
+from pipeline.store.database import Store  # noqa: E402
 from pipeline.tasks.base import RenderContext  # noqa: E402
-from pipeline.tokens import EstimateCounter  # noqa: E402
 from tests.support.servers import fake_server  # noqa: E402
 
 _PROMPT = "Summarise this patient inquiry as one concise question. " * 8

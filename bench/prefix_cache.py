@@ -23,13 +23,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pipeline.client import Client  # noqa: E402
 from pipeline.config import ClientConfig  # noqa: E402
+from pipeline.evaluation.client import Client  # noqa: E402
+from pipeline.evaluation.scheduler import _body  # noqa: E402
+from pipeline.evaluation.tokens import make_counter  # noqa: E402
 from pipeline.request import Request  # noqa: E402
-from pipeline.runner import _body  # noqa: E402
 from pipeline.tasks import get_task  # noqa: E402
 from pipeline.tasks.base import RenderContext  # noqa: E402
-from pipeline.tokens import make_counter  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
 
 MODEL = "smollm2-135m-instruct"

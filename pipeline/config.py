@@ -33,7 +33,7 @@ Truncation = Literal["auto", "v3", "letters"]
 """How an over-long prompt is fitted to the context: ``v3`` sends ``truncate_prompt_tokens`` (the server keeps
 the end of the whole prompt, as TGI's ``truncate`` did in v3); ``letters`` cuts each letter to an equal share
 of the budget and keeps the system prompt; ``auto`` is ``v3`` on vLLM endpoints, else ``letters``
-(``pipeline.truncation``)."""
+(``pipeline.evaluation.truncation``)."""
 
 
 class _Strict(BaseModel):

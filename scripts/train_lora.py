@@ -25,7 +25,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # the pipeline's MeQSum loader, prompt file and adapter checksum
 
-from pipeline.adapters import adapter_digest  # noqa: E402
+from pipeline.models.adapters import adapter_digest  # noqa: E402
 from pipeline.tasks.defs.meqsum import MeQSumRow, load_meqsum  # noqa: E402
 from pipeline.tasks.prompts import load_prompts  # noqa: E402
 

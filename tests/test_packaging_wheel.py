@@ -74,7 +74,7 @@ def test_the_installed_package_is_the_wheel_not_the_checkout(installed: Installe
 
 def test_the_demo_adapter_ships_in_the_wheel_and_verifies_there(installed: Installed) -> None:
     probe = (
-        "from pipeline.registry import get_model; from pipeline.serving.lora import verify; "
+        "from pipeline.models.registry import get_model; from pipeline.serving.lora import verify; "
         "cfg = get_model('smollm2-135m-meqsum-lora'); verify([cfg]); print(cfg.adapter.folder)"
     )
     done = subprocess.run(

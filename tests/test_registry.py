@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ConfigError
+from pipeline.models.registry import get_model, load_registry, pairs, pp_size, tp_size
 from pipeline.paths import SERVERS_DIR
-from pipeline.registry import get_model, load_registry, pairs, pp_size, tp_size
 
 # The 25 models of the published table (clue-spec §2/§3) by their site label.
 SITE_LABELS = {

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.adapters import adapter_digest
-from pipeline.engines import Target, get_engine
 from pipeline.errors import ConfigError
+from pipeline.models.adapters import adapter_digest
+from pipeline.models.registry import adapters_of, get_model, load_registry, pairs
 from pipeline.paths import DEMO_DATA_DIR, SERVERS_DIR
-from pipeline.registry import adapters_of, get_model, load_registry, pairs
 from pipeline.report import build_report
+from pipeline.serving.engines import Target, get_engine
 from pipeline.serving.lora import server_models, verify
 from tests.support.stores import StoreBuilder, add_constant_model
 

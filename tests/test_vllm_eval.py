@@ -64,7 +64,7 @@ def _prefix_hits(root: str) -> float:
 
 def test_long_probsum_letter_is_left_truncated_by_the_server(tmp_path: Path) -> None:
     # Runs before the module's server starts (pytest keeps file order): never two CPU servers at once.
-    # The per-letter path (a server without vLLM's API) is tested in tests/engine/test_truncation.py.
+    # The per-letter path (a server without vLLM's API) is tested in tests/evaluation/test_truncation.py.
     context = 512
     env = {**os.environ, "MEDSWEEP_STATE_DIR": str(tmp_path / "state")}
     env.pop("OPENAI_BASE_URL", None)

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pipeline.registry import get_model
+from pipeline.models.registry import get_model
 from tests.support.paths import REPO_ROOT as REPO
 from tests.support.ports import free_port
 

@@ -50,12 +50,14 @@ def register(sub: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from pipeline.config import load_config, read_config_file
-    from pipeline.evaluate import evaluate
+    from pipeline.evaluation.evaluate import evaluate
 
     sections = read_config_file(args.config) if args.config else {}
 
     endpoint: dict[str, Any] = {}
-    offers: dict[str, bool] = {}  # what the served engine's endpoint serves (pipeline.engines.base.Offers)
+    offers: dict[
+        str, bool
+    ] = {}  # what the served engine's endpoint serves (pipeline.serving.engines.base.Offers)
     model: dict[str, Any] = {
         "name": args.model,
         "served_name": args.served_name,

@@ -14,7 +14,7 @@ def register(sub: Any) -> None:
 
 
 def _tp(cfg: Any, memory_class: int) -> str:
-    from pipeline.registry import pp_size, tp_size
+    from pipeline.models.registry import pp_size, tp_size
 
     if cfg.gpus.for_class(memory_class) == 0:
         return "-"
@@ -23,7 +23,7 @@ def _tp(cfg: Any, memory_class: int) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pipeline.registry import MEMORY_CLASSES, load_registry
+    from pipeline.models.registry import MEMORY_CLASSES, load_registry
 
     registry = load_registry()
     if args.json:

@@ -25,8 +25,8 @@ def register(sub: Any) -> None:
         description="Start a vLLM OpenAI-compatible server and record it in .medsweep/serve.json.",
     )
     parser.add_argument("--model", help="registry name (see `medsweep models`)")
-    from pipeline.engines import DEFAULT_ENGINES, ENGINE_NAMES
-    from pipeline.registry import DEVICES
+    from pipeline.models.registry import DEVICES
+    from pipeline.serving.engines import DEFAULT_ENGINES, ENGINE_NAMES
 
     defaults = ", ".join(f"{engine} on a {device}" for device, engine in DEFAULT_ENGINES.items())
     parser.add_argument("--engine", choices=ENGINE_NAMES, help=f"how to run the server (default: {defaults})")

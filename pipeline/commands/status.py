@@ -18,9 +18,9 @@ def register(sub: Any) -> None:
 
 
 def status_report(out: Path) -> dict[str, Any]:
-    """Counts of every store of ``out`` (pipeline/stores.py) and, for a sweep on Slurm, its jobs."""
-    from pipeline.store import Counts, Store
-    from pipeline.stores import store_dirs
+    """Counts of every store of ``out`` (pipeline/store/layout.py) and, for a sweep on Slurm, its jobs."""
+    from pipeline.store.database import Counts, Store
+    from pipeline.store.layout import store_dirs
     from pipeline.sweep.slurm.submit import job_rows
 
     jobs = [row.as_json() for row in job_rows(out)]

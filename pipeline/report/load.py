@@ -2,7 +2,7 @@
 
 The store is in WAL mode and may be written while we read: each store is opened with
 ``file:...?mode=ro`` and its three tables are read inside one transaction, so they form one snapshot
-(``pipeline.store.snapshot``).
+(``pipeline.store.database.snapshot``).
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline import schema
 from pipeline.errors import DataError
-from pipeline.schema import polars_schema
-from pipeline.store import DB_NAME as STORE_NAME
-from pipeline.store import snapshot
-from pipeline.stores import store_dirs
+from pipeline.store import schema
+from pipeline.store.database import DB_NAME as STORE_NAME
+from pipeline.store.database import snapshot
+from pipeline.store.layout import store_dirs
+from pipeline.store.schema import polars_schema
 
-# The tables the report reads; their columns and types come from the store's records (pipeline.schema).
+# The tables the report reads; their columns and types come from the store's records (pipeline.store.schema).
 _TABLES = (schema.RUNS, schema.RESULTS, schema.SCORES)
 _SCHEMAS: dict[str, dict[str, pl.DataType]] = {t.name: polars_schema(t) for t in _TABLES}
 ITEM_KEY = ("model", "variant", "task", "subtask", "item_id", "repeat")
@@ -37,7 +37,7 @@ class StoreData:
 
 
 def find_stores(outs: Sequence[Path]) -> list[Path]:
-    """The stores of each ``--out DIR``: its own and its Slurm jobs' (pipeline/stores.py); a DIR with
+    """The stores of each ``--out DIR``: its own and its Slurm jobs' (pipeline/store/layout.py); a DIR with
     neither may hold runs in sub-folders."""
     found: list[Path] = []
     for out in outs:

@@ -1,5 +1,5 @@
 """Which biomedical model is compared with which general model: the registry's pairs
-(``pipeline.registry.pairs()``, from servers/*.toml ``role`` and ``counterpart``) plus
+(``pipeline.models.registry.pairs()``, from servers/*.toml ``role`` and ``counterpart``) plus
 ``--pair BIO=GENERAL`` flags for models that are not in the registry.
 
 Stores hold model identities (``name@revision``, ``+lora.<checksum>`` for an adapter; docs/architecture.md)
@@ -12,8 +12,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import registry
 from pipeline.errors import ConfigError
+from pipeline.models import registry
 from pipeline.paths import SERVERS_DIR
 
 

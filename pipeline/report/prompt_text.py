@@ -15,10 +15,10 @@ import orjson
 import polars as pl
 
 from pipeline.errors import MedsweepError
+from pipeline.evaluation.tokens import EstimateCounter
 from pipeline.request import Request
 from pipeline.tasks import get_task
 from pipeline.tasks.base import RenderContext
-from pipeline.tokens import EstimateCounter
 
 NOT_RENDERED = (
     "the prompt was not re-rendered: no rendering of the data gives its hash (the data or the prompt files "

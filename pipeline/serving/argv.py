@@ -1,12 +1,13 @@
 """The vLLM server flags every engine shares, the Ray multi-node launch, and server addresses. Pure functions
-(no I/O) so tests can assert the argv; each engine builds its own command from these (pipeline/engines)."""
+(no I/O) so tests can assert the argv; each engine builds its own command from these
+(pipeline/serving/engines)."""
 
 from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
 
-from pipeline.registry import ServerConfig
+from pipeline.models.registry import ServerConfig
 from pipeline.serving.lora import lora_flags
 
 # Environment for the embedded CPU server (measured: ../shared/docs/cpu-serving.md): 1 GiB of KV cache

@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 from pipeline.errors import ConfigError
+from pipeline.models.registry import Device
 from pipeline.paths import DOCKER_DIR
-from pipeline.registry import Device
 
 VLLM_ENV_FILE = DOCKER_DIR / "vllm.env"
 # The variable of docker/vllm.env that pins each device's image; the same name in the environment overrides.

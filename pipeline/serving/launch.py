@@ -1,5 +1,5 @@
 """`medsweep serve`: pick the engine and device, plan the command, check, start, wait for health, record the
-state. Every engine is behind pipeline.engines (the sweep uses the same ones)."""
+state. Every engine is behind pipeline.serving.engines (the sweep uses the same ones)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.engines import Engine, Running, Target, default_engine, get_engine
 from pipeline.errors import ConfigError, EndpointError
-from pipeline.registry import GPUS_PER_NODE, Device, ServerConfig, get_model, pp_size, tp_size
+from pipeline.models.registry import GPUS_PER_NODE, Device, ServerConfig, get_model, pp_size, tp_size
 from pipeline.serving.argv import multinode_plan
+from pipeline.serving.engines import Engine, Running, Target, default_engine, get_engine
 from pipeline.serving.health import wait_healthy
 from pipeline.serving.lora import server_models, verify
 from pipeline.serving.state import ServeState, clear_state, read_state, state_dir, write_state

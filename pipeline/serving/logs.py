@@ -10,8 +10,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from pipeline.engines import get_engine
 from pipeline.errors import MedsweepError
+from pipeline.serving.engines import get_engine
 from pipeline.serving.launch import running_of
 from pipeline.serving.state import read_state
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline.adapters import verify_adapter
 from pipeline.errors import ConfigError
+from pipeline.models.adapters import verify_adapter
+from pipeline.models.registry import ServerConfig, adapters_of, get_model
 from pipeline.paths import SERVERS_DIR
-from pipeline.registry import ServerConfig, adapters_of, get_model
 
 # The --max-lora-rank values vLLM accepts; the flag takes the smallest that covers every adapter's rank.
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)

@@ -14,8 +14,8 @@ from typing import Any
 import aiohttp
 
 from pipeline import __version__
-from pipeline.client import ServedModel
 from pipeline.config import server_root
+from pipeline.evaluation.client import ServedModel
 from pipeline.paths import REPO_ROOT
 from pipeline.serving.state import ServeState, read_state
 

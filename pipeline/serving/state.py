@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pipeline.errors import ConfigError
 from pipeline.files import private_dir, write_private
-from pipeline.registry import Device
+from pipeline.models.registry import Device
 
 STATE_DIR_ENV = "MEDSWEEP_STATE_DIR"
 STATE_FILE = "serve.json"
@@ -32,7 +32,7 @@ class ServeState(BaseModel):
     served_model: str
     served_models: list[str] = Field(default_factory=list)  # every name it answers to (LoRA: the base too)
     model: str  # registry name (servers/<model>.toml)
-    engine: str  # a name of pipeline.engines.ENGINES
+    engine: str  # a name of pipeline.serving.engines.ENGINES
     device: Device = "gpu"
     host: str
     port: int
@@ -58,7 +58,7 @@ class ServeState(BaseModel):
     @field_validator("engine")
     @classmethod
     def _known_engine(cls, name: str) -> str:
-        from pipeline.engines import check_engine_name  # the engines import this module's neighbours
+        from pipeline.serving.engines import check_engine_name  # the engines import this module's neighbours
 
         try:
             return check_engine_name(name, "engine")

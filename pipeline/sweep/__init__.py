@@ -4,7 +4,8 @@ Public API:
     load_plan(path) -> SweepPlan;  resolve_models(plan, path) -> list[PlannedModel]
     pack(needs, inventory) -> list[Wave]  (pure; Need(name, gpus))
     SweepRunner(settings, models, launcher, console=...).run() -> list[ModelReport]
-    EngineLauncher(engine, device=..., host=..., log_dir=...)  (the Launcher protocol over pipeline.engines)
+    EngineLauncher(engine, device=..., host=..., log_dir=...)
+        (the Launcher protocol over pipeline.serving.engines)
 """
 
 from pipeline.sweep.launcher import EngineLauncher, Launcher, ServerHandle

@@ -1,7 +1,8 @@
 """Start, watch and stop one model's server for the sweep.
 
 ``Launcher`` is what the runner and the watchdog need; ``EngineLauncher`` is the real one: the same engine
-modules as `medsweep serve` (pipeline.engines), without the single-server state file (a sweep runs several
+modules as `medsweep serve` (pipeline.serving.engines), without the single-server state file (a sweep runs
+several
 servers; its journal records them instead).
 """
 
@@ -13,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pipeline.engines import Running, Target, get_engine
-from pipeline.registry import Device, ServerConfig
+from pipeline.models.registry import Device, ServerConfig
+from pipeline.serving.engines import Running, Target, get_engine
 from pipeline.serving.launch import api_key_from_env, child_env
 from pipeline.serving.lora import server_models, verify
 
@@ -75,7 +76,7 @@ class Launcher(Protocol):
 
 
 class EngineLauncher:
-    """Any engine of pipeline.engines, as `medsweep serve --engine NAME --device DEVICE` runs it."""
+    """Any engine of pipeline.serving.engines, as `medsweep serve --engine NAME --device DEVICE` runs it."""
 
     def __init__(
         self,

@@ -14,10 +14,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.config import Variant
-from pipeline.engines import ENGINES, check_engine_name, default_engine
 from pipeline.errors import ConfigError
-from pipeline.paths import DEMO_DATA_DIR, SERVERS_DIR
-from pipeline.registry import (
+from pipeline.models.registry import (
     GPUS_PER_NODE,
     Device,
     ServerConfig,
@@ -26,6 +24,8 @@ from pipeline.registry import (
     pp_size,
     tp_size,
 )
+from pipeline.paths import DEMO_DATA_DIR, SERVERS_DIR
+from pipeline.serving.engines import ENGINES, check_engine_name, default_engine
 from pipeline.sweep.slurm.settings import SlurmSettings, check_time
 
 Scheduler = Literal["local", "slurm"]
@@ -45,7 +45,7 @@ class SweepSettings(_Strict):
     variant: Variant = "paper"
     memory_class: Literal[80, 40, 24] = 80
     gpus: tuple[int, ...] = ()
-    engine: str = default_engine("gpu")  # a name of pipeline.engines.ENGINES
+    engine: str = default_engine("gpu")  # a name of pipeline.serving.engines.ENGINES
     device: Device | None = None  # default: the engine's first (a GPU, but for engine = "cpu")
     host: str = "127.0.0.1"
     base_port: int = Field(default=8100, ge=1024, le=65000)

@@ -313,8 +313,8 @@ class SweepRunner:
 
     def check_inputs(self) -> None:
         """Config and data errors, and a damaged store, stop the sweep before any server starts."""
-        from pipeline.evaluate import select_tasks
-        from pipeline.store import check_intact, db_path
+        from pipeline.evaluation.evaluate import select_tasks
+        from pipeline.store.database import check_intact, db_path
 
         check_intact(db_path(self.out))
         for model in self.models:
@@ -402,7 +402,7 @@ class SweepRunner:
 
 def eval_process(config: EvalConfig, provenance: dict[str, Any], log_path: str, conn: Connection) -> None:
     """Child-process entry: run one eval, progress into ``log_path``, send back a small result dict."""
-    from pipeline.evaluate import run_evaluation
+    from pipeline.evaluation.evaluate import run_evaluation
 
     fd = open_private(Path(log_path))
     with open(fd, "a", encoding="utf-8") as log:

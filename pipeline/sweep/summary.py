@@ -12,7 +12,7 @@ from rich.table import Table
 
 from pipeline.failures import is_transient
 from pipeline.files import write_private
-from pipeline.store import Store, db_path
+from pipeline.store.database import Store, db_path
 
 SUMMARY_NAME = "sweep-summary.json"
 Status = Literal["done", "incomplete", "failed", "skipped", "interrupted"]

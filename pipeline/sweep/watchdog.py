@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pipeline.errors import EndpointError, MedsweepError
-from pipeline.registry import ServerConfig
+from pipeline.models.registry import ServerConfig
 from pipeline.serving.health import wait_healthy
 from pipeline.sweep.launcher import Launcher, ServerHandle
 

@@ -12,7 +12,7 @@ from pipeline.request import Request
 
 AppliedTruncation = Literal["v3", "letters"]
 """``v3``: the request asks the server to keep the end of the whole prompt (``truncate_prompt_tokens``);
-``letters``: the task cuts each letter itself (``pipeline.truncation``)."""
+``letters``: the task cuts each letter itself (``pipeline.evaluation.truncation``)."""
 
 
 class TokenCounter(Protocol):

@@ -17,7 +17,8 @@ def prompt_cap(max_model_len: int, max_new_tokens: int, budget: Budget, n_messag
 
 def v3_truncation(max_model_len: int, prompt: PromptTexts) -> dict[str, Any]:
     """The request fields of v3's truncation: keep the last ``min(max_model_len - reserve, cap)`` tokens of
-    the whole prompt (``pipeline.truncation``). Nothing where the context is not larger than the reserve (v3
+    the whole prompt (``pipeline.evaluation.truncation``). Nothing where the context is not larger than the
+    reserve (v3
     would have sent a non-positive value): the prompt must then fit on its own."""
     tokens = max_model_len - prompt.v3_reserve
     if prompt.truncate_cap is not None:

@@ -106,14 +106,14 @@ def _scores(out: Path) -> dict[str, tuple[Any, ...]]:
 
 def _body_digests(server: RunningServer, data: Path) -> dict[str, str]:
     """content key → sha256 of the request body the engine sends for it (what the server counts)."""
-    from pipeline.client import Client
     from pipeline.config import load_config
-    from pipeline.evaluate import resolve_target
+    from pipeline.evaluation.client import Client
+    from pipeline.evaluation.evaluate import resolve_target
+    from pipeline.evaluation.scheduler import _body, prompt_options
+    from pipeline.evaluation.tokens import make_counter
     from pipeline.request import content_key
-    from pipeline.runner import _body, prompt_options
     from pipeline.tasks import get_task
     from pipeline.tasks.base import RenderContext
-    from pipeline.tokens import make_counter
 
     async def collect() -> dict[str, str]:
         config = load_config(

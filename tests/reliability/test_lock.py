@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pipeline.storelock import Holder, StoreLockedError, lock_path, store_lock
+from pipeline.store.lock import Holder, StoreLockedError, lock_path, store_lock
 from tests.support.datasets import write_mednli
 from tests.support.servers import REPO, RunningServer, fake_server
 
@@ -80,7 +80,7 @@ def test_the_lock_of_a_killed_eval_is_taken_over_and_the_rerun_completes(tmp_pat
 
 def _hold_in_child(store: Path, model: str, variant: str) -> subprocess.Popen[str]:
     code = (
-        "import sys; from pathlib import Path; from pipeline.storelock import store_lock\n"
+        "import sys; from pathlib import Path; from pipeline.store.lock import store_lock\n"
         f"with store_lock(Path({str(store)!r}), {model!r}, {variant!r}):\n"
         "    print('held', flush=True); sys.stdin.readline()\n"
     )

@@ -102,8 +102,8 @@ def test_wal_and_shm_are_private_while_the_eval_writes(tmp_path: Path) -> None:
 
 def test_servers_bind_loopback_unless_asked() -> None:
     from pipeline.cli import build_parser
-    from pipeline.engines import ENGINES, Target
-    from pipeline.registry import load_registry
+    from pipeline.models.registry import load_registry
+    from pipeline.serving.engines import ENGINES, Target
 
     args = build_parser().parse_args(["serve"])
     assert args.host == "127.0.0.1"
@@ -123,8 +123,8 @@ def test_servers_bind_loopback_unless_asked() -> None:
 
 
 def test_served_vllm_sends_no_usage_stats() -> None:
-    from pipeline.engines import ENGINES, Target
-    from pipeline.registry import load_registry
+    from pipeline.models.registry import load_registry
+    from pipeline.serving.engines import ENGINES, Target
 
     registry = load_registry()
     for name, engine in ENGINES.items():

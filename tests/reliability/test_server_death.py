@@ -12,8 +12,8 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
-from pipeline.client import Client
-from pipeline.runner import EvalRun
+from pipeline.evaluation.client import Client
+from pipeline.evaluation.scheduler import EvalRun
 from tests.support.counting import CountingTask, engine_config, run_engine, until
 from tests.support.servers import fake_server
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from pipeline.progress import RATE_WINDOW, Progress
-from pipeline.runner import EvalRun
+from pipeline.evaluation.progress import RATE_WINDOW, Progress
+from pipeline.evaluation.scheduler import EvalRun
 from tests.support.counting import CountingTask, engine_config, run_engine
 from tests.support.servers import fake_server
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.registry import get_model
+from pipeline.models.registry import get_model
 from tests.support.dockerd import Dockerd
 from tests.support.paths import DEMO_DATA_DIR, REPO_ROOT
 from tests.support.ports import free_port

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
-from pipeline.engines import ENGINE_NAMES, ENGINES, Engine, Target, check_engine_name, get_engine
 from pipeline.errors import ConfigError
-from pipeline.registry import get_model, load_server_config
+from pipeline.models.registry import get_model, load_server_config
+from pipeline.serving.engines import ENGINE_NAMES, ENGINES, Engine, Target, check_engine_name, get_engine
 from pipeline.serving.launch import ServeRequest, resolve
 from tests.support.paths import REPO_ROOT as REPO
 
@@ -111,7 +111,7 @@ def test_eval_polls_the_queue_only_where_the_engine_offers_it(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import pipeline.evaluate
+    import pipeline.evaluation.evaluate
     from pipeline.serving.state import ServeState, write_state
 
     monkeypatch.setenv("MEDSWEEP_STATE_DIR", str(tmp_path))
@@ -130,7 +130,7 @@ def test_eval_polls_the_queue_only_where_the_engine_offers_it(
         )
     )
     seen: list[object] = []
-    monkeypatch.setattr(pipeline.evaluate, "evaluate", lambda config: seen.append(config) or 0)
+    monkeypatch.setattr(pipeline.evaluation.evaluate, "evaluate", lambda config: seen.append(config) or 0)
     assert main(["eval", "--task", "mednli", "--out", str(tmp_path / "out")]) == 0
     (config,) = seen
     assert config.client.backpressure is backpressure  # type: ignore[attr-defined]

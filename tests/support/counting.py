@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from pipeline.config import EvalConfig, load_config
+from pipeline.evaluation.scheduler import RunResult
 from pipeline.request import Request
-from pipeline.runner import RunResult
 from pipeline.tasks.base import RenderContext
 
 
@@ -83,11 +83,11 @@ async def run_engine(
 
     from rich.console import Console
 
-    from pipeline.client import Client
-    from pipeline.progress import Progress
-    from pipeline.runner import EvalRun, Target
-    from pipeline.store import Store
-    from pipeline.tokens import EstimateCounter
+    from pipeline.evaluation.client import Client
+    from pipeline.evaluation.progress import Progress
+    from pipeline.evaluation.scheduler import EvalRun, Target
+    from pipeline.evaluation.tokens import EstimateCounter
+    from pipeline.store.database import Store
 
     async with Client(config.client, config.endpoint.base_urls, api_key) as client:
         store = Store.open(config.run.out)

@@ -14,14 +14,14 @@ import functools
 import sys
 from typing import Any
 
-import pipeline.evaluate
+import pipeline.evaluation.evaluate
 from pipeline.cli import main
 
 PHASES = ("score_tasks", "print_summary")
 
 
 def _pause_before(phase: str) -> None:
-    original = getattr(pipeline.evaluate, phase)
+    original = getattr(pipeline.evaluation.evaluate, phase)
 
     @functools.wraps(original)
     def paused(*args: Any, **kwargs: Any) -> Any:
@@ -29,7 +29,7 @@ def _pause_before(phase: str) -> None:
         sys.stdin.readline()
         return original(*args, **kwargs)
 
-    setattr(pipeline.evaluate, phase, paused)
+    setattr(pipeline.evaluation.evaluate, phase, paused)
 
 
 if __name__ == "__main__":

@@ -237,10 +237,10 @@ def demo_mednli_requests(n: int) -> list[Any]:
     """The first ``n`` MedNLI requests of the synthetic demo data, rendered as ``VIEWER_CONFIG`` says."""
     import asyncio
 
+    from pipeline.evaluation.tokens import EstimateCounter
     from pipeline.paths import DEMO_DATA_DIR
     from pipeline.tasks import get_task
     from pipeline.tasks.base import RenderContext
-    from pipeline.tokens import EstimateCounter
 
     ctx = RenderContext(
         chat_mode="chat", max_model_len=8192, counter=EstimateCounter(), limit=n, truncation="v3"

@@ -24,7 +24,7 @@ import pytest
 from rich.console import Console
 
 from pipeline.errors import EndpointError
-from pipeline.registry import ServerConfig
+from pipeline.models.registry import ServerConfig
 from pipeline.sweep.journal import Journal
 from pipeline.sweep.launcher import ServerHandle
 from pipeline.sweep.plan import load_plan, resolve_models

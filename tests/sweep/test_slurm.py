@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.stores import job_dir
+from pipeline.store.layout import job_dir
 from pipeline.sweep.journal import Journal
 from pipeline.sweep.slurm.settings import parse_time
 from pipeline.sweep.slurm.submit import store_counts

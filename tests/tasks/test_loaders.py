@@ -12,6 +12,7 @@ import openpyxl
 import pytest
 
 from pipeline.errors import DataError
+from pipeline.evaluation.tokens import EstimateCounter
 from pipeline.tasks import TASK_NAMES, check_data, get_task
 from pipeline.tasks.base import RenderContext
 from pipeline.tasks.defs.medisumcode import load_medisumcode
@@ -21,7 +22,6 @@ from pipeline.tasks.defs.meqsum import load_meqsum
 from pipeline.tasks.defs.probsum import load_probsum
 from pipeline.tasks.fewshot import unique_ids
 from pipeline.tasks.longhealth import load_longhealth
-from pipeline.tokens import EstimateCounter
 from tests.support.paths import DEMO_DATA_DIR as DEMO
 from tests.support.paths import REAL_MEQSUM
 

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
+from pipeline.evaluation.tokens import EstimateCounter
 from pipeline.request import Request
 from pipeline.tasks import get_task
 from pipeline.tasks.base import ChatMode, RenderContext, TokenCounter
 from pipeline.tasks.prompts import load_budget, load_prompts
-from pipeline.tokens import EstimateCounter
 from tests.support.paths import DEMO_DATA_DIR as DEMO
 from tests.support.tokenizer import WordCounter
 

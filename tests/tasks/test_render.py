@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.evaluation.tokens import EstimateCounter
 from pipeline.request import Request
 from pipeline.tasks import TASK_NAMES, get_task
 from pipeline.tasks.base import ChatMode, RenderContext
 from pipeline.tasks.fewshot import split_few_shot
 from pipeline.tasks.prompts import load_prompts
 from pipeline.tasks.render import render_few_shot, render_longhealth
-from pipeline.tokens import EstimateCounter
 from tests.support.paths import DEMO_DATA_DIR as DEMO
 
 DEMOS = [("U1", "A1"), ("U2", "A2")]

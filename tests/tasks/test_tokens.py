@@ -11,11 +11,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from pipeline.evaluation.tokens import EstimateCounter, ServerCounter, make_counter
 from pipeline.tasks import get_task
 from pipeline.tasks.base import RenderContext
 from pipeline.tasks.budget import water_fill
 from pipeline.tasks.prompts import load_budget, load_prompts
-from pipeline.tokens import EstimateCounter, ServerCounter, make_counter
 from tests.support.tokenizer import WordCounter
 
 VOCAB: dict[str, int] = {}

@@ -3,7 +3,7 @@
 It is the local sweep for one model — the same ``SweepRunner`` (serve, health wait, eval under the
 watchdog, stop), launcher and journal — on the GPUs Slurm gave the job (``CUDA_VISIBLE_DEVICES``, else
 ``SLURM_JOB_GPUS``; never a list from the plan), writing into the job's own folder
-``OUT/stores/<model>/`` (its store, journal, summary, logs: one writer, see pipeline/stores.py).
+``OUT/stores/<model>/`` (its store, journal, summary, logs: one writer, see pipeline/store/layout.py).
 ``--signal=B:TERM@grace`` before the time limit arrives here as SIGTERM: the sweep stops as on Ctrl-C —
 the eval stops sending and commits, the server is stopped — and a rerun of the plan resubmits the job.
 """
@@ -23,7 +23,7 @@ from rich.console import Console
 
 from pipeline.errors import ConfigError
 from pipeline.serving.argv import connect_host
-from pipeline.stores import job_dir
+from pipeline.store.layout import job_dir
 from pipeline.sweep.launcher import EngineLauncher, launcher_for
 from pipeline.sweep.plan import PlannedModel, SweepPlan, SweepSettings, load_plan, resolve_models
 from pipeline.sweep.runner import SweepRunner

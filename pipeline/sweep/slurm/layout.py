@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from pipeline.engines import ENGINES
 from pipeline.errors import ConfigError
+from pipeline.serving.engines import ENGINES
 from pipeline.sweep.plan import PlannedModel, SweepPlan
 
 

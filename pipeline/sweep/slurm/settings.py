@@ -10,7 +10,7 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pipeline.registry import GPUS_PER_NODE
+from pipeline.models.registry import GPUS_PER_NODE
 
 # sbatch --time formats: "minutes", "minutes:seconds", "hours:minutes:seconds", "days-hours",
 # "days-hours:minutes", "days-hours:minutes:seconds" (sbatch(1)).

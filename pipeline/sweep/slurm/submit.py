@@ -1,7 +1,7 @@
 """A sweep on Slurm: one job per model, submitted, watched, cancelled, resumed.
 
 The submitting `medsweep sweep` is the only writer of ``OUT/sweep-journal.jsonl`` (which jobs it
-submitted, by id and name); each job writes its own folder ``OUT/stores/<model>/`` (pipeline/stores.py).
+submitted, by id and name); each job writes its own folder ``OUT/stores/<model>/`` (pipeline/store/layout.py).
 A rerun never submits a model twice: a model its earlier job finished (same settings) is skipped, a job of
 the model that is pending or running (found by its recorded id or by its name) is left alone, and an
 ended job that did not finish it is resubmitted, at most ``max_restarts`` times; the new job's eval
@@ -21,8 +21,8 @@ from rich.console import Console
 
 from pipeline.errors import ConfigError, EndpointError, MedsweepError
 from pipeline.files import private_dir, write_private
-from pipeline.store import Store, db_path
-from pipeline.stores import STORES_DIR, job_dir
+from pipeline.store.database import Store, db_path
+from pipeline.store.layout import STORES_DIR, job_dir
 from pipeline.sweep.journal import JOURNAL_NAME, Journal
 from pipeline.sweep.plan import PlannedModel, SweepPlan
 from pipeline.sweep.slurm import slurmcli

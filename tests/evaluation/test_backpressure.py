@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from pipeline.backpressure import parse_waiting
-from pipeline.runner import EvalRun
+from pipeline.evaluation.backpressure import parse_waiting
+from pipeline.evaluation.scheduler import EvalRun
 from tests.support.counting import CountingTask, engine_config, run_engine, until
 from tests.support.servers import fake_server
 

@@ -26,13 +26,13 @@ from typing import Any
 import orjson
 from asyncio_throttle import Throttler  # type: ignore[attr-defined]
 
-from pipeline.client import Client, Outcome
 from pipeline.config import ChatMode, EvalConfig
 from pipeline.errors import MedsweepError
-from pipeline.progress import Progress
+from pipeline.evaluation.client import Client, Outcome
+from pipeline.evaluation.progress import Progress
 from pipeline.request import Request, content_key, merge_stops
-from pipeline.schema import ResultRecord
-from pipeline.store import Store
+from pipeline.store.database import Store
+from pipeline.store.schema import ResultRecord
 from pipeline.tasks.base import AppliedTruncation, RenderContext, Task, TokenCounter
 from pipeline.tasks.prompts import prompt_hashes
 
@@ -53,7 +53,9 @@ class Target:
     served_name: str
     chat_mode: ChatMode
     max_model_len: int
-    truncation: AppliedTruncation = "letters"  # what applies at this endpoint (pipeline.truncation)
+    truncation: AppliedTruncation = (
+        "letters"  # what applies at this endpoint (pipeline.evaluation.truncation)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,7 +343,7 @@ class EvalRun:
 
     async def _monitor(self) -> None:
         """Keep vLLM's waiting queue short: lower concurrency when it grows, raise it when it drains."""
-        from pipeline.backpressure import read_queue_depth
+        from pipeline.evaluation.backpressure import read_queue_depth
 
         assert self.metrics_url is not None
         cap, target = self.config.client.concurrency, self.config.client.max_waiting

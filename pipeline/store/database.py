@@ -23,16 +23,16 @@ from typing import Any
 
 import orjson
 
-from pipeline import schema
 from pipeline.errors import DataError, MedsweepError
 from pipeline.files import DIR_MODE, open_private, private_dir, write_private
-from pipeline.schema import PlanRecord, ResultRecord, RunRecord, ScoreRecord
-from pipeline.storelock import Holder, store_lock
+from pipeline.store import schema
+from pipeline.store.lock import Holder, store_lock
+from pipeline.store.schema import PlanRecord, ResultRecord, RunRecord, ScoreRecord
 
 DB_NAME = "medsweep.sqlite"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
-# The tables are generated from their records (pipeline.schema); the index serves status and scoring.
+# The tables are generated from their records (pipeline.store.schema); the index serves status and scoring.
 _SCHEMA = "\n".join(
     [
         *(schema.create_table(t) for t in schema.TABLES),
@@ -246,7 +246,7 @@ class Store:
         self.conn.close()
 
     def lock(self, model: str, variant: str) -> AbstractContextManager[Holder]:
-        """One writer per (store, model, variant); see ``pipeline.storelock``."""
+        """One writer per (store, model, variant); see ``pipeline.store.lock``."""
         return store_lock(self.path, model, variant)
 
     # --- runs and plans ---

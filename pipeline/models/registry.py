@@ -17,9 +17,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from pipeline.adapters import missing_files
 from pipeline.config import ChatMode
 from pipeline.errors import ConfigError
+from pipeline.models.adapters import missing_files
 from pipeline.paths import SERVERS_DIR
 
 MemoryClass = Literal[80, 40, 24]
@@ -55,7 +55,7 @@ class Adapter(BaseModel):
 
     base: str = Field(min_length=1)  # registry name of the base model
     path: str = Field(min_length=1)  # the adapter folder, relative to the folder that holds servers/
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")  # pipeline.adapters.adapter_digest of the folder
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")  # pipeline.models.adapters.adapter_digest of the folder
     rank: int = Field(gt=0)  # LoRA rank: the server's --max-lora-rank covers the largest one
     _folder: Path | None = PrivateAttr(default=None)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pipeline.registry import Device, ServerConfig
+from pipeline.models.registry import Device, ServerConfig
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ class Running:
 
 
 class Engine(ABC):
-    """One way to run a vLLM-compatible server. Subclasses are registered in ``pipeline.engines.ENGINES``."""
+    """One way to run a vLLM-compatible server; registered in ``pipeline.serving.engines.ENGINES``."""
 
     name: ClassVar[str]
     devices: ClassVar[tuple[Device, ...]] = ("gpu", "cpu")  # the first is the default

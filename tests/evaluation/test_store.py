@@ -7,12 +7,12 @@ import sqlite3
 import stat
 from pathlib import Path
 
-from pipeline import schema
 from pipeline.commands.status import status_report
 from pipeline.failures import FailureClass, is_transient
 from pipeline.request import Request, Sampling, content_key
-from pipeline.schema import ResultRecord
-from pipeline.store import Store
+from pipeline.store import schema
+from pipeline.store.database import Store
+from pipeline.store.schema import ResultRecord
 from tests.support.counting import CountingTask, engine_config, run_engine
 from tests.support.paths import REPO_ROOT
 from tests.support.servers import fake_server

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.engines.base import Launch, Target
-from pipeline.engines.common import ProcessEngine, model_dir, require_model_dir, vllm_venv
 from pipeline.errors import ConfigError
 from pipeline.serving.argv import CPU_ENV, server_url, vllm_flags
+from pipeline.serving.engines.base import Launch, Target
+from pipeline.serving.engines.common import ProcessEngine, model_dir, require_model_dir, vllm_venv
 
 
 class CpuEngine(ProcessEngine):

@@ -1,4 +1,5 @@
-"""The store's tables, each written once as a typed record: ``pipeline.store`` generates the DDL and the
+"""The store's tables, each written once as a typed record: ``pipeline.store.database`` generates the DDL and
+the
 upsert from these, the runner and the scorer build them by name, and the report reads its polars schema
 from them (``polars_schema``). docs/architecture.md shows the resulting SQL.
 

@@ -2,19 +2,19 @@
 
 Public API (used by `medsweep serve`, `stop`, `make logs` and the sweep):
     ENGINES: name -> Engine;  ENGINE_NAMES;  get_engine(name);  check_engine_name(name, where)
-    default_engine(device) -> name;  Engine, Target, Launch, Running, Offers (pipeline.engines.base)
+    default_engine(device) -> name;  Engine, Target, Launch, Running, Offers (pipeline.serving.engines.base)
 Registering an engine is one line in ENGINES (docs/engines.md, "Adding an engine").
 """
 
 from __future__ import annotations
 
-from pipeline.engines.apptainer import ApptainerEngine
-from pipeline.engines.base import Engine, Launch, Offers, Running, Target
-from pipeline.engines.cpu import CpuEngine
-from pipeline.engines.docker import DockerEngine
-from pipeline.engines.local import LocalEngine
 from pipeline.errors import ConfigError
-from pipeline.registry import Device
+from pipeline.models.registry import Device
+from pipeline.serving.engines.apptainer import ApptainerEngine
+from pipeline.serving.engines.base import Engine, Launch, Offers, Running, Target
+from pipeline.serving.engines.cpu import CpuEngine
+from pipeline.serving.engines.docker import DockerEngine
+from pipeline.serving.engines.local import LocalEngine
 
 # Each engine's name is its class's ``name`` (written once, in its module); registering one is one line here.
 ENGINES: dict[str, Engine] = {

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.engines.base import Launch, Target
-from pipeline.engines.common import (
+from pipeline.errors import ConfigError
+from pipeline.serving.argv import CPU_ENV, NO_TELEMETRY_ENV, server_url
+from pipeline.serving.engines.base import Launch, Target
+from pipeline.serving.engines.common import (
     ProcessEngine,
     container_serve_args,
     hf_cache_dir,
@@ -15,8 +17,6 @@ from pipeline.engines.common import (
     require_model_dir,
     require_on_path,
 )
-from pipeline.errors import ConfigError
-from pipeline.serving.argv import CPU_ENV, NO_TELEMETRY_ENV, server_url
 from pipeline.serving.image import pinned_image
 
 CONTAINER_MODELS = "/models"

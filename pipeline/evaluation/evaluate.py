@@ -19,15 +19,15 @@ from typing import Any
 
 from rich.console import Console
 
-from pipeline.client import Client, ServedModel
 from pipeline.config import EvalConfig, server_root
 from pipeline.errors import DataError, EndpointError
+from pipeline.evaluation.client import Client, ServedModel
+from pipeline.evaluation.progress import Progress
+from pipeline.evaluation.scheduler import EvalRun, RunResult, Target
+from pipeline.evaluation.scorecard import TaskSummary, print_summary, score_tasks
 from pipeline.failures import fix_for, is_transient
-from pipeline.progress import Progress
 from pipeline.request import merge_stops
-from pipeline.runner import EvalRun, RunResult, Target
-from pipeline.store import Store
-from pipeline.summary import TaskSummary, print_summary, score_tasks
+from pipeline.store.database import Store
 
 _DEFAULT_MAX_MODEL_LEN = 4096
 
@@ -69,7 +69,7 @@ def select_tasks(requested: Sequence[str], data_dir: Path) -> tuple[list[str], l
 
 def resolve_target(config: EvalConfig, served: list[ServedModel], base_url: str) -> tuple[Target, EvalConfig]:
     """Match the requested model to what the endpoint serves; fold in its registry config (stop strings)."""
-    from pipeline.registry import load_registry
+    from pipeline.models.registry import load_registry
 
     registry = load_registry()
     ids = [m.id for m in served]
@@ -109,12 +109,12 @@ def resolve_target(config: EvalConfig, served: list[ServedModel], base_url: str)
 async def _evaluate(
     config: EvalConfig, tasks: list[str], console: Console, provenance: dict[str, Any]
 ) -> EvalOutcome:
-    from pipeline.backpressure import is_vllm
+    from pipeline.evaluation.backpressure import is_vllm
+    from pipeline.evaluation.tokens import make_counter
+    from pipeline.evaluation.truncation import resolve_truncation
     from pipeline.scoring.extras import scorer_provenance
     from pipeline.serving.provenance import collect_provenance
     from pipeline.tasks import get_task
-    from pipeline.tokens import make_counter
-    from pipeline.truncation import resolve_truncation
 
     api_key = config.endpoint.api_key.get_secret_value() if config.endpoint.api_key else None
     async with Client(config.client, config.endpoint.base_urls, api_key) as client:

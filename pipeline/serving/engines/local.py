@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import shutil
 
-from pipeline.engines.base import Launch, Target
-from pipeline.engines.common import ProcessEngine, require_on_path
 from pipeline.serving.argv import NO_TELEMETRY_ENV, server_url, vllm_model_args
+from pipeline.serving.engines.base import Launch, Target
+from pipeline.serving.engines.common import ProcessEngine, require_on_path
 
 
 class LocalEngine(ProcessEngine):

@@ -6,8 +6,8 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
-from pipeline.client import Client
 from pipeline.config import ClientConfig
+from pipeline.evaluation.client import Client
 from tests.support.counting import CountingTask, engine_config, run_engine
 from tests.support.servers import fake_server
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from pipeline.engines.base import Engine, Launch, Running, Target
-from pipeline.engines.common import container_serve_args, hf_cache_dir, model_dir
 from pipeline.errors import ConfigError
-from pipeline.serving import docker
+from pipeline.serving import docker_cli
 from pipeline.serving.argv import CPU_ENV, NO_TELEMETRY_ENV, server_url
+from pipeline.serving.engines.base import Engine, Launch, Running, Target
+from pipeline.serving.engines.common import container_serve_args, hf_cache_dir, model_dir
 from pipeline.serving.image import IMAGE_VARIABLES, pinned_image
 
 CONTAINER_PORT = 8000
@@ -24,9 +24,9 @@ def container_name(target: Target) -> str:
 
 def labels(target: Target) -> list[str]:
     return [
-        "--label", f"{docker.MANAGED_LABEL}=1",
-        "--label", f"{docker.MODEL_LABEL}={target.model.name}",
-        "--label", f"{docker.PORT_LABEL}={target.port}",
+        "--label", f"{docker_cli.MANAGED_LABEL}=1",
+        "--label", f"{docker_cli.MODEL_LABEL}={target.model.name}",
+        "--label", f"{docker_cli.PORT_LABEL}={target.port}",
     ]  # fmt: skip
 
 
@@ -72,19 +72,19 @@ class DockerEngine(Engine):
         if target.model.local_path and not model_dir(target.model).is_dir():
             # docker run -v would create the missing folder (as root) and serve nothing.
             raise ConfigError(f"{model_dir(target.model)}: model folder missing: run `make setup-server`")
-        docker.check_daemon()
-        running = docker.managed_containers(port=target.port, running_only=True)
+        docker_cli.check_daemon()
+        running = docker_cli.managed_containers(port=target.port, running_only=True)
         if running:
             raise ConfigError(
                 f"a medsweep container ({running[0][:12]}) already serves port {target.port}: "
                 "`medsweep stop` it first, or pick another --port"
             )
         image = str(launch.image)
-        if docker.image_present(image):
+        if docker_cli.image_present(image):
             return
         if image == pinned_image("cpu"):
             raise ConfigError(f"image {image} is not present: build it with `make image-cpu`")
-        if not docker.pull(image):
+        if not docker_cli.pull(image):
             raise ConfigError(
                 f"image {image} is not present and `docker pull` failed (no registry reachable?): "
                 f"`docker load` it, or name a present one with --image / {IMAGE_VARIABLES[target.device]}"
@@ -93,24 +93,24 @@ class DockerEngine(Engine):
     def start(self, target: Target, launch: Launch, env: Mapping[str, str], log_path: Path) -> Running:
         hf_cache_dir().mkdir(parents=True, exist_ok=True)
         # A stopped container of this name (a crashed sweep) would make `docker run --name` fail.
-        docker.remove(container_name(target))
-        container_id = docker.run_detached(launch.argv, env, container_name(target))
+        docker_cli.remove(container_name(target))
+        container_id = docker_cli.run_detached(launch.argv, env, container_name(target))
         return Running(
             engine=self.name,
             url=launch.url,
             container_id=container_id,
-            provenance=docker.image_provenance(str(launch.image)),
+            provenance=docker_cli.image_provenance(str(launch.image)),
         )
 
     def alive(self, running: Running) -> str | None:
-        return docker.container_status(str(running.container_id))
+        return docker_cli.container_status(str(running.container_id))
 
     def stop(self, running: Running, grace: float = 20.0) -> str:
-        docker.stop_and_remove(str(running.container_id), grace=grace)
+        docker_cli.stop_and_remove(str(running.container_id), grace=grace)
         return f"stopped and removed container {str(running.container_id)[:12]}"
 
     def logs(self, running: Running, lines: int = 50) -> str:
-        return docker.logs_tail(str(running.container_id), lines)
+        return docker_cli.logs_tail(str(running.container_id), lines)
 
     def follow_argv(self, running: Running, lines: int) -> list[str]:
-        return [docker.docker_bin(), "logs", "--tail", str(lines), "-f", str(running.container_id)]
+        return [docker_cli.docker_bin(), "logs", "--tail", str(lines), "-f", str(running.container_id)]
