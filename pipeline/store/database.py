@@ -194,13 +194,40 @@ def _read_table(con: sqlite3.Connection, path: Path, table: schema.Table) -> lis
         raise DataError(
             f"{path}: table {table.name!r} is missing; is this a medsweep store (see docs/architecture.md)?"
         )
-    missing = [col for col in table.names if col not in present]
+    missing = [c.name for c in table.columns if c.name not in present and not c.nullable]
     if missing:
         raise DataError(
             f"{path}: table {table.name!r} lacks column(s) {', '.join(missing)}; the store is from an "
             "incompatible medsweep version"
         )
-    return con.execute(f"SELECT {', '.join(table.names)} FROM {table.name}").fetchall()
+    # A column added since the store was made (schema.add_columns) reads NULL until a writer migrates it.
+    columns = [c.name if c.name in present else f"NULL AS {c.name}" for c in table.columns]
+    return con.execute(f"SELECT {', '.join(columns)} FROM {table.name}").fetchall()
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Add the columns that newer records have to a store made by an older medsweep. Checked again inside
+    a write transaction: two processes opening one old store add each column once."""
+
+    def statements() -> list[str]:
+        return [
+            sql
+            for table in schema.TABLES
+            for sql in schema.add_columns(
+                table, {row[1] for row in conn.execute(f"PRAGMA table_info({table.name})")}
+            )
+        ]
+
+    if not statements():
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for sql in statements():
+            conn.execute(sql)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 class Store:
@@ -228,6 +255,7 @@ class Store:
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA busy_timeout=10000")
         conn.executescript(_SCHEMA)
+        _migrate(conn)
         return cls(conn, path)
 
     @classmethod

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal, NamedTuple, Union
@@ -66,6 +66,9 @@ class ResultRecord(NamedTuple):
     latency_s: float | None
     attempts: int | None
     updated_at: float
+    # --variant loglik: each answer option's summed log-probability, a JSON list aligned with the options
+    # (request_json names them); NULL for generated answers. Added after the first stores: migrated in.
+    choice_logprobs: str | None = None
 
 
 # What the content key determines: a later attempt at the same key keeps these and replaces the rest
@@ -160,9 +163,25 @@ def create_table(table: Table) -> str:
 
 
 def insert(table: Table, *, replace: bool = False) -> str:
-    """Insert a whole record (``replace``: over the row with its primary key)."""
+    """Insert a whole record (``replace``: over the row with its primary key). The columns are named: a
+    migrated store has its added columns last, in the order they were added, not the record's."""
     verb = "INSERT OR REPLACE" if replace else "INSERT"
-    return f"{verb} INTO {table.name} VALUES ({','.join('?' * len(table.columns))})"
+    return (
+        f"{verb} INTO {table.name} ({', '.join(table.names)}) VALUES ({','.join('?' * len(table.columns))})"
+    )
+
+
+def add_columns(table: Table, present: Collection[str]) -> list[str]:
+    """``ALTER TABLE`` statements adding the record's columns that a store made by an older medsweep lacks.
+    Only nullable columns can be added (old rows read NULL); a missing ``NOT NULL`` one is an error."""
+    statements = []
+    for column in table.columns:
+        if column.name in present:
+            continue
+        if not column.nullable:
+            raise ValueError(f"{table.name}.{column.name} is NOT NULL: it cannot be added to an old store")
+        statements.append(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {_SQL_TYPES[column.type]}")
+    return statements
 
 
 def upsert(table: Table, keep: Sequence[str], add: Sequence[str] = (), where: str = "") -> str:
