@@ -80,31 +80,23 @@ def score_tasks(store: Store, model: str, variant: str, tasks: Sequence[str]) ->
     return summaries
 
 
-_LABELS = {
-    "accuracy": "acc",
-    "rougeL": "R-L",
-    "rouge1": "R-1",
-    "rouge2": "R-2",
-    "bertscore_f1": "BERT-F1",
-    "umls_f1": "UMLS-F1",
-    "icd_em_f1": "EM-F1",
-    "icd_ap_f1": "AP-F1",
-    "icd_valid": "valid%",
-}
-
-
 def print_summary(summaries: Sequence[TaskSummary], model: str, out: Path, *, console: Console) -> None:
-    """One row per task (LongHealth: per sub-task): the paper's metrics, format adherence, lenient score."""
+    """One row per task (LongHealth: per sub-task): the paper's metrics, format adherence, lenient score.
+    Labels and their order are the metric declarations' (``pipeline/scoring/metrics.toml``)."""
+    from pipeline.scoring.metrics import FORMAT_ADHERENCE, declared, paper_use
+
+    # The metrics column holds those the paper reports (for any task; MedQA's accuracy too).
+    labels = {name: m.label for name, m in declared().items() if paper_use(name)}
     table = Table(title=f"{model} — results in {out}", title_justify="left")
     table.add_column("task")
     table.add_column("scored", justify="right")
     table.add_column("failed", justify="right")
     table.add_column("paper metrics (0-100)")
-    table.add_column("format %", justify="right")
+    table.add_column(declared()[FORMAT_ADHERENCE].label, justify="right")
     table.add_column("lenient", justify="right")
     for s in summaries:
         paper = "  ".join(
-            f"{label} {s.metrics[key]:.1f}" for key, label in _LABELS.items() if key in s.metrics
+            f"{label} {s.metrics[key]:.1f}" for key, label in labels.items() if key in s.metrics
         )
         lenient = next((v for k, v in s.metrics.items() if k.endswith("_lenient")), None)
         table.add_row(
@@ -112,7 +104,7 @@ def print_summary(summaries: Sequence[TaskSummary], model: str, out: Path, *, co
             str(s.n),
             str(s.failed),
             paper,
-            _fmt(s.metrics.get("format_adherence")),
+            _fmt(s.metrics.get(FORMAT_ADHERENCE)),
             _fmt(lenient),
         )
     console.print(table)

@@ -6,7 +6,6 @@ Per-item values are on a 0–100 scale; paper metrics use the contract names (``
 lenient readings add ``_lenient``, and task means add ``format_adherence``."""
 
 from pipeline.scoring.api import (
-    FORMAT_ADHERENCE,
     add_extras,
     aggregate,
     aggregate_by_subtask,
@@ -17,6 +16,7 @@ from pipeline.scoring.api import (
 )
 from pipeline.scoring.levels import level_scores
 from pipeline.scoring.longhealth import SUBTASKS as LONGHEALTH_SUBTASKS
+from pipeline.scoring.metrics import FORMAT_ADHERENCE
 from pipeline.scoring.types import LevelScores, ScoredItem, TaskScore
 
 __all__ = [

@@ -8,10 +8,9 @@ from typing import Any
 
 from pipeline.errors import DataError
 from pipeline.scoring import extras, summaries
+from pipeline.scoring.metrics import FORMAT_ADHERENCE
 from pipeline.scoring.types import ScoredItem, TaskScore
 from pipeline.tasks.registry import TaskDef, get_def, task_names
-
-FORMAT_ADHERENCE = "format_adherence"
 
 
 def _task(task: str) -> TaskDef:

@@ -68,8 +68,15 @@ def register(task: TaskDef) -> TaskDef:
         raise ConfigError(f"{where} reports no metrics: TaskDef.metrics names them")
     if getattr(task.requests, "name", None) != task.name:
         raise ConfigError(f"{where}: its requests are named {getattr(task.requests, 'name', None)!r}")
+    from pipeline.scoring.metrics import find
     from pipeline.scoring.settings import clue_settings
 
+    for name in (*task.metrics, *task.per_item_metrics):
+        if find(name) is None:
+            raise ConfigError(
+                f"{where} reports metric {name!r}, which is not declared; add its table to "
+                "pipeline/scoring/metrics.toml"
+            )
     settings = clue_settings()
     if task.name in settings.bertscore and task.text_pair is None:
         raise ConfigError(f"{where}: clue.toml gives it a BERTScore model, but it has no text_pair")

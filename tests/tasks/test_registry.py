@@ -63,3 +63,32 @@ def test_the_cli_names_the_tasks_in_their_order() -> None:
 def test_unknown_task() -> None:
     with pytest.raises(ConfigError, match="unknown task 'nope'; choose from mednli, meqsum"):
         get_def("nope")
+
+
+def test_a_task_reporting_an_undeclared_metric_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"reports metric 'nonesuch', which is not declared; .*\.toml"):
+        register(_def(metrics=("nonesuch",)))
+    assert "probe" not in task_names()
+
+
+def test_every_metric_a_scorer_writes_is_declared_and_in_its_scale() -> None:
+    from pipeline.scoring import aggregate, score_item
+    from pipeline.scoring.metrics import find
+
+    samples = {
+        "mednli": ("entailment", "entailment"),
+        "meqsum": ("a short question", "a question"),
+        "probsum": ("fever, cough", "fever"),
+        "medisumqa": ("yes", "yes"),
+        "medisumcode": ("I10, E119", ["I10"]),
+        "longhealth": ("The correct answer is A:", "A"),
+        "medqa": ("The correct answer is A.", "A"),
+    }
+    assert set(samples) == set(task_names())
+    for task, (output, reference) in samples.items():
+        subtask = get_def(task).subtasks[0] if get_def(task).subtasks else ""
+        item = score_item(task, output, reference, subtask=subtask)
+        for name, value in aggregate(task, [item]).metrics.items():
+            declared = find(name)
+            assert declared is not None, f"{task} writes undeclared metric {name}"
+            assert declared.in_scale(value), f"{task}: {name} = {value} outside {declared.scale}"

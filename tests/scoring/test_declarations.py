@@ -1,0 +1,107 @@
+"""The metric declarations (pipeline/scoring/metrics.toml): complete, looked up under every name a metric
+takes, joined with the paper's choices in clue.toml, and refused with a one-line error when malformed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import ConfigError
+from pipeline.scoring import metrics
+from pipeline.scoring.settings import clue_settings
+
+
+@pytest.fixture
+def metrics_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private copy of the declarations that ``declared()`` reads instead of the package's."""
+    path = tmp_path / "metrics.toml"
+    real = Path(metrics.__file__).with_name("metrics.toml").read_text(encoding="utf-8")
+    path.write_text(real, encoding="utf-8")
+
+    class _Files:
+        def joinpath(self, name: str) -> Path:
+            assert name == "metrics.toml"
+            return path
+
+    monkeypatch.setattr(metrics.resources, "files", lambda package: _Files())
+    metrics.declared.cache_clear()
+    yield path
+    metrics.declared.cache_clear()
+
+
+def test_every_paper_metric_is_declared() -> None:
+    for task, names in clue_settings().paper_metrics.items():
+        for name in names:
+            assert metrics.find(name) is not None, f"clue.toml [paper_metrics] {task}: {name}"
+
+
+def test_the_summary_labels_in_their_order() -> None:
+    labels = {name: m.label for name, m in metrics.declared().items()}
+    assert list(labels.items()) == [
+        ("accuracy", "acc"),
+        ("rougeL", "R-L"),
+        ("rouge1", "R-1"),
+        ("rouge2", "R-2"),
+        ("bertscore_f1", "BERT-F1"),
+        ("umls_f1", "UMLS-F1"),
+        ("icd_em_f1", "EM-F1"),
+        ("icd_ap_f1", "AP-F1"),
+        ("icd_valid", "valid%"),
+        ("format_adherence", "format %"),
+    ]
+    assert all(m.higher_is_better and m.scale == (0, 100) for m in metrics.declared().values())
+
+
+def test_lenient_and_subtask_names_share_the_declaration() -> None:
+    accuracy = metrics.metric("accuracy")
+    assert metrics.find("accuracy_lenient") == accuracy
+    assert metrics.find("task1_accuracy") == accuracy
+    assert metrics.find("task2_accuracy_lenient") == accuracy
+    assert metrics.find("icd_em_f1_lenient") == metrics.metric("icd_em_f1")
+    assert metrics.find("task1_format_adherence") == metrics.metric("format_adherence")
+    assert metrics.find("nonesuch") is None
+    with pytest.raises(
+        ConfigError, match=r"metric 'nonesuch' is not declared; add its table to .*metrics.toml"
+    ):
+        metrics.metric("nonesuch")
+
+
+def test_where_the_paper_reports_a_metric() -> None:
+    assert metrics.paper_use("accuracy") == {"mednli": 1, "longhealth": 2}
+    assert metrics.paper_use("umls_f1") == {"probsum": 1, "medisumqa": 2}
+    assert metrics.paper_use("format_adherence") == {}
+
+
+def test_a_lower_is_better_metric_is_declared_with_one_table(metrics_file: Path) -> None:
+    metrics_file.write_text(
+        metrics_file.read_text(encoding="utf-8")
+        + '\n[no_answer]\nlabel = "no-ans%"\nabout = "100 if no answer was given"\nbetter = "lower"\n'
+        "scale = [0, 100]\n",
+        encoding="utf-8",
+    )
+    declared = metrics.metric("no_answer")
+    assert (declared.label, declared.higher_is_better) == ("no-ans%", False)
+    assert list(metrics.declared())[-1] == "no_answer"
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('label = "x"\nabout = "y"\nbetter = "up"\nscale = [0, 100]', r"\[bad\] field 'better': "),
+        ('label = "x"\nabout = "y"\nbetter = "higher"', r"\[bad\] field 'scale': Field required"),
+        ('label = "x"\nabout = "y"\nbetter = "higher"\nscale = [100, 0]', r"\[bad\] field 'scale': lowest"),
+        (
+            'label = "x"\nabout = "y"\nbetter = "higher"\nscale = [0, 1]\ncolour = 1',
+            r"\[bad\] field 'colour'",
+        ),
+    ],
+)
+def test_a_malformed_declaration_is_one_line_naming_the_file_and_field(
+    metrics_file: Path, table: str, message: str
+) -> None:
+    metrics_file.write_text(f"[bad]\n{table}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"pipeline/scoring/metrics.toml: " + message) as caught:
+        metrics.declared()
+    assert "\n" not in str(caught.value)
