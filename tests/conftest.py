@@ -1,4 +1,6 @@
-"""Fixtures shared by every test folder, and a header saying which real components this run can use.
+"""Fixtures shared by every test folder, a header saying which real components this run can use, and a
+closing summary saying which of them ran (tests/support/require.py: ``MEDSWEEP_REQUIRE`` turns their skips
+into failures).
 
 Layout: one folder per area (engine, reliability, report, scoring, serving, sweep, tasks), top-level files for
 what crosses areas (the real CPU vLLM, the built wheel, the registry), and ``tests/support/`` for what tests
@@ -14,22 +16,51 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support import require
 from tests.support.dockerd import Dockerd, DockerdUnavailable, start_dockerd
 from tests.support.paths import REPO_ROOT
 from tests.support.servers import RunningServer, fake_server
+
+_CPU_VLLM = REPO_ROOT / ".venv-vllm" / "bin" / "vllm"
+_CPU_MODEL = REPO_ROOT / "models" / "smollm2-135m-instruct" / ".converted"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        require.required()
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_report_header() -> list[str]:
     def have(found: bool) -> str:
         return "yes" if found else "no (its tests skip)"
 
-    vllm = (REPO_ROOT / ".venv-vllm" / "bin" / "vllm").exists()
+    vllm = _CPU_VLLM.exists()
     return [
         f"real components: CPU vLLM {have(vllm)}; dockerd {have(shutil.which('dockerd') is not None)}; "
         f"slurmctld {have(shutil.which('slurmctld') is not None)}; "
         f"chromium {have(shutil.which('chromium') is not None)}; "
-        f"chromedriver {have(shutil.which('chromedriver') is not None)}"
+        f"chromedriver {have(shutil.which('chromedriver') is not None)}",
+        f"required ({require.ENV}): {','.join(sorted(require.required())) or 'none'}",
     ]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    terminalreporter.write_sep("-", "real components")
+    for line in require.summary_lines():
+        terminalreporter.write_line(line)
+
+
+@pytest.fixture(autouse=True)
+def _cpu_vllm_set_up(request: pytest.FixtureRequest) -> None:
+    """A test marked ``vllm`` needs the CPU vLLM installed by `make setup-server`; it skips (or fails, when
+    required) without it. The server itself is started by the test's own fixture."""
+    if request.node.get_closest_marker("vllm") is None:
+        return
+    if not _CPU_VLLM.exists() or not _CPU_MODEL.exists():
+        require.unavailable("vllm", "the CPU vLLM server is not set up: run `make setup-server`")
+    require.ran("vllm")
 
 
 @pytest.fixture(scope="module")
@@ -41,13 +72,14 @@ def server() -> Iterator[RunningServer]:
 
 @pytest.fixture(scope="session")
 def dockerd() -> Iterator[Dockerd]:
-    """A private Docker engine for the session (tests/support/dockerd.py); skips, saying why, only where it
-    cannot start. Afterwards no container labelled medsweep.managed=1 may be left (they are removed, and
-    the session fails)."""
+    """A private Docker engine for the session (tests/support/dockerd.py); skips (fails when required),
+    saying why, only where it cannot start. Afterwards no container labelled medsweep.managed=1 may be left
+    (they are removed, and the session fails)."""
     try:
         daemon = start_dockerd()
     except DockerdUnavailable as exc:
-        pytest.skip(f"no private dockerd: {exc}")
+        require.unavailable("docker", f"no private dockerd: {exc}")
+    require.ran("docker")
     try:
         yield daemon
         left = daemon.docker("ps", "-aq", "--filter", "label=medsweep.managed=1").stdout.split()

@@ -1,7 +1,8 @@
 """The real CPU vLLM server (SmolLM2-135M) evaluated on every task of the synthetic demo data, and v3's
 truncation on it (an over-long prompt sent whole with ``truncate_prompt_tokens``).
 
-Needs `make setup-server` (done by `make test`); skips with the reason otherwise. Asserts behaviour, not
+Needs `make setup-server` (done by `make test`); skips with the reason otherwise (fails when
+``MEDSWEEP_REQUIRE`` names vllm: tests/conftest.py). Asserts behaviour, not
 model quality: every request gets a final outcome, nothing fails, every task is scored, a rerun sends
 nothing, and vLLM's prefix cache is hit (prefix-aware ordering).
 """
@@ -26,12 +27,6 @@ from tests.support.paths import REPO_ROOT as REPO
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.vllm
-
-if (
-    not (REPO / ".venv-vllm/bin/vllm").exists()
-    or not (REPO / "models/smollm2-135m-instruct/.converted").exists()
-):
-    pytest.skip("the CPU vLLM server is not set up: run `make setup-server`", allow_module_level=True)
 
 
 def _medsweep(*args: str, env: dict[str, str], timeout: float = 900) -> subprocess.CompletedProcess[str]:

@@ -2,7 +2,8 @@
 answering with its own text and stored under its own identity; and `make demo`'s script end to end, whose
 report holds the real paired comparison.
 
-Needs `make setup-server` (done by `make test`); skips with the reason otherwise. Asserts behaviour, never
+Needs `make setup-server` (done by `make test`); skips with the reason otherwise (fails when
+``MEDSWEEP_REQUIRE`` names vllm: tests/conftest.py). Asserts behaviour, never
 model quality or exact text (greedy text differs between core settings).
 """
 
@@ -22,12 +23,6 @@ from tests.support.paths import REPO_ROOT as REPO
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.vllm
-
-if (
-    not (REPO / ".venv-vllm/bin/vllm").exists()
-    or not (REPO / "models/smollm2-135m-instruct/.converted").exists()
-):
-    pytest.skip("the CPU vLLM server is not set up: run `make setup-server`", allow_module_level=True)
 
 BASE, LORA = "smollm2-135m-instruct", "smollm2-135m-meqsum-lora"
 INQUIRY = (

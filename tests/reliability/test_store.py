@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.datasets import write_mednli
+from tests.support.require import ran, unavailable
 from tests.support.servers import REPO, RunningServer, fake_server
 
 
@@ -136,7 +137,8 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
         text=True,
     )
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a 1 MB tmpfs here (needs root): {mounted.stderr.strip()}")
+        unavailable("tmpfs", f"cannot mount a 1 MB tmpfs here (needs root): {mounted.stderr.strip()}")
+    ran("tmpfs")
     try:
         yield disk
     finally:

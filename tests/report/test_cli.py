@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 
 from pipeline.cli import main
+from tests.support.require import ran, unavailable
 from tests.support.stores import build_pair_store
 
 
@@ -94,10 +95,11 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
-@pytest.mark.skipif(_chromium() is None, reason="chromium not installed (apt-get install -y chromium)")
 def test_html_report_shows_its_plots_in_headless_chromium(
     report_dir: tuple[Path, str], tmp_path: Path
 ) -> None:
+    chromium = _chromium() or unavailable("chromium", "chromium not installed (apt-get install -y chromium)")
+    ran("chromium")
     import numpy as np
     from PIL import Image
 
@@ -105,7 +107,7 @@ def test_html_report_shows_its_plots_in_headless_chromium(
     assert html.read_text().count("data:image/png;base64,") == 4
     shot = tmp_path / "shot.png"
     command = [
-        str(_chromium()),
+        chromium,
         "--headless",
         "--no-sandbox",
         "--disable-gpu",

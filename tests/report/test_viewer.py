@@ -15,6 +15,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.tasks.registry import get_def, task_names
 from tests.support.paths import DEMO_DATA_DIR
+from tests.support.require import ran, unavailable
 from tests.support.servers import fake_server
 from tests.support.stores import SCRIPT_OUTPUT, StoreBuilder, build_pair_store, build_viewer_store
 from tests.support.webdriver import BrowserUnavailable, Session, browser
@@ -31,9 +32,10 @@ def _report(run: Path, *flags: str) -> Path:
 def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
     try:
         with browser(tmp_path_factory.mktemp("chromium")) as running:
+            ran("chromium")
             yield running
     except BrowserUnavailable as exc:
-        pytest.skip(str(exc))
+        unavailable("chromium", str(exc))
 
 
 @pytest.fixture

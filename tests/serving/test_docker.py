@@ -18,6 +18,7 @@ from pipeline.serving.image import VLLM_ENV_FILE, pinned_image, read_env_file
 from pipeline.serving.state import read_state
 from tests.support.paths import REPO_ROOT as REPO
 from tests.support.ready_later import ReadyLaterServer
+from tests.support.require import ran, unavailable
 
 FAKE_ID = "f00dfeedcafe0123456789abcdef0123456789abcdef0123456789abcdef0123"
 IMAGE = read_env_file(VLLM_ENV_FILE)["VLLM_IMAGE"]
@@ -202,9 +203,11 @@ def test_compose_default_image_matches_the_pin() -> None:
     assert f'"${{VLLM_IMAGE:-{IMAGE}}}"' in compose
 
 
-@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose not installed")
 @pytest.mark.parametrize("with_env_file", [False, True])
 def test_compose_file_passes_docker_compose_config(with_env_file: bool) -> None:
+    if shutil.which("docker-compose") is None:
+        unavailable("docker", "docker-compose not installed (scripts/setup_test_tools.sh installs it)")
+    ran("docker")
     args = ["docker-compose"] + (["--env-file", "docker/vllm.env"] if with_env_file else [])
     env = {k: v for k, v in os.environ.items() if k != "VLLM_IMAGE"}
     proc = subprocess.run(

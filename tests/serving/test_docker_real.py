@@ -26,17 +26,18 @@ from pipeline.models.registry import get_model
 from tests.support.dockerd import Dockerd
 from tests.support.paths import DEMO_DATA_DIR, REPO_ROOT
 from tests.support.ports import free_port
+from tests.support.require import unavailable
 
-pytestmark = [
-    pytest.mark.docker,
-    pytest.mark.skipif(
-        not (REPO_ROOT / "models" / "smollm2-135m-instruct" / "config.json").exists(),
-        reason="models/smollm2-135m-instruct missing (make setup-server)",
-    ),
-]
+pytestmark = pytest.mark.docker
 MEDSWEEP = [sys.executable, "-m", "pipeline"]
 MODEL = "smollm2-135m-instruct"
 POST_LINE = re.compile(r'"POST /v1/(chat/)?completions HTTP/1\.1" 200')
+
+
+@pytest.fixture(autouse=True)
+def _model_present() -> None:
+    if not (REPO_ROOT / "models" / "smollm2-135m-instruct" / "config.json").exists():
+        unavailable("docker", "models/smollm2-135m-instruct missing (make setup-server)")
 
 
 def _env(dockerd: Dockerd, tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -141,7 +142,7 @@ def listening() -> Iterator[int]:
 
 def _nobody() -> list[str]:
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
-        pytest.skip("needs root and setpriv to run medsweep as another user")
+        unavailable("docker", "needs root and setpriv to run medsweep as another user")
     return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
 

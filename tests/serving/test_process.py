@@ -182,14 +182,7 @@ async def test_provenance_of_an_unreachable_server_is_empty_not_an_error(
     assert prov["vllm_version"] is None and prov["served_model"] is None and prov["image"] is None
 
 
-_REAL = REPO_ROOT / ".venv-vllm" / "bin" / "vllm"
-_MODEL = REPO_ROOT / "models" / "smollm2-135m-instruct" / "config.json"
-
-
 @pytest.mark.vllm
-@pytest.mark.skipif(
-    not (_REAL.exists() and _MODEL.exists()), reason="CPU vLLM not set up (make setup-server)"
-)
 def test_real_cpu_server_serves_tokenizes_chats_and_stops(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

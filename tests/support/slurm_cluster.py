@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.require import ran, unavailable
+
 GPUS = 4
 _TOOLS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "sinfo")
 
@@ -136,7 +138,7 @@ def _stop(pid: int | None) -> None:
 def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
     why = _why_not()
     if why:
-        pytest.skip(why)
+        unavailable("slurm", why)
     root = tmp_path_factory.mktemp("slurm")
     for sub in ("munge", "state", "spool", "log", "dev"):
         (root / sub).mkdir()
@@ -181,14 +183,15 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmClu
             time.sleep(0.2)
         if state != "idle":
             tail = (root / "log" / "slurmd.out").read_text(errors="replace")[-500:]
-            pytest.skip(f"the one-node Slurm cluster did not become idle (sinfo: {state!r}): {tail}")
+            unavailable("slurm", f"the one-node Slurm cluster did not become idle (sinfo: {state!r}): {tail}")
+        ran("slurm")
         yield cluster
         left = cluster.jobs()
         if left:
             cluster.run("scancel", *left, check=False)
             raise AssertionError(f"jobs still in squeue after the tests: {left} (cancelled now)")
     except (subprocess.CalledProcessError, OSError) as exc:
-        pytest.skip(f"the one-node Slurm cluster could not start: {exc}")
+        unavailable("slurm", f"the one-node Slurm cluster could not start: {exc}")
     finally:
         for proc in reversed(daemons):
             proc.terminate()
