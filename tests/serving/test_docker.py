@@ -23,11 +23,30 @@ from tests.support.require import ran, unavailable
 FAKE_ID = "f00dfeedcafe0123456789abcdef0123456789abcdef0123456789abcdef0123"
 IMAGE = read_env_file(VLLM_ENV_FILE)["VLLM_IMAGE"]
 
+# FAKE_DOCKER_FAULT makes it answer as docker 20.10's CLI does when something is wrong (its exact stderr).
 FAKE_DOCKER = """#!{python}
 import json, os, sys
 args = sys.argv[1:]
 with open(os.environ["FAKE_DOCKER_LOG"], "a") as log:
     log.write(json.dumps({{"argv": args, "api_key_set": bool(os.environ.get("VLLM_API_KEY"))}}) + "\\n")
+fault = os.environ.get("FAKE_DOCKER_FAULT", "")
+sock = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+if args[0] == "version" and fault == "no-daemon":
+    sys.exit(f"Cannot connect to the Docker daemon at {{sock}}. Is the docker daemon running?")
+if args[0] == "version" and fault == "no-permission":
+    sys.exit(f"Got permission denied while trying to connect to the Docker daemon socket at {{sock}}: "
+             f'Get "http://%2Fvar%2Frun%2Fdocker.sock/v1.24/version": dial unix {{sock[7:]}}: connect: '
+             "permission denied")
+if args[:2] == ["image", "inspect"] and fault == "no-image":
+    sys.exit(f"Error: No such image: {{args[-1]}}")
+if args[0] == "pull" and fault == "no-image":
+    sys.exit('Error response from daemon: Get "https://127.0.0.1:9/v2/": dial tcp 127.0.0.1:9: connect: '
+             "connection refused")
+if args[0] == "run" and fault == "port-taken":
+    print("docker: Error response from daemon: driver failed programming external connectivity on endpoint "
+          f"{{args[3]}} (0123): Error starting userland proxy: listen tcp4 127.0.0.1:8000: bind: "
+          "address already in use.", file=sys.stderr)
+    sys.exit(125)
 if args[0] == "run":
     print("{fake_id}")
 elif args[0] == "version":
@@ -172,6 +191,50 @@ def test_failed_start_prints_container_logs_and_exits_nonzero(
     verbs = [c["argv"][0] for c in _calls(fake_docker)]  # type: ignore[index]
     assert verbs[verbs.index("run") :] == ["run", "image", "inspect", "logs", "stop", "rm"]
     assert ["logs", "--tail", "50", FAKE_ID] in [c["argv"] for c in _calls(fake_docker)]
+    assert read_state() is None
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        ("no-docker", "error: docker not found on PATH: install Docker"),
+        ("no-daemon", "error: the Docker daemon is not running (unix://"),
+        ("no-permission", "error: permission denied on the Docker socket (unix://"),
+        ("no-image", "error: image 127.0.0.1:9/medsweep/nosuch:1 is not present and `docker pull` failed"),
+        ("port-taken", "error: docker run: the port is already in use"),
+    ],
+)
+def test_bad_input_is_one_line_naming_the_fix_and_starts_nothing(
+    fault: str,
+    message: str,
+    fake_docker: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Docker's bad-input messages without a daemon: the fake CLI answers as docker 20.10's does (the real
+    daemon's test, tests/serving/test_docker_real.py, keeps the cases whose wording comes from a daemon)."""
+    monkeypatch.setenv("FAKE_DOCKER_FAULT", fault)
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/docker.sock")
+    if fault == "no-docker":
+        monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    port = 8011
+    args = ["serve", "--model", "meta-llama-3-8b-instruct", "--port", str(port), "--timeout", "30"]
+    if fault == "no-image":
+        args += ["--image", "127.0.0.1:9/medsweep/nosuch:1"]
+    assert main(args) == 2
+    err = capfd.readouterr().err  # fd-level: `docker pull` writes its progress to our stderr
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("Error response")]
+    assert len(lines) == 1 and lines[0].startswith(message), err
+    assert "Traceback" not in err
+    if fault in ("no-daemon", "no-permission"):
+        assert f"unix://{tmp_path}/docker.sock" in lines[0]  # names the socket it tried
+    calls = [c["argv"] for c in _calls(fake_docker)] if fake_docker.exists() else []
+    if fault == "port-taken":  # the container docker created before the port failed is removed
+        assert calls[-2:] == [calls[-2], ["rm", "-f", f"medsweep-meta-llama-3-8b-instruct-{port}"]]
+        assert calls[-2][0] == "run"
+    else:
+        assert not any(c[0] == "run" for c in calls)
     assert read_state() is None
 
 
