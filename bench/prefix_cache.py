@@ -25,9 +25,8 @@ sys.path.insert(0, str(REPO))
 
 from pipeline.config import ClientConfig  # noqa: E402
 from pipeline.evaluation.client import Client  # noqa: E402
-from pipeline.evaluation.scheduler import _body  # noqa: E402
 from pipeline.evaluation.tokens import make_counter  # noqa: E402
-from pipeline.request import Request  # noqa: E402
+from pipeline.request import Request, request_body  # noqa: E402
 from pipeline.tasks import get_task  # noqa: E402
 from pipeline.tasks.base import RenderContext  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
@@ -60,9 +59,8 @@ async def _pass(client: Client, root: str, requests: list[Request], concurrency:
     async def one(request: Request) -> None:
         async with sem:
             chat = request.kind == "chat"
-            outcome = await client.send(
-                "chat/completions" if chat else "completions", _body(request, MODEL, sampling), chat=chat
-            )
+            body = request_body(request, MODEL, sampling)
+            outcome = await client.send("chat/completions" if chat else "completions", body, chat=chat)
             assert outcome.ok, outcome.error_message
 
     start = time.perf_counter()

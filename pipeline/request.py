@@ -84,3 +84,24 @@ def content_key(
     if options:
         material["options"] = dict(options)
     return hashlib.sha256(orjson.dumps(material, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def request_body(request: Request, served_model: str, sampling_body: Mapping[str, Any]) -> bytes:
+    """The JSON body of ``request`` for the OpenAI-compatible endpoint serving it as ``served_model``.
+
+    ``sampling_body`` is ``Sampling.as_body()`` (computed once per run, not per request). A task's extra
+    fields go in last; its stop strings add to the sampling ones instead of replacing them.
+    """
+    body: dict[str, Any] = {"model": served_model, "max_tokens": request.max_tokens, **sampling_body}
+    if request.messages is not None:
+        body["messages"] = request.messages
+    else:
+        body["prompt"] = request.prompt
+    if request.response_format is not None:
+        body["response_format"] = request.response_format
+    if request.extra_body:
+        extra = dict(request.extra_body)
+        if "stop" in extra and "stop" in body:
+            extra["stop"] = merge_stops(body["stop"], extra["stop"])
+        body.update(extra)
+    return orjson.dumps(body)

@@ -1,25 +1,24 @@
-"""The eval loop: tasks → requests → client → store, with progress, backpressure and clean shutdown.
+"""The eval loop's scheduling: tasks → requests → client → committer, with clean shutdown.
 
 Requests are expanded lazily by the tasks and pass through a bounded queue, so memory does not grow
 with the number of items. ``concurrency`` workers send them; a worker whose index is at or above the
-current limit waits, which is how backpressure lowers concurrency without cancelling anything. Results
-are committed in small batches; only then do they count as done.
+current limit waits (pipeline/evaluation/concurrency.py: backpressure lowers concurrency without
+cancelling anything). Results go to the write-behind committer (pipeline/evaluation/committer.py); only
+committed ones count as done.
 
-Answers not yet committed stay under a cap (``max_uncommitted``): when the store falls behind, workers
-wait before sending more, and when it cannot commit at all (a full disk) the run stops sending at once and
-ends with the store's error, so no request is sent whose result could not be kept.
+When the store falls behind, workers wait for room before sending more, and when it cannot commit at all
+(a full disk) the run stops sending at once and ends with the store's error, so no request is sent whose
+result could not be kept.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import threading
 import time
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,20 +28,16 @@ from asyncio_throttle import Throttler  # type: ignore[attr-defined]
 from pipeline.config import ChatMode, EvalConfig
 from pipeline.errors import MedsweepError
 from pipeline.evaluation.client import Client, Outcome
+from pipeline.evaluation.committer import Committer, Counted, max_uncommitted
+from pipeline.evaluation.concurrency import ConcurrencyController
 from pipeline.evaluation.progress import Progress
-from pipeline.request import Request, content_key, merge_stops
+from pipeline.request import Request, content_key, request_body
 from pipeline.store.database import Store
 from pipeline.store.schema import ResultRecord
 from pipeline.tasks.base import AppliedTruncation, RenderContext, Task, TokenCounter
 from pipeline.tasks.prompts import prompt_hashes
 
-_FLUSH_SECONDS = 0.05
 _SETTLE_SECONDS = 10.0
-
-
-def max_uncommitted(concurrency: int) -> int:
-    """Answers received but not yet committed, at most (the workers in flight may add one each)."""
-    return max(64, 2 * concurrency)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,25 +87,31 @@ class EvalRun:
         self.provenance = provenance or {}
         self.metrics_url = metrics_url
         self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-        self.limit = config.client.concurrency
-        self.lowest_limit = self.limit  # how far backpressure had to go (reported, and tested)
-        self._limit_changed = asyncio.Event()
-        self._draining = False  # all requests are queued: no worker may park any more
+        concurrency = config.client.concurrency
+        self.controller = ConcurrencyController(concurrency, config.client.max_waiting, progress)
+        self.committer = Committer(
+            store,
+            max_uncommitted(concurrency),
+            on_commit=self._committed,
+            on_failure=self.stop,
+            refresh=progress.refresh,
+        )
         self._stopping = asyncio.Event()
-        self._buffer: list[ResultRecord] = []
-        self._pending_progress: list[tuple[str, bool, str | None, int]] = []
         self._sampling = config.sampling.to_sampling()
         self._sampling_body = self._sampling.as_body()
-        self._queue: asyncio.Queue[tuple[Request, str] | None] = asyncio.Queue(maxsize=2 * self.limit)
+        self._queue: asyncio.Queue[tuple[Request, str] | None] = asyncio.Queue(maxsize=2 * concurrency)
         self._in_flight = 0
         self._sent = 0
-        self._max_uncommitted = max_uncommitted(config.client.concurrency)
-        self._writing = 0  # rows of the batch the writer thread is committing
-        self._room = asyncio.Event()  # set when the uncommitted answers fall under the cap
-        self._flush_now = asyncio.Event()
-        self._store_error: MedsweepError | None = None  # the store cannot commit: the run stops
-        self._lost = 0  # requests sent whose results could not be committed
         self._throttler = _throttler(config.client.rate)
+
+    @property
+    def limit(self) -> int:
+        """The current in-flight limit (backpressure moves it)."""
+        return self.controller.limit
+
+    @property
+    def lowest_limit(self) -> int:
+        return self.controller.lowest_limit
 
     # --- public ---
 
@@ -123,14 +124,17 @@ class EvalRun:
             self.store.set_plan(model, variant, task.name, total, self.run_id)
             self.progress.tasks[task.name].total = total
         done = self.store.succeeded_keys(model, variant)
-        self.progress.limit = self.limit
 
         loop = asyncio.get_running_loop()
         installed = self._install_signals(loop)
         producer = loop.create_task(self._produce(done))
         workers = [loop.create_task(self._work(i)) for i in range(cfg.client.concurrency)]
-        flusher = loop.create_task(self._flush_loop())
-        monitor = loop.create_task(self._monitor()) if self.metrics_url and cfg.client.backpressure else None
+        flusher = loop.create_task(self.committer.run())
+        monitor = (
+            loop.create_task(self.controller.run(self._queue_depth))
+            if self.metrics_url and cfg.client.backpressure
+            else None
+        )
         self.progress.start()
         interrupted = False
         all_workers = asyncio.gather(*workers)
@@ -145,7 +149,7 @@ class EvalRun:
                     await asyncio.gather(all_workers, return_exceptions=True)
                     raise producer.exception()  # type: ignore[misc]
             if self._stopping.is_set() and not all_workers.done():
-                interrupted = self._store_error is None
+                interrupted = self.committer.error is None
                 producer.cancel()
                 await self._settle(workers)
             await asyncio.gather(all_workers, return_exceptions=True)
@@ -158,15 +162,16 @@ class EvalRun:
                 monitor.cancel()
             # The writer thread finishes its batch before the flusher ends; only then write the rest here.
             await asyncio.gather(flusher, return_exceptions=True)
-            self._final_flush()
+            self.committer.final_flush()
             self.progress.stop()
             for sig, previous in installed.items():
                 signal.signal(sig, signal.SIG_DFL if previous is None else previous)
-        if self._store_error is not None:
+        store_error = self.committer.error
+        if store_error is not None:
             raise MedsweepError(
-                f"{self._store_error}; {self._lost} request(s) sent after the last commit were not kept "
+                f"{store_error}; {self.committer.lost} request(s) sent after the last commit were not kept "
                 "(the rerun sends them again)",
-                exit_code=self._store_error.exit_code,
+                exit_code=store_error.exit_code,
             )
         if not interrupted:
             self.store.finish_run(self.run_id)
@@ -200,20 +205,18 @@ class EvalRun:
                     continue
                 await put((request, key))
         # Every worker must see its end marker, parked ones included: backpressure ends here.
-        self._draining = True
-        self._limit_changed.set()
+        self.controller.drain()
         for _ in range(cfg.client.concurrency):
             await put(None)
 
     async def _work(self, index: int) -> None:
         throttler = self._throttler
         served, sampling_body, send = self.target.served_name, self._sampling_body, self.client.send
+        slot, room = self.controller.slot, self.committer.wait_for_room
         while not self._stopping.is_set():
             # Wait for a slot before taking work, so that a parked worker never holds a request.
-            while index >= self.limit and not self._draining:
-                self._limit_changed.clear()
-                await self._limit_changed.wait()
-            await self._wait_for_room()
+            await slot(index)
+            await room(self._stopping)
             if self._stopping.is_set():
                 return
             item = await self._queue.get()
@@ -223,7 +226,7 @@ class EvalRun:
                 async with throttler:
                     pass
             request, key = item
-            body = _body(request, served, sampling_body)
+            body = request_body(request, served, sampling_body)
             chat = request.kind == "chat"
             self._in_flight += 1
             self.progress.in_flight = self._in_flight
@@ -235,16 +238,9 @@ class EvalRun:
             self._sent += 1
             self._record(request, key, outcome)
 
-    async def _wait_for_room(self) -> None:
-        """Send more only while the answers not yet committed are under the cap (the store keeps up)."""
-        while len(self._buffer) + self._writing >= self._max_uncommitted and not self._stopping.is_set():
-            self._room.clear()
-            self._flush_now.set()
-            await self._room.wait()
-
     async def _settle(self, workers: list[asyncio.Task[None]]) -> None:
-        if self._store_error is not None:  # nothing in flight can be kept: no point waiting for it
-            self._lost += self._in_flight
+        if self.committer.error is not None:  # nothing in flight can be kept: no point waiting for it
+            self.committer.lost += self._in_flight
             deadline = time.monotonic()
         else:
             deadline = time.monotonic() + _SETTLE_SECONDS
@@ -253,115 +249,36 @@ class EvalRun:
         for w in workers:
             w.cancel()
 
-    # --- store ---
+    # --- results ---
 
     def _record(self, request: Request, key: str, outcome: Outcome) -> None:
         error_class = outcome.error_class.value if outcome.error_class is not None else None
-        self._buffer.append(
-            ResultRecord(
-                key=key, run_id=self.run_id, model=self.target.identity, variant=self.config.run.variant,
-                task=request.task, subtask=request.subtask, item_id=request.item_id, repeat=request.repeat,
-                prompt_hash=request.prompt_hash(), request_json=_request_meta(request, self._sampling_body),
-                reference_json=orjson.dumps(request.reference).decode(),
-                status="succeeded" if outcome.ok else "failed", error_class=error_class,
-                error_message=outcome.error_message, output=outcome.text if outcome.ok else None,
-                finish_reason=outcome.finish_reason, prompt_tokens=outcome.prompt_tokens,
-                completion_tokens=outcome.completion_tokens, latency_s=outcome.latency_s,
-                attempts=outcome.attempts, updated_at=time.time(),
-            )
+        row = ResultRecord(
+            key=key, run_id=self.run_id, model=self.target.identity, variant=self.config.run.variant,
+            task=request.task, subtask=request.subtask, item_id=request.item_id, repeat=request.repeat,
+            prompt_hash=request.prompt_hash(), request_json=_request_meta(request, self._sampling_body),
+            reference_json=orjson.dumps(request.reference).decode(),
+            status="succeeded" if outcome.ok else "failed", error_class=error_class,
+            error_message=outcome.error_message, output=outcome.text if outcome.ok else None,
+            finish_reason=outcome.finish_reason, prompt_tokens=outcome.prompt_tokens,
+            completion_tokens=outcome.completion_tokens, latency_s=outcome.latency_s,
+            attempts=outcome.attempts, updated_at=time.time(),
         )  # fmt: skip
-        self._pending_progress.append((request.task, outcome.ok, error_class, outcome.completion_tokens))
+        self.committer.add(row, Counted(request.task, outcome.ok, error_class, outcome.completion_tokens))
 
-    def _take(self) -> tuple[list[ResultRecord], list[tuple[str, bool, str | None, int]]]:
-        rows, self._buffer = self._buffer, []
-        pending, self._pending_progress = self._pending_progress, []
-        return rows, pending
-
-    def _committed(self, pending: list[tuple[str, bool, str | None, int]]) -> None:
+    def _committed(self, counted: list[Counted]) -> None:
         add = self.progress.add_committed
-        for task, ok, error_class, tokens in pending:
-            add(task, ok, error_class, tokens)
+        for c in counted:
+            add(c.task, c.ok, c.error_class, c.output_tokens)
         self.progress.retries = self.client.retries
         self.progress.retries_by_class = self.client.retries_by_class
 
-    def _final_flush(self) -> None:
-        rows, pending = self._take()
-        if self._store_error is not None:
-            self._lost += len(rows)
-            return
-        if rows:
-            try:
-                self.store.write_results(rows)
-            except MedsweepError as exc:
-                self._cannot_commit(exc, len(rows))
-                return
-        self._committed(pending)
-
-    def _cannot_commit(self, exc: MedsweepError, rows: int) -> None:
-        """The store refused a batch (a full disk): stop sending; the run ends with this error."""
-        self._store_error = exc
-        self._lost += rows
-        self.stop()
-        self._room.set()
-
-    async def _flush_loop(self) -> None:
-        """Commit in a writer thread so that an fsync never stalls the event loop; count after commit."""
-        loop = asyncio.get_running_loop()
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="medsweep-store") as writer:
-            ticks = 0
-            while True:
-                # Every 50 ms, or at once when the uncommitted answers reach the cap.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._flush_now.wait(), _FLUSH_SECONDS)
-                self._flush_now.clear()
-                rows, pending = self._take()
-                if rows:
-                    self._writing = len(rows)
-                    write = loop.run_in_executor(writer, self.store.write_results, rows)
-                    try:
-                        await asyncio.shield(write)
-                    except asyncio.CancelledError:
-                        try:
-                            await write
-                        except MedsweepError as exc:
-                            self._cannot_commit(exc, len(rows))
-                        else:
-                            self._committed(pending)
-                        raise
-                    except MedsweepError as exc:
-                        self._cannot_commit(exc, len(rows))
-                        return
-                    finally:
-                        self._writing = 0
-                        self._room.set()
-                self._committed(pending)
-                ticks += 1
-                if ticks % 5 == 0:
-                    self.progress.refresh()
-
-    # --- backpressure ---
-
-    async def _monitor(self) -> None:
-        """Keep vLLM's waiting queue short: lower concurrency when it grows, raise it when it drains."""
+    async def _queue_depth(self) -> int | None:
+        """vLLM's waiting requests, read from its /metrics (the backpressure controller's input)."""
         from pipeline.evaluation.backpressure import read_queue_depth
 
         assert self.metrics_url is not None
-        cap, target = self.config.client.concurrency, self.config.client.max_waiting
-        while True:
-            await asyncio.sleep(1.0)
-            waiting = await read_queue_depth(self.client.session, self.metrics_url)
-            if waiting is None:
-                continue
-            self.progress.queue_depth = waiting
-            if self._draining:
-                continue
-            if waiting > target and self.limit > 1:
-                self.limit = max(1, int(self.limit * 0.8))
-                self.lowest_limit = min(self.lowest_limit, self.limit)
-            elif waiting <= target // 2 and self.limit < cap:
-                self.limit = min(cap, self.limit + max(1, cap // 16))
-                self._limit_changed.set()
-            self.progress.limit = self.limit
+        return await read_queue_depth(self.client.session, self.metrics_url)
 
     # --- misc ---
 
@@ -414,22 +331,6 @@ def _throttler(rate: float | None) -> Throttler | None:
         return None
     per_period = max(1, round(rate))
     return Throttler(rate_limit=per_period, period=per_period / rate)
-
-
-def _body(request: Request, served: str, sampling_body: dict[str, Any]) -> bytes:
-    body: dict[str, Any] = {"model": served, "max_tokens": request.max_tokens, **sampling_body}
-    if request.messages is not None:
-        body["messages"] = request.messages
-    else:
-        body["prompt"] = request.prompt
-    if request.response_format is not None:
-        body["response_format"] = request.response_format
-    if request.extra_body:
-        extra = dict(request.extra_body)
-        if "stop" in extra and "stop" in body:  # a task's stop strings add to the model's
-            extra["stop"] = merge_stops(body["stop"], extra["stop"])
-        body.update(extra)
-    return orjson.dumps(body)
 
 
 def _request_meta(request: Request, sampling_body: dict[str, Any]) -> str:

@@ -109,9 +109,9 @@ def _body_digests(server: RunningServer, data: Path) -> dict[str, str]:
     from pipeline.config import load_config
     from pipeline.evaluation.client import Client
     from pipeline.evaluation.evaluate import resolve_target
-    from pipeline.evaluation.scheduler import _body, prompt_options
+    from pipeline.evaluation.scheduler import prompt_options
     from pipeline.evaluation.tokens import make_counter
-    from pipeline.request import content_key
+    from pipeline.request import content_key, request_body
     from pipeline.tasks import get_task
     from pipeline.tasks.base import RenderContext
 
@@ -130,7 +130,7 @@ def _body_digests(server: RunningServer, data: Path) -> dict[str, str]:
             sampling = config.sampling.to_sampling()
             out: dict[str, str] = {}
             async for request in get_task("mednli").requests(data, ctx):
-                body = _body(request, target.served_name, sampling.as_body())
+                body = request_body(request, target.served_name, sampling.as_body())
                 key = content_key(target.identity, request, sampling, prompt_options(config, target))
                 out[key] = hashlib.sha256(body).hexdigest()
             return out

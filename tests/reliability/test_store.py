@@ -148,7 +148,7 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
 def test_a_full_disk_is_one_error_line_keeps_what_was_committed_and_the_rerun_sends_the_rest(
     tmp_path: Path, tiny_disk: Path
 ) -> None:
-    from pipeline.evaluation.scheduler import max_uncommitted
+    from pipeline.evaluation.committer import max_uncommitted
 
     n = 1000
     data = write_mednli(tmp_path / "data", n + 3)
