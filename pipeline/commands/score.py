@@ -113,8 +113,8 @@ def _read(path: Path, task: str) -> list[_Line]:
 
 
 def _score(path: Path, task: str, lines: list[_Line], extras: bool) -> Any:
-    from pipeline.scoring import add_extras, aggregate, aggregate_by_subtask, score_item
     from pipeline.tasks.registry import get_def
+    from pipeline.tasks.scores import add_extras, aggregate, aggregate_by_subtask, score_item
 
     items = []
     for line in lines:  # one item at a time, so that an error names its line

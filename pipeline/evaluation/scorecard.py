@@ -31,8 +31,7 @@ class TaskSummary:
 
 def score_tasks(store: Store, model: str, variant: str, tasks: Sequence[str]) -> list[TaskSummary]:
     """Score every succeeded output of ``model`` on ``tasks``; write the scores table; aggregate."""
-    from pipeline import scoring
-    from pipeline.scoring.structured import as_answer_text
+    from pipeline.tasks import scores
 
     failed = store.failed_by_subtask(model, variant)
     summaries: list[TaskSummary] = []
@@ -42,8 +41,8 @@ def score_tasks(store: Store, model: str, variant: str, tasks: Sequence[str]) ->
         if rows:
             outputs = [r["output"] or "" for r in rows]
             if variant == "structured":
-                outputs = [as_answer_text(task, o) for o in outputs]
-            items = scoring.score_batch(
+                outputs = [scores.as_answer_text(task, o) for o in outputs]
+            items = scores.score_batch(
                 task,
                 outputs,
                 [orjson.loads(r["reference_json"]) for r in rows],
@@ -68,7 +67,7 @@ def score_tasks(store: Store, model: str, variant: str, tasks: Sequence[str]) ->
                 by_subtask.setdefault(r["subtask"], []).append(item)
         subtasks = sorted(by_subtask) or [""]
         for subtask in subtasks:
-            agg = scoring.aggregate(task, by_subtask.get(subtask, []))
+            agg = scores.aggregate(task, by_subtask.get(subtask, []))
             summaries.append(
                 TaskSummary(
                     task, subtask, agg.n, failed.get((task, subtask), 0), dict(agg.metrics), agg.missing

@@ -1,5 +1,5 @@
 """What the paper reports per task and how tasks roll up into levels: a thin adapter over
-``pipeline.scoring`` so the report depends on that API in one place only."""
+``pipeline.scoring`` and the task registry so the report depends on them in one place only."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pipeline import scoring
 from pipeline.errors import DataError
 from pipeline.scoring.settings import clue_settings
 from pipeline.scoring.types import LevelScores
+from pipeline.tasks import scores
 
 LEVELS = (1, 2)
 
@@ -17,7 +18,7 @@ def item_metrics(task: str) -> tuple[str, ...] | None:
     """The paper's metrics as named on one item (LongHealth: ``accuracy``); None for a task scoring does
     not know (the report then uses every metric it finds)."""
     try:
-        return tuple(scoring.item_metrics(task))
+        return tuple(scores.item_metrics(task))
     except DataError:
         return None
 

@@ -6,11 +6,12 @@ run time. When they cannot run, ``unavailable`` says why and the metric is repor
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import inspect
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 from pipeline.scoring.icd import f1
 from pipeline.scoring.settings import BertScoreSetting, clue_settings
+from pipeline.scoring.types import ScoredItem
 
 BERTSCORE = "bertscore_f1"
 UMLS = "umls_f1"
@@ -33,6 +35,54 @@ def extra_metrics(task: str) -> tuple[str, ...]:
     if task in settings.umls_tasks:
         names.append(UMLS)
     return tuple(names)
+
+
+TextPairs = Callable[[], tuple[Sequence[str], Sequence[str]]]
+"""Builds the (predictions, references) a model-based metric compares, one pair per item."""
+
+# Why an optional metric failed at run time, by (task, metric) (reported in TaskScore.notes).
+_failures: dict[tuple[str, str], str] = {}
+
+
+def add_extras(task: str, items: list[ScoredItem], texts: Mapping[str, TextPairs]) -> list[ScoredItem]:
+    """``items`` with the optional metrics of ``task`` added where they can run here; ``texts`` gives, per
+    metric, the texts it compares. A metric that cannot run, or fails, stays absent (never 0)."""
+    wanted = extra_metrics(task)
+    if not wanted:
+        return items
+    cannot = unavailable(task)
+    runners: dict[str, Callable[[Sequence[str], Sequence[str]], list[float]]] = {
+        BERTSCORE: lambda predictions, references: bertscore_f1(task, predictions, references),
+        UMLS: umls_f1,
+    }
+    computed: dict[str, list[float]] = {}
+    for metric in wanted:
+        if metric in cannot:
+            continue
+        try:
+            computed[metric] = runners[metric](*texts[metric]())
+            _failures.pop((task, metric), None)
+        except Exception as exc:  # a model that fails to load offline leaves the metric missing, not 0
+            _failures[(task, metric)] = f"{metric}: failed to run ({type(exc).__name__}: {exc})"
+    return [
+        dataclasses.replace(item, metrics=item.metrics | {m: values[i] for m, values in computed.items()})
+        for i, item in enumerate(items)
+    ]
+
+
+def missing_notes(task: str, missing: Sequence[str]) -> list[str]:
+    """Why each metric in ``missing`` was not computed for ``task``: a failure, an absent package or model,
+    or extras switched off."""
+    reasons = unavailable(task) if missing else {}
+    notes = []
+    for name in missing:
+        if (task, name) in _failures:
+            notes.append(_failures[(task, name)])
+        elif name in reasons:
+            notes.append(f"{name}: not computed, {reasons[name]}")
+        else:
+            notes.append(f"{name}: not computed (score with extras=True)")
+    return notes
 
 
 def bertscore_setting(task: str) -> BertScoreSetting | None:

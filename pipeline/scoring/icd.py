@@ -1,16 +1,14 @@
-"""MeDiSumCode: ICD-10 extraction with the paper's regex, exact-match / 3-character F1 and validity.
+"""ICD-10 codes: extraction with the CLUE paper's regex and a lenient one, exact-match / 3-character F1 and
+validity (the MeDiSumCode metrics).
 
-The reference is the list of gold ICD-10 codes without dots (a ``", "``-joined string is also accepted,
-as the paper splits it that way)."""
+A gold reference is the list of ICD-10 codes without dots (a ``", "``-joined string is also accepted, as
+the paper splits it that way)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
 from functools import lru_cache
-
-from pipeline.scoring.answers import IcdAnswer, is_valid
-from pipeline.scoring.types import ScoredItem
 
 # The paper's pattern (upper case only; U codes excluded). Dots are stripped after matching.
 _PAPER = re.compile(r"\b[A-TV-Z][0-9]{2}(?:\.?[0-9A-Z]{1,4})?\b")
@@ -27,14 +25,15 @@ _NUMBERING = re.compile(r"(?m)^\s*\d+[.)]")
 _SEPARATORS = re.compile(r"[\s,;.\-*•]+")
 
 
-def normalise_gold(reference: object) -> list[str]:
-    """The gold codes as a list (upper case, dots removed); ``ValueError`` if not a list or string."""
+def gold_codes(reference: object, task: str) -> list[str]:
+    """The gold codes as a list (upper case, dots removed); ``ValueError`` naming ``task`` if not a list or
+    string."""
     if isinstance(reference, str):
         items: list[object] = list(reference.split(", "))
     elif isinstance(reference, Sequence) and not isinstance(reference, bytes):
         items = list(reference)
     else:
-        raise ValueError(f"MeDiSumCode reference must be a list of ICD-10 codes, got {reference!r}")
+        raise ValueError(f"{task} reference must be a list of ICD-10 codes, got {reference!r}")
     codes = [str(code).strip().replace(".", "").upper() for code in items]
     # An empty gold list is what the paper's `", ".join([]).split(", ")` gives: [""], which nothing matches
     # (recall 0, F1 0) while valid-% still counts. The generator writes such notes; the paper scores them.
@@ -53,7 +52,9 @@ def lenient_codes(output: str) -> list[str]:
     ]
 
 
-def _only_codes(output: str) -> bool:
+def only_codes(output: str) -> bool:
+    """Whether ``output`` holds nothing but codes: separators, list numbering and an "ICD-10 Codes:" prefix
+    aside."""
     rest = _NUMBERING.sub(" ", _PAPER.sub(" ", _PREFIX.sub(" ", output)))
     return _SEPARATORS.sub("", rest) == ""
 
@@ -89,22 +90,10 @@ def valid_fraction(predicted: Sequence[str]) -> float:
     return sum(is_known_code(code) for code in predicted) / len(predicted)
 
 
-def _metrics(predicted: Sequence[str], gold: Sequence[str], suffix: str) -> dict[str, float]:
+def code_metrics(predicted: Sequence[str], gold: Sequence[str], suffix: str = "") -> dict[str, float]:
+    """``icd_em_f1``, ``icd_ap_f1`` and ``icd_valid`` (0–100) of ``predicted``, each name + ``suffix``."""
     return {
         f"icd_em_f1{suffix}": 100.0 * f1(predicted, gold),
         f"icd_ap_f1{suffix}": 100.0 * category_f1(predicted, gold),
         f"icd_valid{suffix}": 100.0 * valid_fraction(predicted),
     }
-
-
-def score(output: str, reference: object, subtask: str = "") -> ScoredItem:
-    """``output`` as cleaned by the task (``TaskDef.clean``); no sub-tasks."""
-    gold = normalise_gold(reference)
-    strict = paper_codes(output)
-    lenient = lenient_codes(output)
-    valid = bool(strict) and _only_codes(output) and is_valid(IcdAnswer, codes=strict)
-    return ScoredItem(
-        parsed={"strict": strict, "lenient": lenient},
-        strict_valid=valid,
-        metrics=_metrics(strict, gold, "") | _metrics(lenient, gold, "_lenient"),
-    )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pipeline.scoring.api import paper_metrics
 from pipeline.scoring.settings import clue_settings
 from pipeline.scoring.types import LevelScores
 
@@ -25,10 +24,11 @@ def _level(
 ) -> tuple[float | None, float | None]:
     task_means: list[float] = []
     complete = True
+    paper = clue_settings().paper_metrics
     for task in tasks:
         given = task_metrics.get(task, {})
-        present = tuple(name for name in paper_metrics(task) if name in given)
-        absent = [f"{task}.{name}" for name in paper_metrics(task) if name not in given]
+        present = tuple(name for name in paper[task] if name in given)
+        absent = [f"{task}.{name}" for name in paper[task] if name not in given]
         missing.extend(absent)
         complete = complete and not absent
         if present:
@@ -40,7 +40,7 @@ def _level(
 
 
 def level_scores(task_metrics: Mapping[str, Mapping[str, float]]) -> LevelScores:
-    """Level-1 and Level-2 from per-task metric means keyed by task and ``paper_metrics`` name
+    """Level-1 and Level-2 from per-task metric means keyed by task and ``clue.toml [paper_metrics]`` name
     (LongHealth: ``task1_accuracy``, ``task2_accuracy``, ``task3_accuracy``). A level is ``None`` unless
     every metric it averages is present; the ``*_partial`` values average what is present."""
     levels = clue_settings().levels

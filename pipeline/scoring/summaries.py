@@ -1,6 +1,7 @@
 """Free-text tasks (MeQSum, ProbSum, MeDiSumQA): the text as the v3 code scored it, and per-item ROUGE.
 
-Each such task says how v3 read its text (``SummaryText``: lower-cased, stripped) in its task module.
+Each such task says how v3 read its text (``SummaryText``: lower-cased, stripped) in its task module, whose
+``TaskDef.score`` is then ``SummaryText(...).score``.
 """
 
 from __future__ import annotations
@@ -42,26 +43,6 @@ class SummaryText:
         # Adherence for free text: something was written (the prompts ask for text, not a format).
         valid = is_valid(SummaryAnswer, text=prediction.strip())
         return ScoredItem(parsed={"text": prediction}, strict_valid=valid, metrics=rouge(prediction, target))
-
-
-def prepare(task: str, output: str, reference: object) -> tuple[str, str]:
-    """The BERTScore pair of ``task`` (``TaskDef.text_pair``) for a raw output: cleaned first."""
-    from pipeline.tasks.registry import get_def
-
-    spec = get_def(task)
-    if spec.text_pair is None:
-        raise ValueError(f"{task} has no text to compare with a reference text")
-    return spec.text_pair(spec.cleaned(output), reference)
-
-
-def prepare_for_umls(task: str, output: str, reference: object) -> tuple[str, str]:
-    """The UMLS-F1 pair of ``task`` (``TaskDef.umls_pair``) for a raw output: cleaned first."""
-    from pipeline.tasks.registry import get_def
-
-    spec = get_def(task)
-    if spec.umls_pair is None:
-        raise ValueError(f"{task} has no text to compare with a reference text")
-    return spec.umls_pair(spec.cleaned(output), reference)
 
 
 @lru_cache(maxsize=1)

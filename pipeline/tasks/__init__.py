@@ -1,6 +1,7 @@
-"""The tasks' requests. The engine uses ``task_names()`` (also ``TASK_NAMES``), ``get_task(name)`` and the
-``Task`` protocol (``pipeline.tasks.base``); ``check_data`` backs ``medsweep data check``. Each task is one
-module of ``pipeline/tasks/defs/``, found by ``pipeline.tasks.registry``."""
+"""The tasks' requests. The engine uses ``task_names()``, ``get_task(name)`` and the ``Task`` protocol
+(``pipeline.tasks.base``); ``check_data`` backs ``medsweep data check``. Each task is one module (or
+package) of ``pipeline/tasks/defs/``, found by ``pipeline.tasks.registry``; ``pipeline.tasks.scores``
+scores a task by name."""
 
 from __future__ import annotations
 
@@ -19,13 +20,6 @@ __all__ = ["DataCheck", "check_data", "default_data_dir", "get_task", "task_name
 def get_task(name: str) -> Task:
     """The request side of task ``name``; ``ConfigError`` naming the choices for an unknown one."""
     return get_def(name).requests
-
-
-def __getattr__(name: str) -> tuple[str, ...]:
-    # ``TASK_NAMES``: the registered tasks, looked up when asked for (the registry imports this package).
-    if name == "TASK_NAMES":
-        return task_names()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 DataState = Literal["ok", "missing", "malformed"]

@@ -9,17 +9,17 @@ import importlib
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pipeline.errors import ConfigError
+from pipeline.scoring.metrics import find
+from pipeline.scoring.settings import clue_settings
+from pipeline.scoring.types import ScoredItem
 from pipeline.tasks.base import DatasetTask
-
-if TYPE_CHECKING:  # scoring imports this module: no import of scoring at load time
-    from pipeline.scoring.types import ScoredItem
 
 _DEFS = "pipeline.tasks.defs"
 
-Scorer = Callable[[str, Any, str], "ScoredItem"]
+Scorer = Callable[[str, Any, str], ScoredItem]
 """``(output, reference, subtask) -> ScoredItem``: the task's strict and lenient parses and its per-item
 metrics (0–100). Raises ``ValueError`` for an unusable reference."""
 
@@ -29,9 +29,10 @@ TextPair = Callable[[str, Any], tuple[str, str]]
 
 @dataclass(frozen=True, slots=True)
 class TaskDef:
-    """Everything medsweep knows about one task. Settings that are data stay in files: the prompts, the data
-    file and where to get it in ``prompts/<name>.toml``; the study's metrics and levels in
-    ``pipeline/scoring/clue.toml``."""
+    """Everything medsweep knows about one task: how it builds requests, its scorer and the metrics it
+    reports. Settings that are data stay in files: the prompts, the data file and where to get it in
+    ``prompts/<name>.toml``; the study's metrics and levels in ``pipeline/scoring/clue.toml``; each metric's
+    label, direction and scale in ``pipeline/scoring/metrics.toml``."""
 
     name: str
     order: int  # where the task is listed and run (the CLUE tasks in the paper's order)
@@ -68,9 +69,6 @@ def register(task: TaskDef) -> TaskDef:
         raise ConfigError(f"{where} reports no metrics: TaskDef.metrics names them")
     if getattr(task.requests, "name", None) != task.name:
         raise ConfigError(f"{where}: its requests are named {getattr(task.requests, 'name', None)!r}")
-    from pipeline.scoring.metrics import find
-    from pipeline.scoring.settings import clue_settings
-
     for name in (*task.metrics, *task.per_item_metrics):
         if find(name) is None:
             raise ConfigError(
@@ -121,6 +119,4 @@ def get_def(name: str) -> TaskDef:
 
 def study_metrics(name: str) -> tuple[str, ...]:
     """The metrics the CLUE paper reports for ``name`` (``clue.toml [paper_metrics]``)."""
-    from pipeline.scoring.settings import clue_settings
-
     return clue_settings().paper_metrics[name]

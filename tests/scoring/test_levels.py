@@ -7,7 +7,8 @@ import csv
 
 import pytest
 
-from pipeline.scoring import level_scores, paper_metrics
+from pipeline.scoring import level_scores
+from pipeline.tasks.scores import paper_metrics
 from tests.support.paths import TEST_DATA
 
 _DATA = TEST_DATA / "clue_v3_results.csv"

@@ -9,15 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.scoring import (
-    ScoredItem,
-    aggregate,
-    aggregate_by_subtask,
-    paper_metrics,
-    score_batch,
-    score_item,
-)
+from pipeline.scoring import ScoredItem
 from pipeline.scoring import extras as extras_module
+from pipeline.tasks.scores import aggregate, aggregate_by_subtask, paper_metrics, score_batch, score_item
 
 # ---- ROUGE (rouge-score, no stemmer, default tokenizer: lower-cases, keeps [a-z0-9] tokens) ----
 
@@ -237,7 +231,7 @@ def test_extras_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_umls_pair_keeps_probsum_case() -> None:
-    from pipeline.scoring.summaries import prepare, prepare_for_umls
+    from pipeline.tasks.scores import prepare, prepare_for_umls
 
     assert prepare("probsum", "Acute MI", "STEMI") == ("acute mi", "stemi")
     assert prepare_for_umls("probsum", "Acute MI", "STEMI") == ("Acute MI", "STEMI")

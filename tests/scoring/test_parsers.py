@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.errors import DataError
-from pipeline.scoring import score_item
+from pipeline.tasks.scores import score_item
 
 # ---- MedNLI: correct iff the upper-cased gold label occurs exactly once in the upper-cased output ----
 
@@ -214,7 +214,7 @@ def test_icd_empty_reference_scores_zero_as_the_paper() -> None:
 
 
 def test_structured_answers_become_the_papers_answer_text() -> None:
-    from pipeline.scoring.structured import as_answer_text
+    from pipeline.tasks.scores import as_answer_text
 
     assert as_answer_text("mednli", '{"label": "NEUTRAL"}') == "NEUTRAL"
     assert as_answer_text("longhealth", '{"answer": "C"}') == "The correct answer is C:"

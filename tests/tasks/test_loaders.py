@@ -13,20 +13,21 @@ import pytest
 
 from pipeline.errors import DataError
 from pipeline.evaluation.tokens import EstimateCounter
-from pipeline.tasks import TASK_NAMES, check_data, get_task
+from pipeline.tasks import check_data, get_task
 from pipeline.tasks.base import RenderContext
+from pipeline.tasks.defs.longhealth.task import load_longhealth
 from pipeline.tasks.defs.medisumcode import load_medisumcode
 from pipeline.tasks.defs.medisumqa import load_medisumqa
 from pipeline.tasks.defs.mednli import load_mednli
 from pipeline.tasks.defs.meqsum import load_meqsum
 from pipeline.tasks.defs.probsum import load_probsum
 from pipeline.tasks.fewshot import unique_ids
-from pipeline.tasks.longhealth import load_longhealth
+from pipeline.tasks.registry import task_names
 from tests.support.paths import DEMO_DATA_DIR as DEMO
 from tests.support.paths import REAL_MEQSUM
 
 
-@pytest.mark.parametrize("task", TASK_NAMES)
+@pytest.mark.parametrize("task", task_names())
 def test_demo_files_load_and_are_marked_synthetic(task: str) -> None:
     check = check_data(task, DEMO)
     assert check.state == "ok", check.reason

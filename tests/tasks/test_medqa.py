@@ -13,11 +13,11 @@ from pipeline.config import ChatMode
 from pipeline.errors import DataError
 from pipeline.evaluation.tokens import EstimateCounter
 from pipeline.request import Request
-from pipeline.scoring import level_scores, score_item
-from pipeline.scoring.structured import as_answer_text
+from pipeline.scoring import level_scores
 from pipeline.tasks import check_data, get_task
 from pipeline.tasks.base import RenderContext
 from pipeline.tasks.defs.medqa import load_medqa
+from pipeline.tasks.scores import as_answer_text, score_item
 from tests.support.paths import DEMO_DATA_DIR as DEMO
 
 OPTIONS = {"A": "Aspirin", "B": "Beta blocker", "C": "Cardioversion", "D": "Digoxin"}

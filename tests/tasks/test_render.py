@@ -9,10 +9,11 @@ import pytest
 
 from pipeline.evaluation.tokens import EstimateCounter
 from pipeline.request import Request
-from pipeline.tasks import TASK_NAMES, get_task
+from pipeline.tasks import get_task
 from pipeline.tasks.base import ChatMode, RenderContext
 from pipeline.tasks.fewshot import split_few_shot
 from pipeline.tasks.prompts import load_prompts
+from pipeline.tasks.registry import task_names
 from pipeline.tasks.render import render_few_shot, render_longhealth
 from tests.support.paths import DEMO_DATA_DIR as DEMO
 
@@ -83,7 +84,7 @@ def test_prompt_files_keep_the_source_text() -> None:
     assert lh.system.startswith("\nYou are a highly skilled") and lh.system.endswith("key.\n")
     assert "documents. \n\nYour answers" in lh.system
     assert "your answer should be: \n'The correct answer is C: Acute bronchitis.'\n" in lh.user
-    clue = [t for t in TASK_NAMES if load_prompts(t).source["repo"] == "TIO-IKIM/CLUE"]
+    clue = [t for t in task_names() if load_prompts(t).source["repo"] == "TIO-IKIM/CLUE"]
     assert clue == ["mednli", "meqsum", "probsum", "longhealth", "medisumqa", "medisumcode"]
     for task in clue:
         spec = load_prompts(task)

@@ -7,8 +7,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pipeline.scoring import icd
+from pipeline.scoring.answers import IcdAnswer, is_valid
 from pipeline.scoring.cleanup import strip_continuation
+from pipeline.scoring.icd import code_metrics, gold_codes, lenient_codes, only_codes, paper_codes
+from pipeline.scoring.types import ScoredItem
 from pipeline.tasks.fewshot import FewShotTask, Item, unique_ids
 from pipeline.tasks.loaders import Row, id_to_str, read_json_records, validated
 from pipeline.tasks.registry import TaskDef, register, study_metrics
@@ -44,6 +46,19 @@ def items(path: Path) -> list[Item]:
     return items
 
 
+def score(output: str, reference: object, subtask: str = "") -> ScoredItem:
+    """The paper's code regex (strict) and a lenient one; ``output`` as cleaned by ``clean``."""
+    gold = gold_codes(reference, "MeDiSumCode")
+    strict = paper_codes(output)
+    lenient = lenient_codes(output)
+    valid = bool(strict) and only_codes(output) and is_valid(IcdAnswer, codes=strict)
+    return ScoredItem(
+        parsed={"strict": strict, "lenient": lenient},
+        strict_valid=valid,
+        metrics=code_metrics(strict, gold) | code_metrics(lenient, gold, "_lenient"),
+    )
+
+
 class _Codes(BaseModel):
     model_config = ConfigDict(extra="forbid")
     codes: list[str]
@@ -54,7 +69,7 @@ TASK = register(
         name="medisumcode",
         order=60,
         requests=FewShotTask("medisumcode", items),
-        score=icd.score,
+        score=score,
         metrics=study_metrics("medisumcode"),
         clean=strip_continuation,
         structured=lambda output: ", ".join(_Codes.model_validate_json(output).codes),

@@ -1,4 +1,6 @@
-"""LongHealth: the paper's ``The correct answer is X:`` rule and a lenient letter/option-text reading.
+"""LongHealth (Adams et al. 2024; public): multiple-choice questions over a patient's documents, in three
+sub-tasks. The requests are built by ``task`` (this package); the answers are read here with the paper's
+``The correct answer is X:`` rule and a lenient letter/option-text reading.
 
 The reference is the gold letter (``"C"``) or a mapping ``{"answer": "C", "options": {"A": text, ...}}``;
 the option texts are optional and only feed the lenient option-text match."""
@@ -8,21 +10,23 @@ from __future__ import annotations
 import re
 
 from pipeline.scoring.answers import ChoiceAnswer, is_valid
-from pipeline.scoring.choice import Gold, gold_choice, lenient_choice
+from pipeline.scoring.choice import Gold, gold_choice, json_answer, lenient_choice
 from pipeline.scoring.types import ScoredItem
-
-SUBTASKS: tuple[str, ...] = ("task1", "task2", "task3")
-# Task 1 offers options A–E; Tasks 2/3 add F ("Question cannot be answered with provided documents").
-_LETTERS: dict[str, str] = {"task1": "ABCDE", "task2": "ABCDEF", "task3": "ABCDEF", "": "ABCDEF"}
+from pipeline.tasks.defs.longhealth.task import SUBTASKS, LongHealthTask, option_letters
+from pipeline.tasks.registry import TaskDef, register, study_metrics
 
 _PAPER = re.compile(r"The correct answer is (\w):")
 
 
+def _letters(subtask: str) -> str:
+    if subtask not in ("", *SUBTASKS):
+        raise ValueError(f"LongHealth subtask must be one of {', '.join(SUBTASKS)}, got {subtask!r}")
+    return option_letters(subtask)  # no sub-task: any of A-F
+
+
 def normalise_gold(reference: object, subtask: str) -> Gold:
     """The gold letter (upper case) and option texts; ``ValueError`` if unusable."""
-    if subtask not in _LETTERS:
-        raise ValueError(f"LongHealth subtask must be one of {', '.join(SUBTASKS)}, got {subtask!r}")
-    return gold_choice(reference, _LETTERS[subtask], "LongHealth", subtask or "reference")
+    return gold_choice(reference, _letters(subtask), "LongHealth", subtask or "reference")
 
 
 def paper_choice(output: str) -> str:
@@ -33,7 +37,7 @@ def paper_choice(output: str) -> str:
 
 def score(output: str, reference: object, subtask: str) -> ScoredItem:
     gold = normalise_gold(reference, subtask)
-    letters = _LETTERS[subtask]
+    letters = _letters(subtask)
     strict = paper_choice(output)
     lenient = lenient_choice(output, strict, letters, gold.options)
     # Adherence: the paper's regex matched and captured one of this sub-task's option letters.
@@ -47,3 +51,18 @@ def score(output: str, reference: object, subtask: str) -> ScoredItem:
             "accuracy_lenient": 100.0 if lenient == gold.letter else 0.0,
         },
     )
+
+
+TASK = register(
+    TaskDef(
+        name="longhealth",
+        order=40,
+        requests=LongHealthTask(),
+        score=score,
+        metrics=study_metrics("longhealth"),
+        item_metrics=("accuracy",),  # each sub-task's items carry plain accuracy
+        subtasks=SUBTASKS,
+        structured=lambda output: f"The correct answer is {json_answer(output)}:",
+        reference='the gold letter ("C") or {"answer": "C", "options": {"A": "...", ...}}',
+    )
+)

@@ -1,16 +1,25 @@
-"""Scoring entry points: one item, a batch (with the optional model-based metrics), and task means."""
+"""Scoring a registered task by name: one item, a batch (with the optional model-based metrics), task means.
+
+Each task declares its scorer and metrics in its module (``TaskDef``); the parsers, metric functions, means
+and Levels those use are task-agnostic and live in ``pipeline.scoring``.
+
+The structured-output variant: a closed-answer task run with its JSON schema answers ``{"label": ...}``,
+``{"answer": ...}`` or ``{"codes": [...]}``. Its task module turns a valid answer into the text the paper's
+parser reads (``TaskDef.structured``), which keeps one scorer for both variants; an answer that is not valid
+JSON of the schema is left as it is, so the strict parser rejects it and it counts against format
+adherence. The two variants are stored apart and never pooled."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pipeline.errors import DataError
-from pipeline.scoring import extras, summaries
+from pipeline.scoring import extras
+from pipeline.scoring.means import mean_metrics
 from pipeline.scoring.metrics import FORMAT_ADHERENCE
 from pipeline.scoring.types import ScoredItem, TaskScore
-from pipeline.tasks.registry import TaskDef, get_def, task_names
+from pipeline.tasks.registry import TaskDef, TextPair, get_def, task_names
 
 
 def _task(task: str) -> TaskDef:
@@ -48,7 +57,7 @@ def score_batch(
     extras: bool = True,
 ) -> list[ScoredItem]:
     """``score_item`` for each pair, plus BERTScore F1 / UMLS-F1 where the task reports them and they can
-    run here (see ``extras.unavailable``); otherwise those keys are simply absent."""
+    run here (see ``pipeline.scoring.extras.unavailable``); otherwise those keys are simply absent."""
     if len(outputs) != len(references) or (subtasks is not None and len(subtasks) != len(outputs)):
         raise DataError("outputs, references and subtasks must have the same length")
     items = [
@@ -64,38 +73,18 @@ def add_extras(
     task: str, outputs: Sequence[str], references: Sequence[Any], items: list[ScoredItem]
 ) -> list[ScoredItem]:
     """``items`` with BERTScore F1 / UMLS-F1 added where the task reports them and they can run here."""
-    wanted = extras.extra_metrics(task)
-    if not wanted:
-        return items
-    cannot = extras.unavailable(task)
     pairs = list(zip(outputs, references, strict=True))
 
-    def bertscore() -> list[float]:
-        pred, ref = zip(*(summaries.prepare(task, out, ref) for out, ref in pairs), strict=True)
-        return extras.bertscore_f1(task, pred, ref)
+    def texts(prepare: Callable[[str, str, object], tuple[str, str]]) -> extras.TextPairs:
+        def build() -> tuple[Sequence[str], Sequence[str]]:
+            predictions, targets = zip(*(prepare(task, out, ref) for out, ref in pairs), strict=True)
+            return predictions, targets
 
-    def umls() -> list[float]:
-        pred, ref = zip(*(summaries.prepare_for_umls(task, out, ref) for out, ref in pairs), strict=True)
-        return extras.umls_f1(pred, ref)
+        return build
 
-    computed: dict[str, list[float]] = {}
-    runners: dict[str, Callable[[], list[float]]] = {extras.BERTSCORE: bertscore, extras.UMLS: umls}
-    for metric in wanted:
-        if metric in cannot:
-            continue
-        try:
-            computed[metric] = runners[metric]()
-            _extra_failures.pop((task, metric), None)
-        except Exception as exc:  # a model that fails to load offline leaves the metric missing, not 0
-            _extra_failures[(task, metric)] = f"{metric}: failed to run ({type(exc).__name__}: {exc})"
-    return [
-        dataclasses.replace(item, metrics=item.metrics | {m: values[i] for m, values in computed.items()})
-        for i, item in enumerate(items)
-    ]
-
-
-# Why an optional metric failed at run time (reported in TaskScore.notes by ``aggregate``).
-_extra_failures: dict[tuple[str, str], str] = {}
+    return extras.add_extras(
+        task, items, {extras.BERTSCORE: texts(prepare), extras.UMLS: texts(prepare_for_umls)}
+    )
 
 
 def item_metrics(task: str) -> tuple[str, ...]:
@@ -116,31 +105,10 @@ def aggregate(task: str, items: Sequence[ScoredItem]) -> TaskScore:
     expected = item_metrics(task)
     if not items:
         return TaskScore(n=0, metrics={}, missing=expected, notes=("no items to score",))
-    names = sorted({name for item in items for name in item.metrics})
-    metrics: dict[str, float] = {}
-    notes: list[str] = []
-    for name in names:
-        values = [item.metrics[name] for item in items if name in item.metrics]
-        metrics[name] = sum(values) / len(values)
-        if len(values) != len(items):
-            notes.append(f"{name}: mean of the {len(values)} of {len(items)} items that have it")
-    metrics[FORMAT_ADHERENCE] = 100.0 * sum(item.strict_valid for item in items) / len(items)
+    metrics, notes = mean_metrics(items)
     missing = tuple(name for name in expected if name not in metrics)
-    notes.extend(_missing_reasons(task, missing))
+    notes.extend(extras.missing_notes(task, missing))
     return TaskScore(n=len(items), metrics=metrics, missing=missing, notes=tuple(notes))
-
-
-def _missing_reasons(task: str, missing: Sequence[str]) -> list[str]:
-    reasons = extras.unavailable(task) if missing else {}
-    notes = []
-    for name in missing:
-        if (task, name) in _extra_failures:
-            notes.append(_extra_failures[(task, name)])
-        elif name in reasons:
-            notes.append(f"{name}: not computed, {reasons[name]}")
-        else:
-            notes.append(f"{name}: not computed (score with extras=True)")
-    return notes
 
 
 def aggregate_by_subtask(task: str, groups: Mapping[str, Sequence[ScoredItem]]) -> TaskScore:
@@ -169,3 +137,31 @@ def aggregate_by_subtask(task: str, groups: Mapping[str, Sequence[ScoredItem]]) 
             if f"{subtask}_{name}" not in metrics
         )
     return TaskScore(n=n, metrics=metrics, missing=missing, notes=tuple(notes))
+
+
+def as_answer_text(task: str, output: str) -> str:
+    """The paper-format text of a structured answer, or ``output`` unchanged when it does not validate (or
+    the task has no structured form)."""
+    to_text = get_def(task).structured
+    if to_text is None:
+        return output
+    try:
+        return to_text(output)
+    except ValueError:  # pydantic's ValidationError included
+        return output
+
+
+def _pair(task: str, output: str, reference: object, pair: TextPair | None) -> tuple[str, str]:
+    if pair is None:
+        raise ValueError(f"{task} has no text to compare with a reference text")
+    return pair(get_def(task).cleaned(output), reference)
+
+
+def prepare(task: str, output: str, reference: object) -> tuple[str, str]:
+    """The BERTScore pair of ``task`` (``TaskDef.text_pair``) for a raw output: cleaned first."""
+    return _pair(task, output, reference, get_def(task).text_pair)
+
+
+def prepare_for_umls(task: str, output: str, reference: object) -> tuple[str, str]:
+    """The UMLS-F1 pair of ``task`` (``TaskDef.umls_pair``) for a raw output: cleaned first."""
+    return _pair(task, output, reference, get_def(task).umls_pair)

@@ -1,4 +1,4 @@
-"""LongHealth (Adams et al. 2024): multiple-choice questions over a patient's documents, in three sub-tasks.
+"""LongHealth's data and requests: multiple-choice questions over a patient's documents, in three sub-tasks.
 
 - ``task1``: the answer documents plus the same patient's other texts; options A-E.
 - ``task2``: the answer documents plus texts of other patients (distractors); options A-F.
@@ -34,7 +34,12 @@ from pipeline.tasks.render import render_longhealth
 
 SUBTASKS = ("task1", "task2", "task3")
 _TASK1_LABELS = "abcde"
-_TASK23_LABELS = "abcdef"
+_TASK23_LABELS = "abcdef"  # F: "Question cannot be answered with provided documents"
+
+
+def option_letters(subtask: str) -> str:
+    """The option letters a sub-task offers, upper case (Task 1: A-E; Tasks 2/3 add F)."""
+    return (_TASK1_LABELS if subtask == "task1" else _TASK23_LABELS).upper()
 
 
 class LongHealthQuestion(Row):
@@ -250,7 +255,7 @@ class LongHealthTask:
 
     async def _frame(self, question: LongHealthQuestion, subtask: str, ctx: RenderContext) -> _Frame:
         settings, prompt = self.settings, self.spec.prompt
-        labels = _TASK1_LABELS if subtask == "task1" else _TASK23_LABELS
+        labels = option_letters(subtask).lower()
         texts = option_texts(question, settings.option_f)
         options = "\n".join(f"{label.upper()}: {texts[label]}" for label in labels)
         fixed = await ctx.counter.count(prompt.system) + await ctx.counter.count(
