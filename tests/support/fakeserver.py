@@ -4,7 +4,8 @@ It speaks the parts of vLLM's API that medsweep uses — ``/v1/models``, ``/v1/c
 ``/v1/completions``, ``/tokenize``, ``/detokenize``, ``/metrics``, ``/health``, ``/version`` — and injects
 faults with seeded probabilities: HTTP 500, 429 with ``Retry-After``, connection resets, hangs, and
 truncated JSON bodies. ``GET /_stats`` reports what it received and answered so tests can prove that
-nothing was re-sent; ``GET /_requests`` returns the last request bodies, as sent.
+nothing was re-sent; ``GET /_requests`` returns the last request bodies, as sent. ``--request-log FILE``
+appends every completion request's body, as received (before any hold), to FILE: it outlives the server.
 
 Like vLLM it honours ``truncate_prompt_tokens`` (the prompt is counted as at most that many tokens).
 ``--no-vllm-api`` makes it a plain OpenAI-compatible server instead: no ``/version``, ``/tokenize``,
@@ -104,6 +105,7 @@ class State:
     gate: Gate = field(default_factory=Gate)
     vllm_api: bool = True
     recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=512))
+    request_log: str | None = None  # every completion body received, one line each
 
 
 _CANNED = (
@@ -144,6 +146,9 @@ def make_app(state: State) -> web.Application:
     async def completion(request: web.Request) -> web.StreamResponse:
         state.received += 1
         raw = await request.read()
+        if state.request_log:
+            with open(state.request_log, "ab") as log:
+                log.write(raw.replace(b"\n", b" ") + b"\n")
         digest = hashlib.sha256(raw).hexdigest()
         state.bodies_seen[digest] += 1
         await state.gate.passage()
@@ -346,6 +351,7 @@ def main() -> None:
     parser.add_argument("--extra-waiting", type=int, default=0)
     parser.add_argument("--hold", action="store_true", help="hold completion requests until POST /_release")
     parser.add_argument("--no-vllm-api", action="store_true", help="a plain OpenAI-compatible server")
+    parser.add_argument("--request-log", default=None, help="append every completion body received here")
     args = parser.parse_args()
     faults = Faults(
         fail_first=args.fail_first, status_always=args.status_always, extra_waiting=args.extra_waiting
@@ -359,6 +365,7 @@ def main() -> None:
     )  # fmt: skip
     state.rng.seed(args.seed)
     state.answer = args.answer
+    state.request_log = args.request_log
     state.gate.holding = args.hold
     if args.ready_delay:
         import time

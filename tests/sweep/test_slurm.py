@@ -76,9 +76,11 @@ class Sweep:
         )
         return self.plan
 
-    def hold(self, *models: str) -> None:
-        """The next servers of ``models`` hold every request until released."""
-        (self.root / "extra.json").write_text(json.dumps({m: ["--hold"] for m in models}))
+    def hold(self, *models: str, log: Path | None = None) -> None:
+        """The next servers of ``models`` hold every request until released (and append every request
+        they receive to ``log``, which outlives them)."""
+        extra = ["--request-log", str(log)] if log else []
+        (self.root / "extra.json").write_text(json.dumps({m: ["--hold", *extra] for m in models}))
 
     def server(self, model: str) -> ServerControl:
         control = ServerControl(self.base_port + self.models.index(model))
@@ -212,19 +214,20 @@ def test_cancelled_job_is_resubmitted_alone_and_resumes_without_resending(sweep:
     assert f"{held}: cancelled job" in cancelled.stderr
     wait_for("the cancelled job to end", lambda: not sweep.cluster.jobs(), 60)
     assert sweep.counts(held) == (2, TOTAL)  # what was committed is kept; nothing else was stored
-    sweep.hold(held)
+    log = sweep.root / "second-server-requests.jsonl"
+    sweep.hold(held, log=log)
     proc = sweep.start()
     server = sweep.server(held)
-    server.wait_held(4)  # the four uncommitted requests, and only those, are sent again
-    assert server.stats()["received"] == 4
-    server.release(3)  # the fourth stays held: the server (and its request log) is still up
-    wait_for("three answers", lambda: len(server.requests()) == 3)
-    resent = [r["messages"] for r in server.requests()]
-    assert not [m for m in resent if m in committed]
+    server.wait_held(4)
     server.release()
     output, _ = proc.communicate(timeout=240)
     assert proc.returncode == 0, output + sweep.logs()
     assert sweep.counts(held) == (TOTAL, TOTAL)
+    # Everything the second server received, to its end: the four uncommitted requests once each, none of
+    # the two committed ones (not even after the others).
+    resent = [json.loads(line)["messages"] for line in log.read_text().splitlines()]
+    assert len(resent) == 4 and not [m for m in resent if m in committed], resent
+    assert len({json.dumps(m) for m in resent + committed}) == TOTAL
     subs = sweep.submitted()
     assert len(subs[held]) == 2 and len(subs[done]) == 1, subs  # only the cancelled model was resubmitted
     assert f"{done}: done by an earlier job" in output
@@ -248,6 +251,13 @@ def test_job_at_its_time_limit_commits_and_is_resubmitted(sweep: Sweep) -> None:
     sweep.cluster.run("scontrol", "update", f"JobId={job_id}", f"TimeLimit={minutes}")
     output, _ = proc.communicate(timeout=240)
     assert proc.returncode == 1, output + sweep.logs()
+    # The warning came before the limit: the job ended on its own (medsweep stopped, exit 130), not killed
+    # at the limit. Without `--signal=B:TERM@grace` Slurm's SIGTERM at the limit stops medsweep just as
+    # cleanly, and only the job's state tells the two apart: TIMEOUT.
+    job = sweep.cluster.run("scontrol", "show", "job", "-o", job_id).stdout
+    state = next(f for f in job.split() if f.startswith("JobState=")).removeprefix("JobState=")
+    assert state != "TIMEOUT", job
+    assert state == "FAILED" and "ExitCode=130:0" in job, job
     summary = json.loads((sweep.out / "sweep-summary.json").read_text())
     (row,) = summary["results"]
     assert row["status"] == "incomplete" and "rerun the plan" in row["error"], row
@@ -291,3 +301,18 @@ def test_more_gpus_than_the_clusters_nodes_have_submits_nothing(sweep: Sweep) ->
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"error: sbatch refused {SMALL_A}.sbatch") and "not available" in line, line
     assert sweep.submitted() == {} and sweep.cluster.jobs() == []
+
+
+def test_a_sweep_from_a_folder_with_spaces_and_a_hash_runs_where_it_should(sweep: Sweep) -> None:
+    # The real sbatch reads the quoted --chdir and --output (unquoted, it split them at the space and cut
+    # them at the `#`): the job runs in that folder and its log lands in OUT/logs there.
+    room = sweep.root / "my runs #2"
+    room.mkdir()
+    sweep.root, sweep.models = room, [SMALL_A]
+    sweep.write_plan()
+    proc = sweep.start()
+    output, _ = proc.communicate(timeout=240)
+    assert proc.returncode == 0, output + sweep.logs()
+    (job_id,) = sweep.submitted()[SMALL_A]
+    assert (room / "out" / "logs" / f"{SMALL_A}.slurm-{job_id}.out").is_file()
+    assert sweep.counts(SMALL_A) == (TOTAL, TOTAL)

@@ -61,6 +61,12 @@ def test_slurm_time_strings() -> None:
         ('extra_sbatch = ["constraint=a100"]', "", "'slurm.extra_sbatch'", "not one sbatch option"),
         ('partitoin = "gpu"', "", "'slurm.partitoin'", "unknown field"),
         ('time = "5"\ngrace = 300', "", "'slurm.time'", "not longer than slurm.grace"),
+        # Written into #SBATCH lines: a line break would end the header and run the rest as shell.
+        ('partition = "gpu\\nrm -rf ~"', "", "'slurm.partition'", "holds a line break"),
+        ('account = "ikim\\r\\n#SBATCH --x"', "", "'slurm.account'", "holds a line break"),
+        ('qos = "normal\\ntouch /tmp/pwned"', "", "'slurm.qos'", "holds a line break"),
+        ('qos = "two words"', "", "'slurm.qos'", "holds a space or control character"),
+        ('extra_sbatch = ["--mem=1G\\rx"]', "", "'slurm.extra_sbatch'", "not one sbatch option"),
     ],
 )
 def test_bad_slurm_values_are_one_line_naming_file_and_field(
@@ -151,6 +157,31 @@ def test_single_node_script(tmp_path: Path) -> None:
     assert "--time=1-00:00:00" in sweep.scripts[BIG] and "--gpus=4" in sweep.scripts[BIG]
     assert "ray" not in script
     subprocess.run(["bash", "-n"], input=script, text=True, check=True)
+
+
+def test_paths_with_spaces_and_hashes_are_quoted_for_sbatch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sbatch splits an #SBATCH line at spaces and ends it at an unquoted `#`: such paths are double-quoted
+    (the real sbatch reading them: tests/sweep/test_slurm.py); a path with a line break is refused."""
+    room = tmp_path / 'my "runs" #2 \\ here'
+    room.mkdir()
+    monkeypatch.chdir(room)
+    path = _plan(room, 'partition = "gpu"')
+    path.write_text(path.read_text().replace(f'out = "{room / "out"}"', 'out = "out"'))
+    plan = load_plan(path)
+    sweep = SlurmSweep(plan, path, resolve_models(plan, path), console=None)  # type: ignore[arg-type]
+    sbatch = [line for line in sweep.scripts[SMALL].splitlines() if line.startswith("#SBATCH")]
+    quoted = str(room).replace("\\", "\\\\").replace('"', '\\"')
+    assert sbatch[1] == f'#SBATCH --output="{quoted}/out/logs/{SMALL}.slurm-%j.out"'
+    assert sbatch[2] == f'#SBATCH --chdir="{quoted}"'
+    assert "#SBATCH --partition=gpu" in sbatch
+    subprocess.run(["bash", "-n"], input=sweep.scripts[SMALL], text=True, check=True)
+    broken = tmp_path / "two\nlines"
+    broken.mkdir()
+    monkeypatch.chdir(broken)
+    message = _error(_plan(tmp_path, 'partition = "gpu"'))
+    assert "holds a line break, which an sbatch script cannot carry" in message
 
 
 def test_multinode_script_starts_ray_on_every_node(tmp_path: Path) -> None:

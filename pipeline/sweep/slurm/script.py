@@ -10,6 +10,7 @@ ray``; ``RAY_ADDRESS`` points it at this cluster).
 
 from __future__ import annotations
 
+import re
 import shlex
 import sys
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ RAY_PORT = 6379
 JOB_PREFIX = "medsweep"
 # Inside a job: where the Ray cluster of a multi-node job answers (set by the script, read by job.py).
 RAY_ADDRESS_ENV = "RAY_ADDRESS"
+# What an #SBATCH argument may hold unquoted (no space, quote, backslash, or `#`: it starts a comment).
+_PLAIN = re.compile(r"[\w./:%@+=,-]+")
 
 
 def job_name(sweep: str, model: str) -> str:
@@ -55,6 +58,21 @@ class JobFiles:
         return self.logs / f"{model}.slurm-%j.out"
 
 
+def one_line(value: str) -> str:
+    """``value``, unless it holds a line break, which would end a header line of the script: ConfigError."""
+    if "\n" in value or "\r" in value:
+        raise ConfigError(f"{value!r} holds a line break, which an sbatch script cannot carry: rename it")
+    return value
+
+
+def sbatch_quote(value: str) -> str:
+    """``value`` as one argument of an ``#SBATCH`` line: as it is when plain, else double-quoted with ``\\``
+    and ``"`` escaped (sbatch's own parser: a space or ``#`` inside quotes is kept)."""
+    if _PLAIN.fullmatch(one_line(value)):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def medsweep_argv(plan: Path, model: str) -> list[str]:
     """The job's command: this interpreter's medsweep (the venv must be visible on the compute nodes)."""
     return [sys.executable, "-m", "pipeline", "sweep", "--plan", str(plan), "--job", model]
@@ -65,10 +83,11 @@ def render(plan: SweepPlan, sweep: str, model: PlannedModel, shape: JobShape, fi
     seconds = job_time(plan, model)
     head = [
         "#!/bin/bash",
-        f"# medsweep: {model.name} of sweep {sweep!r}; written by `medsweep sweep --plan {files.plan}`",
-        f"#SBATCH --job-name={job_name(sweep, model.name)}",
-        f"#SBATCH --output={files.log(model.name)}",
-        f"#SBATCH --chdir={files.workdir}",
+        f"# medsweep: {model.name} of sweep {sweep!r}; written by "
+        f"`medsweep sweep --plan {shlex.quote(one_line(str(files.plan)))}`",
+        f"#SBATCH --job-name={sbatch_quote(job_name(sweep, model.name))}",
+        f"#SBATCH --output={sbatch_quote(str(files.log(model.name)))}",
+        f"#SBATCH --chdir={sbatch_quote(str(files.workdir))}",
         f"#SBATCH --time={format_time(seconds)}",
         # B: only the batch shell (medsweep, by exec) gets the warning: it stops the eval, which commits.
         f"#SBATCH --signal=B:TERM@{slurm.grace}",
@@ -84,7 +103,7 @@ def render(plan: SweepPlan, sweep: str, model: PlannedModel, shape: JobShape, fi
     for key in ("partition", "account", "qos"):
         value = getattr(slurm, key)
         if value:
-            head.append(f"#SBATCH --{key}={value}")
+            head.append(f"#SBATCH --{key}={sbatch_quote(value)}")
     head += [f"#SBATCH {option}" for option in slurm.extra_sbatch]
     body = ["", "set -e"]
     if slurm.setup:

@@ -42,6 +42,10 @@ OWN_OPTIONS = {
 }
 
 
+# A partition, account or QOS name: printable, no whitespace (sbatch(1) names never hold any).
+_NAME = re.compile(r"[^\s\x00-\x1f\x7f]+")
+
+
 def parse_time(text: str) -> int:
     """Seconds of a Slurm time string; ValueError naming the accepted forms."""
     m = _TIME.match(text.strip())
@@ -102,13 +106,22 @@ class SlurmSettings(BaseModel):
     def _time(cls, value: str | None) -> str | None:
         return check_time(value)
 
+    @field_validator("partition", "account", "qos")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        # Written into an #SBATCH line: a line break would end the header and run the rest as shell.
+        if value is not None and not _NAME.fullmatch(value):
+            what = "a line break" if any(c in value for c in "\r\n") else "a space or control character"
+            raise ValueError(f'{value!r} holds {what}; give one Slurm name, e.g. "gpu"')
+        return value
+
     @field_validator("extra_sbatch")
     @classmethod
     def _extra(cls, lines: tuple[str, ...]) -> tuple[str, ...]:
         out = []
         for i, line in enumerate(lines):
             option = line.strip().removeprefix("#SBATCH").strip()
-            if not option.startswith("-") or "\n" in option:
+            if not option.startswith("-") or "\n" in option or "\r" in option:
                 raise ValueError(
                     f'entry {i} ({line!r}) is not one sbatch option; write e.g. "--constraint=a100"'
                 )
@@ -122,6 +135,6 @@ class SlurmSettings(BaseModel):
     @classmethod
     def _setup(cls, lines: tuple[str, ...]) -> tuple[str, ...]:
         for i, line in enumerate(lines):
-            if "\n" in line:
+            if "\n" in line or "\r" in line:
                 raise ValueError(f"entry {i} holds a line break; give one shell line per entry")
         return lines
