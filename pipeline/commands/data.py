@@ -89,16 +89,48 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from pipeline.datasets.published import LABEL, metric_column
+    from pipeline.datasets.versions import identify
     from pipeline.tasks import check_data, default_data_dir, task_names
+    from pipeline.tasks.prompts import load_prompts
+    from pipeline.tasks.scores import paper_metrics
 
     if args.data_dir is None:
         args.data_dir = default_data_dir()
     checks = [check_data(name, args.data_dir) for name in task_names()]
+    found = {
+        c.task: identify(c.task, c.path, c.rows, load_prompts(c.task).data.sha256)
+        for c in checks
+        if c.state == "ok"
+    }
+
+    def columns(task: str) -> list[str]:
+        if not found[task].comparable:
+            return []
+        return [metric_column(task, metric) for metric in paper_metrics(task)]
+
     if args.json:
         payload = {
             "data_dir": str(args.data_dir),
+            "published": LABEL,
             "tasks": {
-                c.task: {"path": str(c.path), "state": c.state, "rows": c.rows, "reason": c.reason}
+                c.task: {
+                    "path": str(c.path),
+                    "state": c.state,
+                    "rows": c.rows,
+                    "reason": c.reason,
+                    **(
+                        {
+                            "version": found[c.task].version,
+                            "identified_by": found[c.task].by,
+                            "comparable": found[c.task].comparable,
+                            "published": columns(c.task),
+                            "note": found[c.task].note,
+                        }
+                        if c.task in found
+                        else {}
+                    ),
+                }
                 for c in checks
             },
         }
@@ -108,6 +140,12 @@ def _check(args: argparse.Namespace) -> int:
         for c in checks:
             detail = f"{c.rows} rows" if c.state == "ok" else c.reason
             print(f"  {c.task:<12} {c.state:<10} {c.path}  {detail}")
+            if c.task not in found:
+                continue
+            print(f"  {'':<12} version: {found[c.task].describe()}")
+            published = columns(c.task)
+            compare = f"{LABEL}: {', '.join(published)}" if published else "no published numbers"
+            print(f"  {'':<12} compare with: {compare}")
     return 0 if all(c.state == "ok" for c in checks) else 1
 
 

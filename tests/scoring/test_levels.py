@@ -1,5 +1,6 @@
 """The Level formula reproduces the published CLUE v3 Level-1/Level-2 values from the published
-per-metric numbers (tests/data/clue_v3_results.csv, transcribed from clue-spec.md §3)."""
+per-metric numbers (pipeline/scoring/clue_v3_results.csv, transcribed from clue-spec.md §3; the report reads
+the same file to put the published numbers beside a run's)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ import csv
 
 import pytest
 
+from pipeline.datasets.published import RESULTS
 from pipeline.scoring import level_scores
 from pipeline.tasks.scores import paper_metrics
-from tests.support.paths import TEST_DATA
 
-_DATA = TEST_DATA / "clue_v3_results.csv"
+_DATA = RESULTS
 _TASKS = ("mednli", "meqsum", "probsum", "medisumqa", "medisumcode", "longhealth")
 
 

@@ -7,6 +7,7 @@ import hashlib
 import json
 import shutil
 import threading
+import zipfile
 from collections.abc import Iterator
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -101,3 +102,83 @@ def test_fetch_reports_http_errors(
     url, _ = mirror
     assert main(["data", "fetch", "--data-dir", str(tmp_path / "d"), "--mirror", url]) == 2
     assert "answered HTTP 404" in capsys.readouterr().err
+
+
+def _medisumqa(folder: Path, rows: int) -> None:
+    """A SYNTHETIC MeDiSumQA file of ``rows`` pairs (made-up letters; only its shape matters here)."""
+    path = folder / "medisumqa" / "MeDiSumQA.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"discharge_summary": "SYNTHETIC letter.", "Question": "Why?", "Answer": "Because."}
+    path.write_text(json.dumps([{**record, "note_id": f"s{i}"} for i in range(rows)]))
+
+
+def _versions(folder: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, dict[str, object]]:
+    main(["data", "check", "--data-dir", str(folder), "--json"])
+    tasks: dict[str, dict[str, object]] = json.loads(capsys.readouterr().out)["tasks"]
+    return tasks
+
+
+def test_check_names_the_medisumqa_version_by_shape(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _medisumqa(tmp_path / "generated", 500)
+    _medisumqa(tmp_path / "released", 416)
+    _medisumqa(tmp_path / "subset", 37)
+    generated = _versions(tmp_path / "generated", capsys)["medisumqa"]
+    assert generated["version"] == "MeDiSumQA as the paper generated it (500 pairs)"
+    assert generated["identified_by"] == "shape" and generated["comparable"] is True
+    assert generated["published"] == [
+        "medisumqa_rougeL",
+        "medisumqa_rouge1",
+        "medisumqa_rouge2",
+        "medisumqa_bertscore_f1",
+        "medisumqa_umls_f1",
+    ]
+    released = _versions(tmp_path / "released", capsys)["medisumqa"]
+    assert "416 curated pairs" in str(released["version"]) and released["comparable"] is False
+    assert released["published"] == [] and "not comparable" in str(released["note"])
+    subset = _versions(tmp_path / "subset", capsys)["medisumqa"]
+    assert subset["identified_by"] == "" and "unknown version (37 rows; known: 500, 416)" in str(
+        subset["version"]
+    )
+    # The text form: one line for the version, one for what it can be compared with.
+    assert main(["data", "check", "--data-dir", str(tmp_path / "generated")]) == 1  # other tasks missing
+    out = capsys.readouterr().out
+    assert "version: MeDiSumQA as the paper generated it (500 pairs) (by shape)" in out
+    assert "compare with: CLUE v3" in out and "medisumqa_umls_f1" in out
+
+
+@pytest.mark.skipif(not REAL_MEQSUM.is_file(), reason="real MeQSum file not present")
+def test_check_names_meqsum_by_checksum(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "real" / "meqsum").mkdir(parents=True)
+    shutil.copy(REAL_MEQSUM, tmp_path / "real" / "meqsum" / MEQSUM)
+    real = _versions(tmp_path / "real", capsys)["meqsum"]
+    assert real["identified_by"] == "sha256" and real["comparable"] is True
+    assert str(real["version"]).startswith("MeQSum (abachaa/MeQSum at 51e36cf")
+    # The same 1,000 rows in another file (the workbook's parts zipped again): the shape, not the file.
+    (tmp_path / "copy" / "meqsum").mkdir(parents=True)
+    with (
+        zipfile.ZipFile(REAL_MEQSUM) as original,
+        zipfile.ZipFile(tmp_path / "copy" / "meqsum" / MEQSUM, "w", zipfile.ZIP_STORED) as copy_zip,
+    ):
+        for part in original.infolist():
+            copy_zip.writestr(part.filename, original.read(part))
+    copy = _versions(tmp_path / "copy", capsys)["meqsum"]
+    assert copy["comparable"] is False and "1000 rows like MeQSum" in str(copy["version"])
+    assert "is not its abedd939d501" in str(copy["version"])
+
+
+def test_check_names_a_built_medisumcode_and_the_demo_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.support.mimic import write_mimic
+
+    discharge, diagnoses = write_mimic(tmp_path / "mimic", notes=600)
+    argv = ["data", "build", "medisumcode", "--discharge", str(discharge), "--diagnoses", str(diagnoses)]
+    assert main([*argv, "--data-dir", str(tmp_path / "data")]) == 0
+    capsys.readouterr()
+    built = _versions(tmp_path / "data", capsys)["medisumcode"]
+    assert built["rows"] == 500 and built["identified_by"] == "shape" and built["comparable"] is True
+    assert built["published"] == ["medisumcode_icd_em_f1", "medisumcode_icd_ap_f1", "medisumcode_icd_valid"]
+    demo = _versions(DEMO, capsys)["mednli"]
+    assert demo["version"] == "synthetic demo data (demo_data/)" and demo["comparable"] is False
