@@ -82,7 +82,7 @@ def score_tasks(store: Store, model: str, variant: str, tasks: Sequence[str]) ->
 def print_summary(summaries: Sequence[TaskSummary], model: str, out: Path, *, console: Console) -> None:
     """One row per task (LongHealth: per sub-task): the paper's metrics, format adherence, lenient score.
     Labels and their order are the metric declarations' (``pipeline/scoring/metrics.toml``)."""
-    from pipeline.scoring.metrics import FORMAT_ADHERENCE, declared, paper_use
+    from pipeline.scoring.metrics import FORMAT_ADHERENCE, LENIENT, declared, paper_use
 
     # The metrics column holds those the paper reports (for any task; MedQA's accuracy too).
     labels = {name: m.label for name, m in declared().items() if paper_use(name)}
@@ -97,7 +97,7 @@ def print_summary(summaries: Sequence[TaskSummary], model: str, out: Path, *, co
         paper = "  ".join(
             f"{label} {s.metrics[key]:.1f}" for key, label in labels.items() if key in s.metrics
         )
-        lenient = next((v for k, v in s.metrics.items() if k.endswith("_lenient")), None)
+        lenient = next((v for k, v in s.metrics.items() if k.endswith(LENIENT)), None)
         table.add_row(
             s.task + (f"/{s.subtask}" if s.subtask else ""),
             str(s.n),

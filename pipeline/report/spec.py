@@ -7,11 +7,12 @@ from collections.abc import Mapping
 
 from pipeline import scoring
 from pipeline.errors import DataError
-from pipeline.scoring.settings import clue_settings
+from pipeline.scoring.levels import LEVELS, level_tasks
+from pipeline.scoring.metrics import subtask_metric
 from pipeline.scoring.types import LevelScores
 from pipeline.tasks import scores
 
-LEVELS = (1, 2)
+__all__ = ["LEVELS", "item_metrics", "level_key", "level_scores", "level_tasks"]
 
 
 def item_metrics(task: str) -> tuple[str, ...] | None:
@@ -23,13 +24,9 @@ def item_metrics(task: str) -> tuple[str, ...] | None:
         return None
 
 
-def level_tasks(level: int) -> tuple[str, ...]:
-    return tuple(clue_settings().levels.get(f"level{level}", ()))
-
-
 def level_key(subtask: str, metric: str) -> str:
     """How ``level_scores`` names a sub-task's metric (LongHealth: ``task1_accuracy``)."""
-    return f"{subtask}_{metric}" if subtask else metric
+    return subtask_metric(subtask, metric)
 
 
 def level_scores(task_metrics: Mapping[str, Mapping[str, float]]) -> LevelScores:

@@ -18,23 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.scoring.icd import f1
+from pipeline.scoring.settings import BERTSCORE as BERTSCORE
+from pipeline.scoring.settings import UMLS as UMLS
 from pipeline.scoring.settings import BertScoreSetting, clue_settings
 from pipeline.scoring.types import ScoredItem
 
-BERTSCORE = "bertscore_f1"
-UMLS = "umls_f1"
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
 def extra_metrics(task: str) -> tuple[str, ...]:
-    """The optional metrics the paper reports for ``task``."""
-    settings = clue_settings()
-    names: list[str] = []
-    if task in settings.bertscore:
-        names.append(BERTSCORE)
-    if task in settings.umls_tasks:
-        names.append(UMLS)
-    return tuple(names)
+    """The optional metrics the paper reports for ``task`` (``clue.toml [paper_metrics]``)."""
+    reported = clue_settings().paper_metrics.get(task, ())
+    return tuple(name for name in (BERTSCORE, UMLS) if name in reported)
 
 
 TextPairs = Callable[[], tuple[Sequence[str], Sequence[str]]]

@@ -11,6 +11,13 @@ from collections.abc import Mapping
 from pipeline.scoring.settings import clue_settings
 from pipeline.scoring.types import LevelScores
 
+LEVELS = (1, 2)  # the paper's Level-1 and Level-2 (``clue.toml [levels]`` level1, level2)
+
+
+def level_tasks(level: int) -> tuple[str, ...]:
+    """The tasks Level ``level`` averages (``clue.toml [levels]``)."""
+    return tuple(clue_settings().levels.get(f"level{level}", ()))
+
 
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
@@ -43,11 +50,10 @@ def level_scores(task_metrics: Mapping[str, Mapping[str, float]]) -> LevelScores
     """Level-1 and Level-2 from per-task metric means keyed by task and ``clue.toml [paper_metrics]`` name
     (LongHealth: ``task1_accuracy``, ``task2_accuracy``, ``task3_accuracy``). A level is ``None`` unless
     every metric it averages is present; the ``*_partial`` values average what is present."""
-    levels = clue_settings().levels
     used: dict[str, tuple[str, ...]] = {}
     missing: list[str] = []
-    level1, level1_partial = _level(levels["level1"], task_metrics, used, missing)
-    level2, level2_partial = _level(levels["level2"], task_metrics, used, missing)
+    level1, level1_partial = _level(level_tasks(1), task_metrics, used, missing)
+    level2, level2_partial = _level(level_tasks(2), task_metrics, used, missing)
     return LevelScores(
         level1=level1,
         level2=level2,

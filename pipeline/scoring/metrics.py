@@ -75,6 +75,11 @@ def declared() -> dict[str, Metric]:
     return out
 
 
+def subtask_metric(subtask: str, name: str) -> str:
+    """How a sub-task's mean of ``name`` is named (LongHealth: ``task1_accuracy``); ``name`` without one."""
+    return f"{subtask}_{name}" if subtask else name
+
+
 def find(name: str) -> Metric | None:
     """The declaration of ``name``, its lenient reading (``<name>_lenient``) or a sub-task's
     (``<subtask>_<name>``, LongHealth's ``task1_accuracy``); None when nothing declares it."""

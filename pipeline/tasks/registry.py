@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.errors import ConfigError
+from pipeline.scoring.extras import BERTSCORE, UMLS, extra_metrics
 from pipeline.scoring.metrics import find
 from pipeline.scoring.settings import clue_settings
 from pipeline.scoring.types import ScoredItem
@@ -44,7 +45,7 @@ class TaskDef:
     clean: Callable[[str], str] | None = None  # output clean-up before any parsing (v3's)
     structured: Callable[[str], str] | None = None  # a JSON answer -> the text ``score`` parses
     text_pair: TextPair | None = None  # for BERTScore (a task clue.toml gives a BERTScore model)
-    umls_pair: TextPair | None = None  # for UMLS-F1 (a task clue.toml lists under [umls])
+    umls_pair: TextPair | None = None  # for UMLS-F1 (a task whose clue.toml [paper_metrics] has umls_f1)
     reference: str = ""  # what ``medsweep score`` takes as the reference (docs, errors)
 
     @property
@@ -70,15 +71,23 @@ def register(task: TaskDef) -> TaskDef:
     if getattr(task.requests, "name", None) != task.name:
         raise ConfigError(f"{where}: its requests are named {getattr(task.requests, 'name', None)!r}")
     for name in (*task.metrics, *task.per_item_metrics):
-        if find(name) is None:
+        declared = find(name)
+        if declared is None:
             raise ConfigError(
                 f"{where} reports metric {name!r}, which is not declared; add its table to "
                 "pipeline/scoring/metrics.toml"
             )
-    settings = clue_settings()
-    if task.name in settings.bertscore and task.text_pair is None:
+        # The task score of the report and the Levels average these: mixed directions make a meaningless mean.
+        if not declared.higher_is_better:
+            raise ConfigError(
+                f"{where} reports metric {name!r}, declared lower-is-better; TaskDef.metrics are averaged "
+                "into task and Level scores, so they must be higher-is-better (a scorer may still write it "
+                "per item)"
+            )
+    optional = extra_metrics(task.name)
+    if BERTSCORE in optional and task.text_pair is None:
         raise ConfigError(f"{where}: clue.toml gives it a BERTScore model, but it has no text_pair")
-    if task.name in settings.umls_tasks and task.umls_pair is None:
+    if UMLS in optional and task.umls_pair is None:
         raise ConfigError(f"{where}: clue.toml lists it for UMLS-F1, but it has no umls_pair")
     if task.name in _registry:
         raise ConfigError(f"{where} is registered twice; task names are unique")

@@ -17,7 +17,7 @@ from typing import Any
 from pipeline.errors import DataError
 from pipeline.scoring import extras
 from pipeline.scoring.means import mean_metrics
-from pipeline.scoring.metrics import FORMAT_ADHERENCE
+from pipeline.scoring.metrics import FORMAT_ADHERENCE, subtask_metric
 from pipeline.scoring.types import ScoredItem, TaskScore
 from pipeline.tasks.registry import TaskDef, TextPair, get_def, task_names
 
@@ -122,7 +122,7 @@ def aggregate_by_subtask(task: str, groups: Mapping[str, Sequence[ScoredItem]]) 
     for subtask in sorted(groups):
         items = groups[subtask]
         part = aggregate(task, items)
-        metrics |= {f"{subtask}_{name}": value for name, value in part.metrics.items()}
+        metrics |= {subtask_metric(subtask, name): value for name, value in part.metrics.items()}
         notes.extend(f"{subtask}: {note}" for note in part.notes)
         n += part.n
         valid += sum(item.strict_valid for item in items)
@@ -131,10 +131,10 @@ def aggregate_by_subtask(task: str, groups: Mapping[str, Sequence[ScoredItem]]) 
     missing = tuple(name for name in paper_metrics(task) if name not in metrics)
     if not spec.subtasks:
         missing = tuple(
-            f"{subtask}_{name}"
+            subtask_metric(subtask, name)
             for subtask in sorted(groups)
             for name in item_metrics(task)
-            if f"{subtask}_{name}" not in metrics
+            if subtask_metric(subtask, name) not in metrics
         )
     return TaskScore(n=n, metrics=metrics, missing=missing, notes=tuple(notes))
 

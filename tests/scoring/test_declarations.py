@@ -105,3 +105,23 @@ def test_a_malformed_declaration_is_one_line_naming_the_file_and_field(
     with pytest.raises(ConfigError, match=r"pipeline/scoring/metrics.toml: " + message) as caught:
         metrics.declared()
     assert "\n" not in str(caught.value)
+
+
+def test_which_tasks_get_bertscore_is_said_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.scoring import extras, settings
+
+    real = Path(settings.__file__).with_name("clue.toml").read_text(encoding="utf-8")
+    assert extras.extra_metrics("probsum") == ("bertscore_f1", "umls_f1")
+    assert extras.extra_metrics("meqsum") == ("bertscore_f1",)
+    assert extras.extra_metrics("mednli") == extras.extra_metrics("medqa") == ()
+    without = real.replace('[bertscore.meqsum]\nmodel = "allenai/scibert_scivocab_uncased"\nlayer = 8\n', "")
+    assert without != real
+    (tmp_path / "clue.toml").write_text(without, encoding="utf-8")
+    monkeypatch.setattr(settings.resources, "files", lambda package: tmp_path)
+    settings.clue_settings.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match=r"clue.toml: meqsum has no \[bertscore.meqsum\] table"):
+            settings.clue_settings()
+    finally:
+        monkeypatch.undo()
+        settings.clue_settings.cache_clear()

@@ -90,3 +90,16 @@ def test_every_metric_a_scorer_writes_is_declared_and_in_its_scale() -> None:
             declared = find(name)
             assert declared is not None, f"{task} writes undeclared metric {name}"
             assert declared.in_scale(value), f"{task}: {name} = {value} outside {declared.scale}"
+
+
+def test_a_task_cannot_average_a_lower_is_better_metric_into_its_score(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pipeline.scoring import metrics
+
+    declared = dict(metrics.declared())
+    declared["no_answer"] = metrics.Metric("no_answer", "no-ans%", "no answer given", "lower", (0.0, 100.0))
+    monkeypatch.setattr(metrics, "declared", lambda: declared)
+    with pytest.raises(ConfigError, match=r"reports metric 'no_answer', declared lower-is-better; "):
+        register(_def(metrics=("accuracy", "no_answer")))
+    assert "probe" not in task_names()
