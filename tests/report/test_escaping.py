@@ -77,7 +77,8 @@ def _hostile_store(out: Path) -> None:
 def _page(tmp_path: Path) -> tuple[str, _Page]:
     out = tmp_path / "run"
     _hostile_store(out)
-    assert main(["report", "--out", str(out), "--pair", "bio-7b=base-7b", "--format", "html", "--samples"]) == 0
+    flags = ["--pair", "bio-7b=base-7b", "--format", "html", "--samples"]
+    assert main(["report", "--out", str(out), *flags]) == 0
     html = (out / "report" / "report.html").read_text()
     page = _Page()
     page.feed(html)
