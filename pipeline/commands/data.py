@@ -1,19 +1,15 @@
-"""`medsweep data check` (which datasets are present and load), `medsweep data fetch` (download the public
-ones: MeQSum and LongHealth) and `medsweep data build medisumcode` (MeDiSumCode from MIMIC-IV, as the paper's
-generator builds it)."""
+"""`medsweep data check` (which datasets are present, load, and which version each is), `medsweep data fetch`
+(download the public ones: MeQSum, LongHealth and MedQA) and `medsweep data build medisumcode` (MeDiSumCode
+from MIMIC-IV, as the paper's generator builds it)."""
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
-import tempfile
+import sys
 from pathlib import Path
 from typing import Any
-
-MIRROR_ENV = "MEDSWEEP_DATA_MIRROR"
-"""A base URL laid out like a data dir (``<mirror>/<task>/<file>``) to fetch from instead of the sources."""
 
 _FETCH_DEFAULT_DIR = Path("data")
 
@@ -27,12 +23,13 @@ def register(sub: Any) -> None:
     check.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     check.set_defaults(handler=_check)
 
-    fetch = actions.add_parser("fetch", help="download the public datasets (MeQSum, LongHealth)")
+    fetch = actions.add_parser("fetch", help="download the public datasets (MeQSum, LongHealth, MedQA)")
     fetch.add_argument("--data-dir", type=Path, default=_FETCH_DEFAULT_DIR, help="default: data")
     fetch.add_argument(
         "--mirror",
-        default=os.environ.get(MIRROR_ENV, ""),
-        help=f"fetch <mirror>/<task>/<file> instead of the public sources (env {MIRROR_ENV})",
+        default=os.environ.get("MEDSWEEP_DATA_MIRROR", ""),
+        help="fetch <mirror>/<task>/<file> instead of the public sources, e.g. an internal mirror or a test "
+        "server (env MEDSWEEP_DATA_MIRROR)",
     )
     fetch.add_argument("--force", action="store_true", help="download again even if the file is there")
     fetch.set_defaults(handler=_fetch)
@@ -149,76 +146,15 @@ def _check(args: argparse.Namespace) -> int:
     return 0 if all(c.state == "ok" for c in checks) else 1
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def download(url: str, target: Path, expected_sha256: str) -> str:
-    """Stream ``url`` into a temporary file next to ``target``, check its sha256 when one is pinned, then
-    move it into place (atomic: a failed download never leaves a partial file). Returns the sha256."""
-    import httpx
-
-    from pipeline.errors import DataError
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    tmp = Path(tmp_name)
-    try:
-        digest = hashlib.sha256()
-        with os.fdopen(handle, "wb") as out:
-            try:
-                with httpx.stream("GET", url, follow_redirects=True, timeout=60.0) as response:
-                    if response.status_code != 200:
-                        raise DataError(
-                            f"GET {url} answered HTTP {response.status_code}; check the URL or mirror"
-                        )
-                    for chunk in response.iter_bytes():
-                        digest.update(chunk)
-                        out.write(chunk)
-            except httpx.HTTPError as exc:
-                raise DataError(
-                    f"cannot download {url} ({type(exc).__name__}: {exc}); check the network"
-                ) from None
-        actual = digest.hexdigest()
-        if expected_sha256 and actual != expected_sha256:
-            raise DataError(
-                f"{url}: sha256 {actual} does not match the pinned {expected_sha256}; "
-                "the source changed or the download is corrupt, so the file was not saved"
-            )
-        os.replace(tmp, target)
-        return actual
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _fetch(args: argparse.Namespace) -> int:
-    from pipeline.tasks import get_task, task_names
-    from pipeline.tasks.prompts import load_prompts
+    from pipeline.datasets.fetch import fetch, public_tasks
+    from pipeline.errors import MedsweepError
 
-    for name in task_names():
-        source = load_prompts(name).data
-        if source.access != "public" or not source.url:
-            continue
-        target = get_task(name).data_path(args.data_dir)
-        if target.is_file() and not args.force:
-            if not source.sha256:
-                print(f"{name}: {target} is already there (no checksum pinned; --force downloads it again)")
-                continue
-            if _sha256(target) == source.sha256:
-                print(f"{name}: {target} is already there (sha256 verified)")
-                continue
-            print(f"{name}: {target} does not match the pinned sha256; downloading it again")
-        url = f"{args.mirror.rstrip('/')}/{name}/{source.file}" if args.mirror else source.url
-        actual = download(url, target, source.sha256)
-        if source.sha256:
-            print(f"{name}: {url} -> {target} (sha256 {actual} verified)")
-        else:
-            print(
-                f"{name}: {url} -> {target} (sha256 {actual}; no checksum is pinned yet for this file, "
-                f"so it was not verified)"
-            )
-    return 0
+    failed = 0
+    for name in public_tasks():
+        try:  # one dataset's failure is its own line; the others are still fetched
+            print(f"{name}: {fetch(name, args.data_dir, args.mirror, args.force).message}")
+        except MedsweepError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failed += 1
+    return 2 if failed else 0

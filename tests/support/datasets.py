@@ -38,3 +38,29 @@ def long_probsum(data: Path, words: int = LETTER_WORDS) -> str:
         writer.writerow(["File ID", "Subjectives", "Objectives", "Assessment", "Summary"])
         writer.writerows(rows)
     return "FINAL-WORDS-OF-THE-LETTER"
+
+
+def write_longhealth_full(folder: Path, template: Path) -> Path:
+    """A SYNTHETIC LongHealth file of the real shape (20 patients x 20 questions), made by repeating the
+    synthetic demo patient in ``template``; returns the file."""
+    demo = json.loads(template.read_text())
+    patient = next(iter(demo.values()))
+    questions = [{**patient["questions"][i % len(patient["questions"])], "No": i + 1} for i in range(20)]
+    data = {f"patient_{p:02d}": {**patient, "questions": questions} for p in range(1, 21)}
+    path = folder / "longhealth" / "benchmark_v5.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+    return path
+
+
+def write_medqa_full(folder: Path, template: Path, rows: int = 1273) -> Path:
+    """A SYNTHETIC MedQA test file of ``rows`` questions (the real split has 1,273), made by repeating the
+    synthetic demo questions in ``template``; returns the file."""
+    lines = template.read_text().splitlines()
+    path = folder / "medqa" / "test.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        for i in range(rows):
+            record = json.loads(lines[i % len(lines)])
+            handle.write(json.dumps({**record, "question": f"({i}) {record['question']}"}) + "\n")
+    return path

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
+from tests.support.datasets import write_longhealth_full, write_medqa_full
 from tests.support.paths import DEMO_DATA_DIR as DEMO
 from tests.support.paths import REAL_MEQSUM
 
@@ -65,19 +66,45 @@ def test_fetch_verifies_and_writes(
 ) -> None:
     url, root = mirror
     _serve(root, "meqsum", MEQSUM, REAL_MEQSUM.read_bytes())
-    longhealth = (DEMO / "longhealth" / "benchmark_v5.json").read_bytes()
+    # LongHealth and MedQA: synthetic files of the real shapes (20 x 20 questions, 1,273 questions).
+    longhealth = write_longhealth_full(
+        tmp_path / "src", DEMO / "longhealth" / "benchmark_v5.json"
+    ).read_bytes()
+    medqa = write_medqa_full(tmp_path / "src", DEMO / "medqa" / "test.jsonl").read_bytes()
     _serve(root, "longhealth", "benchmark_v5.json", longhealth)
+    _serve(root, "medqa", "test.jsonl", medqa)
     out_dir = tmp_path / "data"
     assert main(["data", "fetch", "--data-dir", str(out_dir), "--mirror", url]) == 0
     printed = capsys.readouterr().out
-    assert "sha256 abedd939" in printed and "verified" in printed
+    assert "sha256 abedd939" in printed and "verified; MeQSum (abachaa/MeQSum at 51e36cf" in printed
     assert hashlib.sha256(longhealth).hexdigest() in printed and "no checksum is pinned" in printed
+    assert "LongHealth benchmark_v5 (20 patients x 20 questions) (by shape)" in printed
+    assert hashlib.sha256(medqa).hexdigest() in printed and "1,273 questions) (by shape)" in printed
     assert (out_dir / "meqsum" / MEQSUM).read_bytes() == REAL_MEQSUM.read_bytes()
     assert (out_dir / "longhealth" / "benchmark_v5.json").read_bytes() == longhealth
-    # A second run finds both files and downloads nothing.
+    assert (out_dir / "medqa" / "test.jsonl").read_bytes() == medqa
+    assert sorted(p.name for p in out_dir.iterdir()) == ["longhealth", "medqa", "meqsum"]  # no staging left
+    # A second run finds the files and downloads nothing.
     shutil.rmtree(root)
     assert main(["data", "fetch", "--data-dir", str(out_dir), "--mirror", url]) == 0
-    assert "already there" in capsys.readouterr().out
+    assert capsys.readouterr().out.count("already there") == 3
+
+
+def test_fetch_refuses_a_file_of_an_unknown_shape(
+    mirror: tuple[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file with no pinned checksum is kept only if it is a known version: 1,000 MedQA questions are not."""
+    url, root = mirror
+    medqa = write_medqa_full(tmp_path / "src", DEMO / "medqa" / "test.jsonl", rows=1000).read_bytes()
+    _serve(root, "medqa", "test.jsonl", medqa)
+    out_dir = tmp_path / "data"
+    assert main(["data", "fetch", "--data-dir", str(out_dir), "--mirror", url]) == 2
+    lines = capsys.readouterr().err.splitlines()  # one line per dataset: the other two are not served
+    assert [line for line in lines if "medqa" in line] == [
+        f"error: {url}/medqa/test.jsonl: unknown version (1000 rows; known: 1273), not the expected dataset; "
+        "the file was not saved"
+    ]
+    assert [p.name for p in out_dir.iterdir()] == []  # nothing kept, no staging folder left
 
 
 def test_fetch_rejects_a_checksum_mismatch(
@@ -91,9 +118,9 @@ def test_fetch_rejects_a_checksum_mismatch(
     monkeypatch.setenv("MEDSWEEP_DATA_MIRROR", url)
     out_dir = tmp_path / "data"
     assert main(["data", "fetch", "--data-dir", str(out_dir)]) == 2
-    assert "does not match the pinned abedd939" in capsys.readouterr().err
-    assert not (out_dir / "meqsum" / MEQSUM).exists()
-    assert list((out_dir / "meqsum").iterdir()) == []  # no partial file left
+    meqsum = [line for line in capsys.readouterr().err.splitlines() if "/meqsum/" in line]
+    assert len(meqsum) == 1 and "does not match the pinned abedd939" in meqsum[0]  # one line
+    assert list(out_dir.rglob("*")) == []  # no partial file, no staging folder left
 
 
 def test_fetch_reports_http_errors(
