@@ -5,6 +5,7 @@ Installed by ``install(bin_dir)`` as ``bin_dir/vllm`` (put first on PATH; sbatch
 Each start appends one JSON line to ``$FAKE_VLLM_RECORD``: its argv, the GPUs it was given
 (``CUDA_VISIBLE_DEVICES``), the Slurm job id and its pid (the fake server keeps the pid: exec). Extra
 fake-server flags per served model (``--hold``, ``--delay``) come from the JSON file ``$FAKE_VLLM_EXTRA``.
+Like vLLM, it requires the key in ``$VLLM_API_KEY`` when that is set.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ def main(argv: list[str]) -> None:
     extra: list[str] = []
     if os.environ.get("FAKE_VLLM_EXTRA"):
         extra = json.loads(Path(os.environ["FAKE_VLLM_EXTRA"]).read_text()).get(args.served_model_name, [])
+    if os.environ.get("VLLM_API_KEY"):
+        extra += ["--api-key", os.environ["VLLM_API_KEY"]]
     os.environ["PYTHONPATH"] = str(FAKESERVER.parents[2])
     server = [sys.executable, str(FAKESERVER), "--model", args.served_model_name, "--host", args.host,
               "--port", str(args.port), "--max-model-len", args.max_model_len, *extra]  # fmt: skip
