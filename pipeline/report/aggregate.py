@@ -110,10 +110,11 @@ def task_metric_table(long: pl.DataFrame, seed: int) -> pl.DataFrame:
 
 def used_metrics(task: str, available: set[str]) -> tuple[list[str], list[str]]:
     """(used, missing): the paper's metrics for ``task`` found in ``available``, and those not found.
-    A task the metric table does not know uses every metric it has."""
+    A task the registry does not know uses every metric it has but those declared lower-is-better (a mean
+    of both directions would mean nothing)."""
     reported = spec.item_metrics(task)
     if reported is None:
-        return sorted(available), []
+        return sorted(m for m in available if spec.higher_is_better(m)), []
     return [m for m in reported if m in available], [m for m in reported if m not in available]
 
 

@@ -8,11 +8,11 @@ from collections.abc import Mapping
 from pipeline import scoring
 from pipeline.errors import DataError
 from pipeline.scoring.levels import LEVELS, level_tasks
-from pipeline.scoring.metrics import subtask_metric
+from pipeline.scoring.metrics import find, subtask_metric
 from pipeline.scoring.types import LevelScores
 from pipeline.tasks import scores
 
-__all__ = ["LEVELS", "item_metrics", "level_key", "level_scores", "level_tasks"]
+__all__ = ["LEVELS", "higher_is_better", "item_metrics", "level_key", "level_scores", "level_tasks"]
 
 
 def item_metrics(task: str) -> tuple[str, ...] | None:
@@ -22,6 +22,13 @@ def item_metrics(task: str) -> tuple[str, ...] | None:
         return tuple(scores.item_metrics(task))
     except DataError:
         return None
+
+
+def higher_is_better(metric: str) -> bool:
+    """The metric's declared direction (``pipeline/scoring/metrics.toml``); an undeclared one (from a store
+    written by another version) counts as higher-is-better, as every paper metric is."""
+    declared = find(metric)
+    return declared is None or declared.higher_is_better
 
 
 def level_key(subtask: str, metric: str) -> str:

@@ -3,7 +3,9 @@
 metric, and the Levels) stay in ``clue.toml``; ``paper_use`` joins the two.
 
 Adding a metric is its table in ``metrics.toml``, the function that computes it (a scorer puts it in
-``ScoredItem.metrics``) and a test; the eval summary, the report and ``register`` read the declaration."""
+``ScoredItem.metrics``) and a test. The eval summary takes its labels and column order from here,
+``register`` refuses an undeclared metric (and a lower-is-better one among the averaged ``TaskDef.metrics``),
+and the report reads the direction (``pipeline.report.spec``)."""
 
 from __future__ import annotations
 

@@ -216,3 +216,18 @@ def test_seed_makes_the_report_reproducible(tmp_path: Path) -> None:
     first = build_report([tmp_path / "run"], pair_flags=PAIR, seed=5, servers_dir=tmp_path / "x")
     again = build_report([tmp_path / "run"], pair_flags=PAIR, seed=5, servers_dir=tmp_path / "x")
     assert first.paired.equals(again.paired) and first.task_metrics.equals(again.task_metrics)
+
+
+def test_a_task_the_registry_does_not_know_averages_no_lower_is_better_metric(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pipeline.report.aggregate import used_metrics
+    from pipeline.scoring import metrics
+
+    available = {"accuracy", "accuracy_lenient", "no_answer", "made_up"}
+    assert used_metrics("retired-task", available) == (sorted(available), [])
+    declared = dict(metrics.declared())
+    declared["no_answer"] = metrics.Metric("no_answer", "no-ans%", "no answer given", "lower", (0.0, 100.0))
+    monkeypatch.setattr(metrics, "declared", lambda: declared)
+    assert used_metrics("retired-task", available) == (["accuracy", "accuracy_lenient", "made_up"], [])
+    assert used_metrics("mednli", available) == (["accuracy"], [])
