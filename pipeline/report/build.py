@@ -12,6 +12,7 @@ import polars as pl
 from pipeline.errors import ConfigError
 from pipeline.paths import DEMO_DATA_DIR
 from pipeline.report import aggregate, compare
+from pipeline.report import published as paper_numbers
 from pipeline.report.compat import find_mismatches, run_settings
 from pipeline.report.load import item_records, load_stores
 from pipeline.report.pairs import Pair, all_pairs, resolve_pairs
@@ -33,6 +34,8 @@ class Report:
     format_paired: pl.DataFrame
     pairs: list[Pair]
     roles: dict[str, str]
+    # The paper's numbers beside the run's (pipeline/report/published.py): one row per published figure.
+    published: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=paper_numbers.SCHEMA))
     summary: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -83,22 +86,26 @@ def build_report(
     notes += _check_settings(data.results, data.runs, items, pairs, allow_mixed)
     long = aggregate.metric_long(items)
     task_metrics = aggregate.task_metric_table(long, seed)
+    levels = aggregate.level_table(task_metrics)
     report = Report(
         stores=data.stores,
         seed=seed,
         runs=data.runs,
         items=items,
         task_metrics=task_metrics,
-        levels=aggregate.level_table(task_metrics),
+        levels=levels,
         adherence=aggregate.adherence_table(items, seed),
         failures=aggregate.failure_table(items),
         paired=compare.compare_scores(items, pairs, seed, long=long),
         format_paired=compare.compare_adherence(items, pairs, seed),
         pairs=pairs,
         roles=roles,
+        published=paper_numbers.published_table(
+            task_metrics, levels, items, data.runs, paper_numbers.site_labels(servers_dir)
+        ),
         notes=notes,
     )
-    report.summary = summarise(report)
+    report.summary = summarise(report) + paper_numbers.summarise(report.published)
     if _scored_demo_data(data.runs):
         report.summary.insert(0, DEMO_CAVEAT)
     return report

@@ -10,6 +10,8 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.datasets.published import LABEL
+from pipeline.report import published
 from pipeline.report.build import Report
 
 _P_COLUMNS = {"p_value", "p_holm"}
@@ -30,6 +32,11 @@ def named_tables(report: Report) -> dict[str, tuple[str, pl.DataFrame]]:
     """file stem -> (title, table), in the order a reader wants them."""
     return {
         "leaderboard": ("Leaderboard (Level scores, points 0-100)", report.leaderboard()),
+        "published": (
+            f"The paper's numbers beside this run's ({LABEL.split(' (')[0]}, published figures in %; bound: "
+            "what data version, item count and sampling can explain, docs/reports.md)",
+            report.published,
+        ),
         "paired": ("Biomedical vs general: task scores", report.paired),
         "format_paired": (
             "Biomedical vs general: answer-format adherence (strict_valid, % points)",
@@ -104,6 +111,23 @@ def print_terminal(report: Report, console: Console) -> None:
         "failed",
     )
     console.print(_rich("Leaderboard (0-100; partial = some paper metrics or tasks missing)", board))
+    glance = report.published.filter(pl.col("metric").is_in([published.TASK_MEAN, "level1", "level2"]))
+    if not glance.is_empty():
+        view = glance.select(
+            pl.col("site_label").alias("model (paper's name)"),
+            pl.when(pl.col("variant") == published.PAPER_VARIANT)
+            .then(pl.col("unit"))
+            .otherwise(pl.format("{} ({})", "unit", "variant"))
+            .alias("unit"),
+            pl.col("published").round(2),
+            pl.col("run").round(2),
+            pl.col("diff").round(2),
+            pl.col("bound").round(2).alias("±bound"),
+            "verdict",
+        )
+        console.print(
+            _rich("The paper's numbers beside this run's (task means of the paper's metrics, Levels)", view)
+        )
     for title, frame in (
         ("Biomedical − general: task score", report.paired),
         ("Biomedical − general: format adherence", report.format_paired),
@@ -140,6 +164,8 @@ def _rich(title: str, frame: pl.DataFrame) -> Table:
     for column in frame.columns:
         table.add_column(column, overflow="fold")
     for row in frame.iter_rows(named=True):
-        style = {"better": "green", "worse": "red"}.get(str(row.get("verdict")), "")
+        style = {"better": "green", "worse": "red", "reproduces": "green", "differs": "red"}.get(
+            str(row.get("verdict")), ""
+        )
         table.add_row(*[cell(c, v) for c, v in row.items()], style=style)
     return table
