@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from pipeline.errors import ConfigError
+from pipeline.scoring.metrics import find
 from pipeline.scoring.settings import clue_settings
 from pipeline.scoring.types import LevelScores
 
@@ -17,6 +19,21 @@ LEVELS = (1, 2)  # the paper's Level-1 and Level-2 (``clue.toml [levels]`` level
 def level_tasks(level: int) -> tuple[str, ...]:
     """The tasks Level ``level`` averages (``clue.toml [levels]``)."""
     return tuple(clue_settings().levels.get(f"level{level}", ()))
+
+
+def level_metrics(task: str) -> tuple[str, ...]:
+    """The metrics a Level averages for ``task`` (``clue.toml [paper_metrics]``), each checked against its
+    declaration (``metrics.toml``): the formula averages means of one scale where higher is better."""
+    names = clue_settings().paper_metrics[task]
+    for name in names:
+        declared = find(name)
+        if declared is None or not declared.higher_is_better or declared.scale != (0, 100):
+            what = "is not declared" if declared is None else "is not declared higher-is-better on [0, 100]"
+            raise ConfigError(
+                f"pipeline/scoring/clue.toml: [paper_metrics] {task}: {name!r} {what} in "
+                "pipeline/scoring/metrics.toml, and the Levels average it"
+            )
+    return names
 
 
 def _mean(values: list[float]) -> float:
@@ -31,11 +48,11 @@ def _level(
 ) -> tuple[float | None, float | None]:
     task_means: list[float] = []
     complete = True
-    paper = clue_settings().paper_metrics
     for task in tasks:
         given = task_metrics.get(task, {})
-        present = tuple(name for name in paper[task] if name in given)
-        absent = [f"{task}.{name}" for name in paper[task] if name not in given]
+        names = level_metrics(task)
+        present = tuple(name for name in names if name in given)
+        absent = [f"{task}.{name}" for name in names if name not in given]
         missing.extend(absent)
         complete = complete and not absent
         if present:

@@ -125,3 +125,20 @@ def test_which_tasks_get_bertscore_is_said_once(tmp_path: Path, monkeypatch: pyt
     finally:
         monkeypatch.undo()
         settings.clue_settings.cache_clear()
+
+
+def test_the_levels_average_only_declared_higher_is_better_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.scoring import level_scores
+
+    complete = {"mednli": {"accuracy": 80.0}}
+    assert level_scores(complete).level1_partial == 80.0
+    declared = dict(metrics.declared())
+    declared["accuracy"] = metrics.Metric("accuracy", "acc", "wrong answers", "lower", (0.0, 100.0))
+    monkeypatch.setattr(metrics, "declared", lambda: declared)
+    with pytest.raises(
+        ConfigError, match=r"clue.toml: \[paper_metrics\] mednli: 'accuracy' is not declared hi"
+    ):
+        level_scores(complete)
+    del declared["accuracy"]
+    with pytest.raises(ConfigError, match=r"mednli: 'accuracy' is not declared in .*metrics.toml"):
+        level_scores(complete)
