@@ -40,7 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.handler(args)
     except MedsweepError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from pipeline.config import without_credentials  # here: the CLI's start stays light
+
+        print(f"error: {without_credentials(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

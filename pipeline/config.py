@@ -7,6 +7,7 @@ command-line flags. Unknown keys and bad values are errors that name the field.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -122,6 +123,16 @@ def normalise_base_url(url: str) -> str:
             f"base URL {url!r} must start with http:// or https:// (e.g. http://127.0.0.1:8000/v1)"
         )
     return url if url.endswith("/v1") else f"{url}/v1"
+
+
+# The user:password@ part of any URL in a text (RFC 3986 userinfo: no "/", "@" or whitespace in it).
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@")
+
+
+def without_credentials(text: str) -> str:
+    """``text`` with every URL's credentials (``https://user:token@host``) replaced by ``***``: what may be
+    printed or written. Requests still use the URL as given."""
+    return _USERINFO.sub(r"\1***@", text)
 
 
 def server_root(base_url: str) -> str:

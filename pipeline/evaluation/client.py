@@ -23,7 +23,7 @@ import aiohttp
 import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from pipeline.config import ClientConfig
+from pipeline.config import ClientConfig, without_credentials
 from pipeline.errors import EndpointError
 from pipeline.failures import FailureClass
 
@@ -122,7 +122,12 @@ class _Final(Exception):
 
 @dataclass(slots=True)
 class Replica:
-    base_url: str
+    base_url: str  # as given: it may carry credentials, so messages show ``shown``
+
+    @property
+    def shown(self) -> str:
+        return without_credentials(self.base_url)
+
     outstanding: int = 0
     healthy: bool = True
     failures: int = 0
@@ -187,23 +192,26 @@ class Client:
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise EndpointError(
-                f"cannot reach {self.replicas[0].base_url} ({type(exc).__name__}): start a server with "
+                f"cannot reach {self.replicas[0].shown} ({type(exc).__name__}): start a server with "
                 "`make serve` or check --base-url"
             ) from None
         if status in (401, 403):
             raise EndpointError(
-                f"{self.replicas[0].base_url} rejected the API key (HTTP {status}): set "
+                f"{self.replicas[0].shown} rejected the API key (HTTP {status}): set "
                 "OPENAI_API_KEY to the key the server was started with"
             )
         if status != 200:
             raise EndpointError(
-                f"GET {url} answered HTTP {status}: not an OpenAI-compatible endpoint; check --base-url "
+                f"GET {without_credentials(url)} answered HTTP {status}: not an OpenAI-compatible endpoint; "
+                "check --base-url "
                 "(e.g. http://127.0.0.1:8000/v1)"
             )
         try:
             listing = _ModelList.model_validate_json(body)
         except ValidationError:
-            raise EndpointError(f"GET {url} did not return an OpenAI model list") from None
+            raise EndpointError(
+                f"GET {without_credentials(url)} did not return an OpenAI model list"
+            ) from None
         return [ServedModel(m.id, m.max_model_len, m.root) for m in listing.data]
 
     # --- requests ---
@@ -267,7 +275,9 @@ class Client:
         except TimeoutError:
             raise _Retry(FailureClass.TIMEOUT, f"no answer within {self.config.timeout:g} s") from None
         except aiohttp.ClientError as exc:
-            raise _Retry(FailureClass.CONNECTION, f"{type(exc).__name__}: {exc}") from None
+            raise _Retry(
+                FailureClass.CONNECTION, without_credentials(f"{type(exc).__name__}: {exc}")
+            ) from None
         if status != 200:
             _raise_for_status(status, payload, retry_after)
         try:

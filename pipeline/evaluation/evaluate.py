@@ -19,7 +19,7 @@ from typing import Any
 
 from rich.console import Console
 
-from pipeline.config import EvalConfig, server_root
+from pipeline.config import EvalConfig, server_root, without_credentials
 from pipeline.errors import DataError, EndpointError
 from pipeline.evaluation.client import Client, ServedModel
 from pipeline.evaluation.progress import Progress
@@ -77,7 +77,10 @@ def resolve_target(config: EvalConfig, served: list[ServedModel], base_url: str)
     entry = registry.get(config.model.name) if config.model.name else None
     if not wanted:
         if len(ids) != 1:
-            raise EndpointError(f"{base_url} serves {len(ids)} models ({', '.join(ids)}): pass --model NAME")
+            raise EndpointError(
+                f"{without_credentials(base_url)} serves {len(ids)} models ({', '.join(ids)}): "
+                "pass --model NAME"
+            )
         wanted = ids[0]
     if wanted in ids:
         served_id = wanted
@@ -86,7 +89,8 @@ def resolve_target(config: EvalConfig, served: list[ServedModel], base_url: str)
         served_id = entry.hf_id
     else:
         raise EndpointError(
-            f"model {wanted!r} is not served at {base_url} (it serves: {', '.join(ids) or 'nothing'}): "
+            f"model {wanted!r} is not served at {without_credentials(base_url)} "
+            f"(it serves: {', '.join(ids) or 'nothing'}): "
             "pass --model with one of those, or start it with `make serve MODEL=...`"
         )
     if entry is None:
@@ -174,7 +178,8 @@ def evaluate(config: EvalConfig, *, console: Console | None = None, argv: Sequen
     not found, request rejected); 130 interrupted (SIGINT or SIGTERM; the resume command is printed).
     """
     console = console or Console(stderr=True)
-    resume = shlex.join(["medsweep", *(argv if argv is not None else sys.argv[1:])])
+    # Printed: a --base-url's credentials become *** (the user puts them back, or passes a key instead).
+    resume = without_credentials(shlex.join(["medsweep", *(argv if argv is not None else sys.argv[1:])]))
     # SIGINT/SIGTERM at any moment of the command (loading data, probing the server, scoring, the summary)
     # end it with the resume line and 130; while requests are in flight the runner handles them itself
     # (graceful stop) and puts these handlers back when it is done.

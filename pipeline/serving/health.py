@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from pipeline.config import server_root
+from pipeline.config import server_root, without_credentials
 from pipeline.errors import EndpointError
 
 
@@ -38,9 +38,13 @@ def wait_healthy(
                 return body
             last = body
             if alive is not None and (reason := alive()) is not None:
-                raise EndpointError(f"server at {root} exited before it was ready: {reason}")
+                raise EndpointError(
+                    f"server at {without_credentials(root)} exited before it was ready: {reason}"
+                )
             if time.monotonic() >= deadline:
-                raise EndpointError(f"server at {root} not ready after {timeout:.0f} s (last: {last})")
+                raise EndpointError(
+                    f"server at {without_credentials(root)} not ready after {timeout:.0f} s (last: {last})"
+                )
             time.sleep(poll_interval)
 
 
@@ -54,7 +58,10 @@ def _probe(client: httpx.Client, root: str, served_model: str | None) -> dict[st
     except httpx.HTTPError as exc:
         return f"{exc.__class__.__name__}"
     if models.status_code in (401, 403):
-        raise EndpointError(f"{root}/v1/models: HTTP {models.status_code}: the API key is missing or wrong")
+        raise EndpointError(
+            f"{without_credentials(root)}/v1/models: HTTP {models.status_code}: "
+            "the API key is missing or wrong"
+        )
     if models.status_code != 200:
         return f"/v1/models HTTP {models.status_code}"
     try:

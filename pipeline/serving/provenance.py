@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 
 from pipeline import __version__
-from pipeline.config import server_root
+from pipeline.config import server_root, without_credentials
 from pipeline.evaluation.client import ServedModel
 from pipeline.paths import REPO_ROOT
 from pipeline.serving.state import ServeState, read_state
@@ -50,7 +50,7 @@ async def collect_provenance(
             version_body = await _get_json(session, f"{root}/version")
             model_entry = {"id": card.id, "max_model_len": card.max_model_len, "root": card.root}
     return {
-        "base_url": root,
+        "base_url": without_credentials(root),
         "vllm_version": version_body.get("version") if isinstance(version_body, dict) else None,
         "served_model": model_entry.get("id"),
         "max_model_len": model_entry.get("max_model_len"),

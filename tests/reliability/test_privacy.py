@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,9 +23,11 @@ HF_TOKEN = "hf_SENTINELtoken93be2"
 ANSWER = "OUTPUT-SENTINEL the patient has entailment"
 
 
-def _medsweep(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "OPENAI_BASE_URL"}
-    env.update({"PYTHONPATH": str(REPO), "OPENAI_API_KEY": API_KEY, "HF_TOKEN": HF_TOKEN})
+def _medsweep(*args: str, cwd: Path, api_key: str | None = API_KEY) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_BASE_URL", "OPENAI_API_KEY")}
+    env.update({"PYTHONPATH": str(REPO), "HF_TOKEN": HF_TOKEN})
+    if api_key is not None:
+        env["OPENAI_API_KEY"] = api_key
     return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=300)  # fmt: skip
 
@@ -211,3 +214,54 @@ def test_served_vllm_sends_no_usage_stats() -> None:
             launch = engine.plan(Target(model=model, device=device, port=8000, gpus=gpus))
             everything = launch.shell()
             assert "VLLM_NO_USAGE_STATS=1" in everything and "DO_NOT_TRACK=1" in everything, (name, device)
+
+
+def test_credentials_in_a_base_url_are_never_written(tmp_path: Path) -> None:
+    """`--base-url https://user:token@host/v1`: the token travels (basic auth) but is in no file (the store's
+    provenance and config, the report), no output and no error message — for a server that answers, one
+    that fails every request, and one that is not there."""
+    token = "tok-SENTINEL-url-5be1"
+    out = tmp_path / "results"
+    outputs: list[str] = []
+    with fake_server("--answer", ANSWER) as server:
+        url = server.base_url.replace("http://", f"http://alice:{token}@")
+        args = ("eval", "--task", "mednli", "--limit", "3", "--model", "fake-model", "--base-url", url,
+                "--data-dir", str(DEMO), "--out", str(out))  # fmt: skip
+        evaluated = _medsweep(*args, cwd=tmp_path, api_key=None)
+        assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+        assert server.stats()["answered"]
+        outputs += [evaluated.stdout, evaluated.stderr]
+    with fake_server("--status-always", "400") as failing:
+        url = failing.base_url.replace("http://", f"http://alice:{token}@")
+        failed = _medsweep("eval", "--task", "meqsum", "--limit", "2", "--model", "fake-model",
+                           "--base-url", url, "--data-dir", str(DEMO), "--out", str(out),
+                           cwd=tmp_path, api_key=None)  # fmt: skip
+        assert failed.returncode == 1, failed.stderr[-3000:]
+        outputs += [failed.stdout, failed.stderr]
+    nowhere = f"http://alice:{token}@127.0.0.1:{free_port()}/v1"
+    gone = _medsweep("eval", "--task", "mednli", "--base-url", nowhere, "--data-dir", str(DEMO),
+                     "--out", str(tmp_path / "other"), cwd=tmp_path, api_key=None)  # fmt: skip
+    assert gone.returncode == 2 and "cannot reach http://***@127.0.0.1:" in gone.stderr, gone.stderr
+    outputs += [gone.stdout, gone.stderr]
+    report = _medsweep("report", "--out", str(out), "--format", "md,csv,html", cwd=tmp_path, api_key=None)
+    assert report.returncode == 0, report.stderr[-3000:]
+    outputs += [report.stdout, report.stderr]
+    provenance = _provenance(out)
+    assert provenance and all(p["base_url"].startswith("http://***@127.0.0.1:") for p in provenance)
+    _scan(tmp_path, outputs, token)
+
+
+def _provenance(out: Path) -> list[dict[str, Any]]:
+    import sqlite3
+
+    with sqlite3.connect(f"{(out / 'medsweep.sqlite').as_uri()}?mode=ro", uri=True) as db:
+        return [json.loads(row[0]) for row in db.execute("SELECT provenance_json FROM runs")]
+
+
+def test_without_credentials_cuts_every_urls_userinfo_and_nothing_else() -> None:
+    from pipeline.config import without_credentials
+
+    text = "a https://u:p%40ss@h.example/v1 and HTTP://tok@10.0.0.1:8000 but not mail@x.org or http://h:1/v1"
+    assert without_credentials(text) == (
+        "a https://***@h.example/v1 and HTTP://***@10.0.0.1:8000 but not mail@x.org or http://h:1/v1"
+    )
