@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from pipeline.errors import DataError, MedsweepError
-from pipeline.files import DIR_MODE, open_private, private_dir, write_private
+from pipeline.files import open_private, private_dir, write_private
 from pipeline.store import schema
 from pipeline.store.lock import Holder, store_lock
 from pipeline.store.schema import PlanRecord, ResultRecord, RunRecord, ScoreRecord
@@ -239,8 +239,9 @@ class Store:
 
     @classmethod
     def open(cls, out_dir: Path) -> Store:
+        # A new --out is made 0700; an existing one keeps its mode (a shared project folder stays shared):
+        # the store's files are 0600 whatever the folder's mode.
         private_dir(out_dir)
-        os.chmod(out_dir, DIR_MODE)  # an existing --out too: the store's directory is always private
         path = db_path(out_dir)
         check_intact(path)
         if not path.exists():

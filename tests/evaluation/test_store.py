@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import stat
@@ -93,6 +94,25 @@ async def test_results_are_private(tmp_path: Path) -> None:
     with fake_server() as server:
         await run_engine(engine_config([server.base_url], out), CountingTask(3))
     assert stat.S_IMODE(os.stat(out).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(out / "medsweep.sqlite").st_mode) == 0o600
+
+
+async def test_an_existing_out_folder_keeps_its_mode_and_the_store_stays_private(tmp_path: Path) -> None:
+    """A shared project folder (group-writable, setgid) is not locked to 0700 by an eval into it; the store
+    files in it are 0600 all the same."""
+    out = tmp_path / "project"
+    out.mkdir()
+    os.chmod(out, 0o2775)
+    with fake_server("--hold") as server:
+        task = asyncio.create_task(run_engine(engine_config([server.base_url], out), CountingTask(3)))
+        await asyncio.to_thread(server.wait_held, 1)  # the store is open and written while requests wait
+        modes = {
+            p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir() if p.name.startswith("medsweep")
+        }
+        server.release()
+        await task
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o2775
+    assert modes and set(modes.values()) == {0o600}, modes
     assert stat.S_IMODE(os.stat(out / "medsweep.sqlite").st_mode) == 0o600
 
 
