@@ -25,7 +25,7 @@ def register(sub: Any) -> None:
         description="Start a vLLM OpenAI-compatible server and record it in .medsweep/serve.json.",
     )
     parser.add_argument("--model", help="registry name (see `medsweep models`)")
-    from pipeline.models.registry import DEVICES
+    from pipeline.models.devices import DEVICES
     from pipeline.serving.engines import DEFAULT_ENGINES, ENGINE_NAMES
 
     defaults = ", ".join(f"{engine} on a {device}" for device, engine in DEFAULT_ENGINES.items())

@@ -21,7 +21,7 @@ def status_report(out: Path) -> dict[str, Any]:
     """Counts of every store of ``out`` (pipeline/store/layout.py) and, for a sweep on Slurm, its jobs."""
     from pipeline.store.database import Counts, Store
     from pipeline.store.layout import store_dirs
-    from pipeline.sweep.slurm.submit import job_rows
+    from pipeline.sweep.slurm.jobs import job_rows
 
     jobs = [row.as_json() for row in job_rows(out)]
     folders = store_dirs(out)
@@ -32,8 +32,10 @@ def status_report(out: Path) -> dict[str, Any]:
     for folder in folders:
         store = Store.open_readonly(folder)
         try:
-            counts.update(store.counts())  # one model per job store: no key is in two stores
-            totals = totals.plus(store.tally())
+            of_store = store.counts()
+            counts.update(of_store)  # one model per job store: no key is in two stores
+            for c in of_store.values():
+                totals = totals.plus(c)
         finally:
             store.close()
     rows = []

@@ -20,12 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from pipeline.config import ChatMode
 from pipeline.errors import ConfigError
 from pipeline.models.adapters import missing_files
+from pipeline.models.devices import DEVICES as DEVICES  # re-exported: defined apart for a light --help
+from pipeline.models.devices import Device as Device
 from pipeline.paths import SERVERS_DIR
 
 MemoryClass = Literal[80, 40, 24]
-# What a server computes on. A "cpu" model is a local folder small enough for a CPU (the embedded default).
-Device = Literal["gpu", "cpu"]
-DEVICES: tuple[Device, ...] = ("gpu", "cpu")
 MEMORY_CLASSES: tuple[MemoryClass, ...] = (80, 40, 24)
 # GPUs in one node: the largest tensor-parallel group; beyond it the model is split into pipeline stages.
 GPUS_PER_NODE = 8

@@ -7,9 +7,32 @@ Public API others call:
     async collect_provenance(base_url, api_key=None, state=None) -> dict
 """
 
-from pipeline.serving.health import wait_healthy
-from pipeline.serving.provenance import collect_provenance
-from pipeline.serving.state import ServeState, clear_state, read_state, state_path, write_state
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.serving.health import wait_healthy
+    from pipeline.serving.provenance import collect_provenance
+    from pipeline.serving.state import ServeState, clear_state, read_state, state_path, write_state
+
+# Imported on first use: importing pipeline.serving.engines (for the engine names) must not pull in the
+# HTTP clients behind health and provenance.
+_HOMES = {
+    "wait_healthy": "pipeline.serving.health",
+    "collect_provenance": "pipeline.serving.provenance",
+    **dict.fromkeys(
+        ("ServeState", "clear_state", "read_state", "state_path", "write_state"), "pipeline.serving.state"
+    ),
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ServeState",

@@ -342,17 +342,19 @@ class Store:
         }
         done: dict[tuple[str, str, str], list[int]] = {}
         by_class: dict[tuple[str, str, str], dict[str, int]] = {}
-        for m, v, t, status, cls, n in self.conn.execute(
-            "SELECT model, variant, task, status, COALESCE(error_class, ''), COUNT(*) FROM results "
-            "GROUP BY model, variant, task, status, error_class"
+        # Two queries, not one grouped by error_class too: this one reads the index alone (it covers the
+        # columns), the next visits the rows of failed results only (10x faster on a study's store).
+        for m, v, t, status, n in self.conn.execute(
+            "SELECT model, variant, task, status, COUNT(*) FROM results GROUP BY model, variant, task, status"
         ):
-            key = (m, v, t)
-            pair = done.setdefault(key, [0, 0])
-            if status == "succeeded":
-                pair[0] += n
-            else:
-                pair[1] += n
-                by_class.setdefault(key, {})[cls] = by_class.get(key, {}).get(cls, 0) + n
+            pair = done.setdefault((m, v, t), [0, 0])
+            pair[0 if status == "succeeded" else 1] += n
+        for m, v, t, cls, n in self.conn.execute(
+            "SELECT model, variant, task, COALESCE(error_class, ''), COUNT(*) FROM results "
+            "WHERE status != 'succeeded' GROUP BY model, variant, task, error_class"
+        ):
+            classes = by_class.setdefault((m, v, t), {})
+            classes[cls] = classes.get(cls, 0) + n
         for key in sorted(set(totals) | set(done)):
             s, f = done.get(key, [0, 0])
             out[key] = Counts(max(totals.get(key, 0), s + f), s, f, by_class.get(key, {}))

@@ -8,11 +8,43 @@ Public API:
         (the Launcher protocol over pipeline.serving.engines)
 """
 
-from pipeline.sweep.launcher import EngineLauncher, Launcher, ServerHandle
-from pipeline.sweep.packing import Assignment, Need, Wave, allocate, pack
-from pipeline.sweep.plan import ModelEntry, PlannedModel, SweepPlan, SweepSettings, load_plan, resolve_models
-from pipeline.sweep.runner import SweepRunner
-from pipeline.sweep.summary import ModelReport, print_summary, write_summary
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.sweep.launcher import EngineLauncher, Launcher, ServerHandle
+    from pipeline.sweep.packing import Assignment, Need, Wave, allocate, pack
+    from pipeline.sweep.plan import (
+        ModelEntry,
+        PlannedModel,
+        SweepPlan,
+        SweepSettings,
+        load_plan,
+        resolve_models,
+    )
+    from pipeline.sweep.runner import SweepRunner
+    from pipeline.sweep.summary import ModelReport, print_summary, write_summary
+
+# Imported on first use: a reader of one module (`medsweep status` reads the journal) pays for no other.
+_HOMES = {
+    **dict.fromkeys(("EngineLauncher", "Launcher", "ServerHandle"), "pipeline.sweep.launcher"),
+    **dict.fromkeys(("Assignment", "Need", "Wave", "allocate", "pack"), "pipeline.sweep.packing"),
+    **dict.fromkeys(
+        ("ModelEntry", "PlannedModel", "SweepPlan", "SweepSettings", "load_plan", "resolve_models"),
+        "pipeline.sweep.plan",
+    ),
+    "SweepRunner": "pipeline.sweep.runner",
+    **dict.fromkeys(("ModelReport", "print_summary", "write_summary"), "pipeline.sweep.summary"),
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Assignment",

@@ -23,8 +23,8 @@ import pytest
 
 from pipeline.store.layout import job_dir
 from pipeline.sweep.journal import Journal
+from pipeline.sweep.slurm.jobs import job_result, store_counts
 from pipeline.sweep.slurm.settings import parse_time
-from pipeline.sweep.slurm.submit import store_counts
 from tests.support.fake_vllm import install
 from tests.support.paths import DEMO_DATA_DIR as DEMO
 from tests.support.ports import free_port_block
@@ -201,7 +201,11 @@ def test_cancelled_job_is_resubmitted_alone_and_resumes_without_resending(sweep:
     wait_for("two committed answers", lambda: sweep.counts(held)[0] == 2)
     committed = [r["messages"] for r in server.requests()]  # the fake server lists answered requests
     assert len(committed) == 2
-    wait_for(f"{done} to finish", lambda: sweep.counts(done) == (TOTAL, TOTAL))
+    # Finished: every answer committed and the job's model_done journaled (the status below reads both).
+    wait_for(
+        f"{done} to finish",
+        lambda: sweep.counts(done) == (TOTAL, TOTAL) and bool(job_result(sweep.out, done, 0)),
+    )
     status = sweep.medsweep("status", "--out", "out")
     assert status.returncode == 0 and "Slurm jobs of out" in status.stdout, status.stderr
     jobs = {

@@ -18,11 +18,11 @@ from pathlib import Path
 
 from pipeline.errors import ConfigError
 from pipeline.sweep.plan import PlannedModel, SweepPlan
+from pipeline.sweep.slurm.jobs import JOB_PREFIX
 from pipeline.sweep.slurm.layout import JobShape
 from pipeline.sweep.slurm.settings import default_time, format_time, parse_time
 
 RAY_PORT = 6379
-JOB_PREFIX = "medsweep"
 # Inside a job: where the Ray cluster of a multi-node job answers (set by the script, read by job.py).
 RAY_ADDRESS_ENV = "RAY_ADDRESS"
 # What an #SBATCH argument may hold unquoted (no space, quote, backslash, or `#`: it starts a comment).
