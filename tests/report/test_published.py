@@ -21,9 +21,12 @@ MODEL = (
 PAPER = published()["Meta-Llama-3-8B-Instruct"]
 
 
-def _store(out: Path, data_dir: Path, mednli_right: int, *, variant: str = "paper") -> None:
+def _store(
+    out: Path, data_dir: Path, mednli_right: int, *, variant: str = "paper", longhealth_questions: int = 0
+) -> None:
     """200 MedNLI items (``mednli_right`` of them right), and MeQSum and ProbSum items scoring exactly the
-    published figures; the run read ``data_dir``."""
+    published figures; LongHealth questions answered right in all 3 sub-tasks x 5 repeats; the run read
+    ``data_dir``."""
     store = StoreBuilder(out)
     store.add_run(
         "r1", MODEL, variant=variant, config_extra={"run": {"variant": variant, "data_dir": str(data_dir)}}
@@ -36,6 +39,11 @@ def _store(out: Path, data_dir: Path, mednli_right: int, *, variant: str = "pape
         values = {name: PAPER[f"{task}_{name}"] for name in names}
         for i in range(30):
             store.add("r1", MODEL, task, f"{task}{i}", values, variant=variant)
+    for subtask in ("task1", "task2", "task3"):
+        for question in range(longhealth_questions):
+            for repeat in range(5):
+                right = {"accuracy": 100.0}
+                store.add("r1", MODEL, "longhealth", f"p{question}", right, subtask=subtask, repeat=repeat)
     # A model the study did not run (no site_label): no published rows.
     store.add_run("r2", "smollm2-135m-instruct@abc", config_extra={"run": {"data_dir": str(data_dir)}})
     store.add("r2", "smollm2-135m-instruct@abc", "mednli", "m0", {"accuracy": 100.0})
@@ -100,6 +108,22 @@ def test_a_run_that_differs_is_flagged(tmp_path: Path, full_mednli: Path) -> Non
     assert _row(report.published, "Level 1", "level1")["verdict"] == "differs"
     (line,) = [s for s in report.summary if s.startswith("Against the paper's numbers")]
     assert "differs on mednli (-24.08, bound ±" in line and "reproduces on meqsum, probsum" in line
+
+
+def test_longhealth_sub_tasks_and_a_few_agreeing_items(tmp_path: Path, full_mednli: Path) -> None:
+    """LongHealth is compared per sub-task; 20 questions all answered right have a CI of width 0, but the
+    bound still allows for what 20 items can show (the Bernoulli SD of the published accuracy)."""
+    _store(tmp_path / "run", full_mednli, mednli_right=148, longhealth_questions=20)
+    frame = build_report([tmp_path / "run"], servers_dir=None).published
+    task1 = _row(frame, "longhealth", "task1_accuracy")
+    assert task1["published"] == 68.3 and task1["run"] == 100.0 and task1["n_items"] == 20
+    assert task1["paper_n"] == 400
+    expected = 1.96 * math.sqrt(68.3 * 31.7) * math.sqrt(1 / 20 + 1 / 400) + 0.005
+    assert task1["bound"] == pytest.approx(expected) and task1["verdict"] == "differs"  # 31.7 > 20.9
+    task3 = _row(frame, "longhealth", "task3_accuracy")
+    assert task3["published"] == 56.25 and task3["verdict"] == "differs"
+    mean = _row(frame, "longhealth", "(task mean)")
+    assert mean["published"] == pytest.approx((68.3 + 66.55 + 56.25) / 3) and mean["run"] == 100.0
 
 
 def test_another_data_version_or_variant_is_not_comparable(tmp_path: Path) -> None:

@@ -228,3 +228,24 @@ def test_the_progress_bar_shows_on_a_terminal_only() -> None:
         assert update is not None
         update(512, 1024)
     assert "notes (pass 1 of 2)" in terminal.getvalue()
+
+
+def test_the_memory_benchmark_runs(tmp_path: Path) -> None:
+    """bench/medisumcode_build.py (docs/performance.md's figure) still works, at a tiny size; its numbers
+    belong to the benchmark, not to this test."""
+    import subprocess
+    import sys
+
+    from tests.support.paths import REPO_ROOT
+
+    sizes = ["--notes", "600", "--diagnoses", "3000", "--text-gb", "0.002", "--dir", str(tmp_path)]
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "bench" / "medisumcode_build.py"), *sizes],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "500 records" in proc.stdout and "peak RSS of `medsweep data build medisumcode`" in proc.stdout
+    assert list(tmp_path.iterdir()) == []  # the synthetic inputs are deleted
