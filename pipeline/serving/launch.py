@@ -191,6 +191,8 @@ def serve(request: ServeRequest, out: object = sys.stdout) -> ServeState | None:
         port=request.port,
         container_id=running.container_id,
         pid=running.pid,
+        boot_id=running.boot_id,
+        pid_start=running.pid_start,
         hf_id=cfg.hf_id,
         revision=None if cfg.local_path else cfg.revision,
         image=launch.image,
@@ -236,6 +238,8 @@ def running_of(state: ServeState) -> Running:
         url=state.url,
         container_id=state.container_id,
         pid=state.pid,
+        boot_id=state.boot_id,
+        pid_start=state.pid_start,
         log_path=Path(state.log_path) if state.log_path else None,
     )
 

@@ -9,6 +9,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from pipeline import proc
 from pipeline.errors import EndpointError
 from pipeline.files import open_private, private_dir
 
@@ -71,19 +72,42 @@ def cmdline(pid: int) -> str | None:
         return None
 
 
+def identity(pid: int) -> tuple[str, int | None]:
+    """What tells ``pid`` from a later process with the same pid: this boot's id and its start time."""
+    return proc.boot_id(), proc.start_ticks(pid)
+
+
+def not_the_one(pid: int, boot_id: str | None, started: int | None) -> str | None:
+    """Why ``pid`` is not the process recorded as (``boot_id``, ``started``), or None when it is (or when
+    nothing was recorded, or this host cannot tell)."""
+    now = proc.boot_id()
+    if boot_id and now and boot_id != now:
+        return f"pid {pid} was recorded before the machine restarted (another boot id)"
+    current = proc.start_ticks(pid)
+    if started is not None and current is not None and current != started:
+        return f"pid {pid} is another process now (it started at another time: the pid was reused)"
+    return None
+
+
 def looks_like_server(pid: int) -> bool:
-    """Guard against pid reuse: only signal a process whose command line mentions vllm or python."""
+    """For a record without the process's identity (written by an older medsweep): only signal a process
+    whose command line mentions vllm or python."""
     line = cmdline(pid)
     if line is None:
         return _exists(pid)
     return "vllm" in line or "python" in line
 
 
-def stop_group(pid: int, grace: float = 20.0) -> str:
-    """SIGTERM the process group led by ``pid`` (vLLM spawns engine workers), SIGKILL after ``grace`` s."""
+def stop_group(pid: int, grace: float = 20.0, boot_id: str | None = None, started: int | None = None) -> str:
+    """SIGTERM the process group led by ``pid`` (vLLM spawns engine workers), SIGKILL after ``grace`` s —
+    only when ``pid`` is still the process recorded as (``boot_id``, ``started``): else nothing is signalled
+    and the answer says why (the recorded server is gone: the pid or the whole machine moved on)."""
     if exit_reason(pid) is not None:
         return "already stopped"
-    if not looks_like_server(pid):
+    other = not_the_one(pid, boot_id, started)
+    if other is not None:
+        return f"not signalled: {other}; the server medsweep started is gone"
+    if boot_id is None and started is None and not looks_like_server(pid):
         raise EndpointError(f"pid {pid} is not a vLLM server any more (pid reused?); remove the state file")
     _signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace

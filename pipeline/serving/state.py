@@ -38,6 +38,8 @@ class ServeState(BaseModel):
     port: int
     container_id: str | None = None
     pid: int | None = None
+    boot_id: str | None = None  # with pid_start: who ``pid`` is (pipeline/proc.py); stop checks both
+    pid_start: int | None = None
     hf_id: str | None = None
     revision: str | None = None
     image: str | None = None

@@ -29,6 +29,7 @@ import orjson
 
 from pipeline.errors import MedsweepError
 from pipeline.files import open_private
+from pipeline.proc import boot_id, start_ticks
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,13 +47,13 @@ class Holder:
     @classmethod
     def me(cls, model: str, variant: str) -> Holder:
         pid = os.getpid()
-        return cls(pid, socket.gethostname(), time.time(), _boot_id(), _proc_start(pid), model, variant)
+        return cls(pid, socket.gethostname(), time.time(), boot_id(), start_ticks(pid), model, variant)
 
     def alive(self) -> bool:
         """False only when this host can tell the process is gone; another host's holder counts as alive."""
         if self.host != socket.gethostname():
             return True
-        if self.boot_id and self.boot_id != _boot_id():
+        if self.boot_id and self.boot_id != boot_id():
             return False
         try:
             os.kill(self.pid, 0)
@@ -60,7 +61,7 @@ class Holder:
             return False
         except PermissionError:
             pass  # another user's process: it exists
-        start = _proc_start(self.pid)
+        start = start_ticks(self.pid)
         return start is None or self.proc_start is None or start == self.proc_start
 
     def describe(self) -> str:
@@ -127,22 +128,3 @@ def _read(fd: int) -> Holder | None:
         return Holder(**orjson.loads(raw))
     except (orjson.JSONDecodeError, TypeError):
         return None  # a torn write of a holder that died while writing it
-
-
-def _boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return ""
-
-
-def _proc_start(pid: int) -> int | None:
-    """Field 22 of /proc/PID/stat (after the parenthesised command name, which may hold spaces)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields and fields[0] == "Z":
-        return -1  # a zombie has exited: never equal to a recorded start
-    return int(fields[19]) if len(fields) > 19 else None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.errors import ConfigError
 from pipeline.paths import REPO_ROOT
+from pipeline.proc import boot_id, start_ticks
 from pipeline.serving import collect_provenance, read_state, write_state
 from pipeline.serving.process import exit_reason
 from pipeline.serving.state import ServeState
@@ -68,6 +70,7 @@ def test_local_engine_starts_detached_and_stops(fake_vllm: Path, tmp_path: Path)
     state = read_state()
     assert state is not None and state.pid is not None and state.engine == "local"
     assert os.getpgid(state.pid) == state.pid  # own session: one group to signal
+    assert (state.boot_id, state.pid_start) == (boot_id(), start_ticks(state.pid))  # who the pid is
     seen = json.loads(fake_vllm.read_text())
     assert seen["argv"] == [
         "serve", "--model", "meta-llama/Meta-Llama-3-8B-Instruct", "--revision", "main",
@@ -94,6 +97,35 @@ def test_stop_kills_a_server_that_ignores_sigterm(fake_vllm: Path, monkeypatch: 
 
     assert stop(grace=0.5).endswith("killed")
     assert exit_reason(state.pid) is not None
+
+
+@pytest.mark.parametrize("moved_on", ["pid reused", "machine restarted"])
+def test_stop_signals_nothing_when_the_recorded_pid_is_another_process(
+    moved_on: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The recorded server is gone and its pid now belongs to an unrelated process — one whose command line
+    says "python", which the old check took for a server: `stop` compares the boot id and the start time
+    recorded at start (as the store lock does), signals nothing, says so, and forgets the server."""
+    monkeypatch.setenv("MEDSWEEP_STATE_DIR", str(tmp_path / "state"))
+    bystander = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True
+    )
+    try:
+        started = start_ticks(bystander.pid)
+        assert started is not None
+        recorded = (boot_id(), started - 1) if moved_on == "pid reused" else ("an-earlier-boot", started)
+        write_state(ServeState(url="http://127.0.0.1:1", openai_base_url="http://127.0.0.1:1/v1",
+                               served_model="m", model="m", engine="local", host="127.0.0.1", port=1,
+                               pid=bystander.pid, boot_id=recorded[0], pid_start=recorded[1]))  # fmt: skip
+        assert main(["stop", "--grace", "1"]) == 0
+        out = capsys.readouterr().out
+        why = "another process now" if moved_on == "pid reused" else "before the machine restarted"
+        assert f"pid {bystander.pid}: not signalled: pid {bystander.pid}" in out and why in out, out
+        assert bystander.poll() is None  # alive: nothing was signalled
+        assert read_state() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
 
 
 def test_crash_during_start_shows_the_log(

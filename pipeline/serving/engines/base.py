@@ -85,6 +85,9 @@ class Running:
     url: str
     container_id: str | None = None
     pid: int | None = None
+    # Who ``pid`` is (pipeline/proc.py): stop signals it only while both still match.
+    boot_id: str | None = None
+    pid_start: int | None = None
     log_path: Path | None = None
     provenance: Mapping[str, Any] = field(default_factory=dict)  # e.g. the image's id and digests
 

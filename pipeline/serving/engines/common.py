@@ -67,15 +67,26 @@ class ProcessEngine(Engine):
 
     def start(self, target: Target, launch: Launch, env: Mapping[str, str], log_path: Path) -> Running:
         pid = process.spawn_detached(launch.argv, env, log_path, cwd=REPO_ROOT)
-        return Running(engine=self.name, url=launch.url, pid=pid, log_path=log_path)
+        boot_id, started = process.identity(pid)
+        return Running(
+            engine=self.name, url=launch.url, pid=pid, boot_id=boot_id, pid_start=started, log_path=log_path
+        )
 
     def alive(self, running: Running) -> str | None:
-        return process.exit_reason(int(running.pid or 0)) if running.pid else "no pid recorded"
+        if not running.pid:
+            return "no pid recorded"
+        gone = process.exit_reason(running.pid)
+        if gone is None and process.not_the_one(running.pid, running.boot_id, running.pid_start):
+            return "process is gone (its pid is another process now)"
+        return gone
 
     def stop(self, running: Running, grace: float = 20.0) -> str:
         if not running.pid:
             return "no pid recorded"
-        return f"pid {running.pid}: {process.stop_group(running.pid, grace=grace)}"
+        outcome = process.stop_group(
+            running.pid, grace=grace, boot_id=running.boot_id, started=running.pid_start
+        )
+        return f"pid {running.pid}: {outcome}"
 
     def logs(self, running: Running, lines: int = 50) -> str:
         return process.tail_file(running.log_path, lines) if running.log_path else ""
