@@ -16,13 +16,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support import cpu_vllm as shared
 from tests.support import require
+from tests.support.cpu_vllm import SharedVllm
 from tests.support.dockerd import Dockerd, DockerdUnavailable, start_dockerd
 from tests.support.paths import REPO_ROOT
 from tests.support.servers import RunningServer, fake_server
-
-_CPU_VLLM = REPO_ROOT / ".venv-vllm" / "bin" / "vllm"
-_CPU_MODEL = REPO_ROOT / "models" / "smollm2-135m-instruct" / ".converted"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -36,7 +35,7 @@ def pytest_report_header() -> list[str]:
     def have(found: bool) -> str:
         return "yes" if found else "no (its tests skip)"
 
-    vllm = _CPU_VLLM.exists()
+    vllm = shared.missing() is None
     return [
         f"real components: CPU vLLM {have(vllm)}; dockerd {have(shutil.which('dockerd') is not None)}; "
         f"slurmctld {have(shutil.which('slurmctld') is not None)}; "
@@ -50,17 +49,64 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.write_sep("-", "real components")
     for line in require.summary_lines():
         terminalreporter.write_line(line)
+    if shared.STARTS:
+        ready = ", ".join(f"ready after {s.ready_after_s:.0f} s" for s in shared.STARTS)
+        terminalreporter.write_line(f"shared CPU vLLM server: {len(shared.STARTS)} start(s) ({ready})")
 
 
 @pytest.fixture(autouse=True)
 def _cpu_vllm_set_up(request: pytest.FixtureRequest) -> None:
     """A test marked ``vllm`` needs the CPU vLLM installed by `make setup-server`; it skips (or fails, when
-    required) without it. The server itself is started by the test's own fixture."""
+    required) without it. The server itself is the shared ``cpu_vllm`` (or, for a test of starting one, the
+    test's own)."""
     if request.node.get_closest_marker("vllm") is None:
         return
-    if not _CPU_VLLM.exists() or not _CPU_MODEL.exists():
-        require.unavailable("vllm", "the CPU vLLM server is not set up: run `make setup-server`")
+    reason = shared.missing()
+    if reason is not None:
+        require.unavailable("vllm", reason)
     require.ran("vllm")
+
+
+@pytest.fixture(scope="session")
+def _cpu_vllm_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedVllm]:
+    # Session fixtures are set up before the function-scoped check above: the same check, here too.
+    reason = shared.missing()
+    if reason is not None:
+        require.unavailable("vllm", reason)
+    with shared.shared_vllm(tmp_path_factory.mktemp("cpu-vllm")) as running:
+        yield running
+
+
+@pytest.fixture
+def cpu_vllm(_cpu_vllm_session: SharedVllm) -> SharedVllm:
+    """THE real CPU vLLM server of the session (tests/support/cpu_vllm.py): started once, at the first test
+    that asks for it, and stopped by its pid when the session ends. Every real-vLLM test uses it (and is
+    marked ``vllm``), unless what it tests is starting or stopping a server itself.
+
+    It serves SmolLM2-135M-Instruct as ``cpu_vllm.base`` and its registry LoRA adapters
+    (``cpu_vllm.adapters``: the demo's ``smollm2-135m-meqsum-lora``), max-model-len 2048, no API key, at
+    ``cpu_vllm.base_url`` (``.../v1``) and ``cpu_vllm.root``. A test uses it like any endpoint::
+
+        env = medsweep_env(tmp_path / "state")  # its own state folder, no OPENAI_* from outside
+        run_medsweep("eval", "--base-url", cpu_vllm.base_url, "--model", cpu_vllm.base,
+                     "--out", str(tmp_path / "out"), ..., env=env)
+
+    Each test keeps its own store and output folder (under ``tmp_path``) and its own state folder; results
+    are keyed by the model name, so a test that needs served names of its own adds adapters under them in
+    ``EXTRA_LORA_MODULES`` (or evaluates with ``--served-name``).
+
+    A test may NOT: stop, signal or restart it (`medsweep stop` cannot reach it: it has no state file);
+    load or unload adapters at run time; rely on counters or caches being fresh (vLLM's metrics and prefix
+    cache carry over from earlier tests: compare before and after); assert exact model text (greedy output
+    differs between core settings). Its launch flags are extended in ONE place, ``EXTRA_VLLM_FLAGS`` and
+    ``EXTRA_LORA_MODULES`` in tests/support/cpu_vllm.py (e.g. a reasoning parser, a larger logprobs
+    limit), never by a second server per test. A test that kills it fails every later one: each use checks
+    that it is still up, and fails with its log otherwise. Skips, saying why, where `make setup-server` was
+    not done (fails when ``MEDSWEEP_REQUIRE`` names vllm)."""
+    reason = _cpu_vllm_session.alive()
+    if reason is not None:
+        pytest.fail(f"the shared CPU vLLM server is down ({reason}):\n{_cpu_vllm_session.log_tail()}")
+    return _cpu_vllm_session
 
 
 @pytest.fixture(scope="module")

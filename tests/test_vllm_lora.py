@@ -1,6 +1,8 @@
-"""The real CPU vLLM server with the committed LoRA adapter: the base and the adapter on one server, each
+"""The real CPU vLLM server with the committed LoRA adapter: the base and the adapter on one server (the
+session's shared ``cpu_vllm``, launched as `medsweep serve --model smollm2-135m-meqsum-lora` plans it), each
 answering with its own text and stored under its own identity; and `make demo`'s script end to end, whose
-report holds the real paired comparison.
+report holds the real paired comparison (the one real-vLLM test that starts and stops its own server, with
+`medsweep serve` and `medsweep stop`).
 
 Needs `make setup-server` (done by `make test`); skips with the reason otherwise (fails when
 ``MEDSWEEP_REQUIRE`` names vllm: tests/conftest.py). Asserts behaviour, never
@@ -9,16 +11,18 @@ model quality or exact text (greedy text differs between core settings).
 
 from __future__ import annotations
 
-import os
+import re
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
 from pipeline.models.registry import get_model
+from pipeline.serving.process import exit_reason
+from tests.support.cpu_vllm import SharedVllm, medsweep_env
+from tests.support.cpu_vllm import run_medsweep as _medsweep
 from tests.support.paths import REPO_ROOT as REPO
 from tests.support.ports import free_port
 
@@ -29,20 +33,6 @@ INQUIRY = (
     "SUBJECT: knee\nMESSAGE: I have had pain in my left knee for two weeks after running. It swells in the "
     "evening. Should I see a doctor or can I treat it at home, and what can I take for the pain?"
 )
-
-
-def _env(state: Path) -> dict[str, str]:
-    env = {**os.environ, "MEDSWEEP_STATE_DIR": str(state)}
-    env.pop("OPENAI_BASE_URL", None)
-    env.pop("OPENAI_API_KEY", None)
-    return env
-
-
-def _medsweep(*args: str, env: dict[str, str], timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
 
 
 def _chat(root: str, model: str) -> str:
@@ -58,25 +48,21 @@ def _chat(root: str, model: str) -> str:
     return str(response.json()["choices"][0]["message"]["content"])
 
 
-def test_base_and_adapter_on_one_server_answer_each_with_its_own_text(tmp_path: Path) -> None:
-    env = _env(tmp_path / "state")
-    port = free_port()
-    started = _medsweep("serve", "--model", LORA, "--port", str(port), "--timeout", "400", env=env)
-    assert started.returncode == 0, started.stderr[-3000:]
-    root = f"http://127.0.0.1:{port}"
-    try:
-        models = {m["id"]: m for m in httpx.get(f"{root}/v1/models", timeout=30).json()["data"]}
-        assert set(models) == {BASE, LORA}
-        assert models[LORA].get("parent") == BASE
-        assert _chat(root, BASE) != _chat(root, LORA)
+def test_base_and_adapter_on_one_server_answer_each_with_its_own_text(
+    cpu_vllm: SharedVllm, tmp_path: Path
+) -> None:
+    env = medsweep_env(tmp_path / "state")
+    root = cpu_vllm.root
+    models = {m["id"]: m for m in httpx.get(f"{root}/v1/models", timeout=30).json()["data"]}
+    assert {BASE, LORA} <= set(models)
+    assert models[LORA].get("parent") == BASE
+    assert _chat(root, BASE) != _chat(root, LORA)
 
-        out = tmp_path / "out"
-        for model in (BASE, LORA):
-            args = ("--model", model, "--task", "meqsum", "--data-dir", "demo_data", "--limit", "2")
-            run = _medsweep("eval", "--base-url", f"{root}/v1", "--out", str(out), *args, env=env)
-            assert run.returncode == 0, run.stderr[-3000:]
-    finally:
-        _medsweep("stop", env=env, timeout=120)
+    out = tmp_path / "out"
+    for model in (BASE, LORA):
+        args = ("--model", model, "--task", "meqsum", "--data-dir", "demo_data", "--limit", "2")
+        run = _medsweep("eval", "--base-url", f"{root}/v1", "--out", str(out), *args, env=env)
+        assert run.returncode == 0, run.stderr[-3000:]
     with sqlite3.connect(out / "medsweep.sqlite") as conn:
         rows = conn.execute(
             "SELECT model, item_id, key, output FROM results WHERE status = 'succeeded'"
@@ -94,9 +80,10 @@ def test_base_and_adapter_on_one_server_answer_each_with_its_own_text(tmp_path: 
 
 
 def test_make_demo_prints_a_paired_comparison(tmp_path: Path) -> None:
-    """scripts/demo.sh (one item a task, to keep the test short): both models on one server, the report."""
+    """scripts/demo.sh (one item a task, to keep the test short): both models on one server of its own,
+    started by `medsweep serve` and stopped by `medsweep stop` (process group gone), then the report."""
     env = {
-        **_env(tmp_path / "state"),
+        **medsweep_env(tmp_path / "state"),
         "DEMO_STATE_DIR": str(tmp_path / "state"),
         "DEMO_PORT": str(free_port()),
         "DEMO_OUT": str(tmp_path / "demo"),
@@ -115,4 +102,6 @@ def test_make_demo_prints_a_paired_comparison(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "demo" / "medsweep.sqlite") as conn:
         models = {m for (m,) in conn.execute("SELECT DISTINCT model FROM results")}
     assert models == {f"{BASE}@main", get_model(LORA).identity()}
-    assert not (tmp_path / "state" / "serve.json").exists()  # the demo stopped its server
+    assert not (tmp_path / "state" / "serve.json").exists()  # the demo stopped its server...
+    pid = int(re.search(r"started cpu server pid (\d+)", run.stdout).group(1))  # type: ignore[union-attr]
+    assert exit_reason(pid) is not None  # ...and its process is gone

@@ -1,6 +1,6 @@
 """`--engine local|cpu`: exact commands, detached start, health wait, stop of the whole process group; state
 file handling; provenance. A fake `vllm` (a tiny HTTP server) stands in where real vLLM cannot run; the real
-CPU vLLM test runs when `make setup-server` was done (marker `vllm`)."""
+CPU vLLM test (marker `vllm`) runs on the session's shared server when `make setup-server` was done."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import os
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -21,6 +20,7 @@ from pipeline.proc import boot_id, start_ticks
 from pipeline.serving import collect_provenance, read_state, write_state
 from pipeline.serving.process import exit_reason
 from pipeline.serving.state import ServeState
+from tests.support.cpu_vllm import SharedVllm
 from tests.support.ports import free_port
 from tests.support.ready_later import ReadyLaterServer
 
@@ -215,32 +215,19 @@ async def test_provenance_of_an_unreachable_server_is_empty_not_an_error(
 
 
 @pytest.mark.vllm
-def test_real_cpu_server_serves_tokenizes_chats_and_stops(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("MEDSWEEP_STATE_DIR", str(tmp_path))
-    port = free_port()
-    assert main(["serve", "--engine", "cpu", "--port", str(port), "--timeout", "600"]) == 0
-    state = read_state()
-    assert state is not None and state.pid is not None
-    try:
-        models = httpx.get(f"{state.openai_base_url}/models", timeout=30).json()
-        assert (
-            models["data"][0]["id"] == "smollm2-135m-instruct" and models["data"][0]["max_model_len"] == 2048
-        )
-        body = {"model": "smollm2-135m-instruct", "prompt": "Hello world"}
-        tok = httpx.post(f"{state.url}/tokenize", json=body, timeout=30).json()
-        assert tok["count"] == len(tok["tokens"]) > 0
-        chat = httpx.post(
-            f"{state.openai_base_url}/chat/completions",
-            json={"model": "smollm2-135m-instruct", "max_tokens": 8, "temperature": 0,
-                  "messages": [{"role": "user", "content": "Say hi."}]},
-            timeout=120,
-        ).json()  # fmt: skip
-        assert chat["choices"][0]["message"]["content"].strip()  # never assert exact model text
-    finally:
-        assert main(["stop"]) == 0
-    deadline = time.monotonic() + 30
-    while exit_reason(state.pid) is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert exit_reason(state.pid) is not None
+def test_real_cpu_server_serves_tokenizes_and_chats(cpu_vllm: SharedVllm) -> None:
+    # The session's shared server, launched with the plan `medsweep serve` makes; a real `medsweep serve`
+    # start, health wait and `medsweep stop` are tested by `make demo`'s test (tests/test_vllm_lora.py).
+    base = cpu_vllm.base
+    models = {m["id"]: m for m in httpx.get(f"{cpu_vllm.base_url}/models", timeout=30).json()["data"]}
+    assert models[base]["max_model_len"] == 2048
+    body = {"model": base, "prompt": "Hello world"}
+    tok = httpx.post(f"{cpu_vllm.root}/tokenize", json=body, timeout=30).json()
+    assert tok["count"] == len(tok["tokens"]) > 0
+    chat = httpx.post(
+        f"{cpu_vllm.base_url}/chat/completions",
+        json={"model": base, "max_tokens": 8, "temperature": 0,
+              "messages": [{"role": "user", "content": "Say hi."}]},
+        timeout=120,
+    ).json()  # fmt: skip
+    assert chat["choices"][0]["message"]["content"].strip()  # never assert exact model text
