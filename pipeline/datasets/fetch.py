@@ -95,8 +95,13 @@ def fetch(name: str, data_dir: Path, mirror: str, force: bool) -> Fetched:
             return Fetched(name, target, f"{target} is already there (sha256 verified)")
         print(f"{name}: {target} does not match the pinned sha256; downloading it again")
     url = f"{mirror.rstrip('/')}/{name}/{source.file}" if mirror else source.url
-    private_dir(data_dir)
-    staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=data_dir))
+    try:
+        private_dir(data_dir)
+        staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=data_dir))
+    except OSError as exc:
+        raise DataError(
+            f"cannot write into {data_dir} ({exc.strerror}); pass a writable --data-dir"
+        ) from None
     try:
         staged = get_task(name).data_path(staging)
         actual = download(url, staged, source.sha256)

@@ -120,6 +120,8 @@ def build(
     target = data_dir / OUTPUT
     if target.exists() and not force:
         raise DataError(f"{target} already exists; pass --force to overwrite it")
+    if target.parent.exists() and not os.access(target.parent, os.W_OK):
+        raise DataError(f"cannot write {target} (permission denied); pass a writable --data-dir")
     bars = bars or FileBars(None)
     codes = CodeTable()  # before the long passes: a missing package fails at once
 
@@ -195,8 +197,11 @@ def build(
 def _write_jsonl(target: Path, records: list[dict[str, Any]]) -> None:
     """One JSON line per record, as the generator writes them; into a temporary file that replaces the
     target at the end (0600: the notes are credentialed data), so a failure never leaves half a file."""
-    private_dir(target.parent)
-    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        private_dir(target.parent)
+        handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    except OSError as exc:
+        raise DataError(f"cannot write {target} ({exc.strerror}); pass a writable --data-dir") from None
     tmp = Path(name)
     try:
         os.fchmod(handle, FILE_MODE)

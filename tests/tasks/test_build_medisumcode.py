@@ -212,6 +212,12 @@ def test_unreadable_files_are_one_line(tmp_path: Path, capsys: pytest.CaptureFix
     assert "latin.csv: line 2: not UTF-8 text" in capsys.readouterr().err
     assert _build(tmp_path / "nowhere.csv", diag, tmp_path / "data") == 2
     assert "nowhere.csv does not exist; pass MIMIC-IV-Note" in capsys.readouterr().err
+    # A --data-dir that is a file: one line, not a traceback.
+    discharge = _csv(tmp_path / "synthetic_discharge.csv", [["hadm_id", "text"], ["21", "SYNTHETIC"]])
+    (tmp_path / "a-file").write_text("")
+    assert _build(discharge, diag, tmp_path / "a-file") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot write") and "pass a writable --data-dir" in err
 
 
 class _Terminal(io.StringIO):

@@ -209,3 +209,13 @@ def test_check_names_a_built_medisumcode_and_the_demo_data(
     assert built["published"] == ["medisumcode_icd_em_f1", "medisumcode_icd_ap_f1", "medisumcode_icd_valid"]
     demo = _versions(DEMO, capsys)["mednli"]
     assert demo["version"] == "synthetic demo data (demo_data/)" and demo["comparable"] is False
+
+
+def test_fetch_into_an_unwritable_data_dir_is_one_line(
+    mirror: tuple[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, _ = mirror
+    (tmp_path / "a-file").write_text("")
+    assert main(["data", "fetch", "--data-dir", str(tmp_path / "a-file"), "--mirror", url]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "pass a writable --data-dir" in err
