@@ -1,4 +1,5 @@
-"""What every task provides to the engine: request expansion. Scoring lives in ``pipeline.scoring``."""
+"""What every task provides to the engine: request expansion. Its scorer and metrics are declared in its
+module (``TaskDef``, ``pipeline.tasks.registry``), from the parsers and metrics of ``pipeline.scoring``."""
 
 from __future__ import annotations
 
