@@ -15,6 +15,7 @@ import threading
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from pipeline.failures import FailureClass
 from pipeline.files import open_private, private_dir
 from pipeline.serving.argv import connect_host
 from pipeline.serving.process import cmdline
-from pipeline.sweep.journal import Journal
+from pipeline.sweep.journal import Journal, ModelDone, ModelStart, ServerStarted, ServerStopped
 from pipeline.sweep.launcher import Launcher, ServerHandle
 from pipeline.sweep.packing import Need, allocate, check_fits, order
 from pipeline.sweep.plan import PlannedModel, SweepSettings, riders_of
@@ -37,6 +38,28 @@ from pipeline.sweep.watchdog import ServerKeeper, Watchdog
 _TERM_GRACE_S = 30.0  # an eval asked to stop settles in-flight requests (10 s) and commits
 _SHOWN_EVENTS = {"server_started", "healthy", "server_down", "restart", "gave_up", "unhealthy", "eval_rerun",
                  "leftover_stopped"}  # fmt: skip
+# The events a reader reads back go through their journal records (pipeline.sweep.journal).
+_TYPED_EVENTS = {kind.EVENT: kind for kind in (ModelStart, ModelDone, ServerStarted, ServerStopped)}
+
+
+@dataclass(frozen=True, slots=True)
+class EvalDone:
+    """What an eval process sends back when its eval ran (to the end, or interrupted)."""
+
+    identity: str
+    tasks: list[str]
+    sent: int
+    interrupted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EvalFailed:
+    """What an eval process sends back when its eval could not run or ended with an error."""
+
+    error: str
+
+
+EvalMessage = EvalDone | EvalFailed
 
 
 def slots_for(settings: SweepSettings, model: PlannedModel) -> tuple[list[int], int]:
@@ -145,7 +168,7 @@ class SweepRunner:
             return self._run_server(host, evals, gpus)
         except Exception as exc:  # a bug for one model must not end the sweep
             for model in evals:
-                self.journal.append(model.name, "model_done", status="failed", error=repr(exc))
+                self.journal.write(ModelDone(model=model.name, status="failed", error=repr(exc)))
             return [
                 ModelReport(m.name, list(gpus), host.port, "failed", error=f"internal error: {exc!r}")
                 for m in evals
@@ -210,12 +233,12 @@ class SweepRunner:
         while True:
             report.eval_passes += 1
             result = self._eval_pass(model, handle, keeper, report.eval_passes)
-            if "error" in result:
-                report.error = str(result["error"])
+            if isinstance(result, EvalFailed):
+                report.error = result.error
                 return handle
-            report.identity, tasks[model.name] = result["identity"], tuple(result["tasks"])
-            report.sent += int(result["sent"])
-            if result["interrupted"] or self._cancel.is_set():
+            report.identity, tasks[model.name] = result.identity, tuple(result.tasks)
+            report.sent += result.sent
+            if result.interrupted or self._cancel.is_set():
                 report.status = "interrupted"
                 return handle
             if keeper.gave_up is not None:
@@ -261,7 +284,7 @@ class SweepRunner:
 
     def _eval_pass(
         self, model: PlannedModel, handle: ServerHandle, keeper: ServerKeeper, n: int
-    ) -> dict[str, Any]:
+    ) -> EvalMessage:
         config = self._eval_config(model, handle.base_url)
         provenance = {**handle.provenance, "sweep": {"port": handle.port, "pass": n}}
         log_path = self.log_dir / f"{model.name}.eval.log"
@@ -281,17 +304,22 @@ class SweepRunner:
                 proc.terminate()  # SIGTERM: the eval stops sending, settles and commits
             elif asked_to_stop is not None and time.monotonic() - asked_to_stop > _TERM_GRACE_S:
                 proc.kill()
-        result: dict[str, Any] = {}
+        result: EvalMessage | None = None
         try:
             if receive.poll():
                 result = receive.recv()
         except (EOFError, OSError):
             pass
         receive.close()
-        if not result:
+        if result is None:
             why = "stopped" if asked_to_stop is not None else f"exited with status {proc.exitcode}"
-            result = {"error": f"eval process {why} (log: {log_path})"}
-        self._event(model.name, "eval_done", eval_pass=n, **{k: v for k, v in result.items() if k != "tasks"})
+            result = EvalFailed(f"eval process {why} (log: {log_path})")
+        elif not isinstance(result, EvalDone | EvalFailed):  # a bug: said, never read as a zero
+            result = EvalFailed(
+                f"eval process sent {type(result).__name__}, not an EvalDone (log: {log_path})"
+            )
+        shown = {k: v for k, v in asdict(result).items() if k != "tasks"}
+        self._event(model.name, "eval_done", eval_pass=n, **shown)
         return result
 
     # --- inputs ---
@@ -345,11 +373,11 @@ class SweepRunner:
         """The ``skipped`` report when this plan finished ``model`` before with the same settings."""
         return self._already_done(model, self.journal.finished().get(model.name))
 
-    def _already_done(self, model: PlannedModel, record: dict[str, Any] | None) -> ModelReport | None:
-        if record is None or record.get("settings") != self._settings(model):
+    def _already_done(self, model: PlannedModel, record: ModelDone | None) -> ModelReport | None:
+        if record is None or record.settings != self._settings(model):
             return None
-        identity = str(record.get("identity") or "")
-        stats = model_stats(self.out, identity, self.settings.variant, tuple(record.get("tasks") or ()))
+        identity = record.identity
+        stats = model_stats(self.out, identity, self.settings.variant, tuple(record.tasks))
         if stats.total == 0 or stats.pending or stats.retryable:
             return None
         return ModelReport(model.name, [], model.port, "skipped", identity=identity, stats=stats)
@@ -368,17 +396,17 @@ class SweepRunner:
     def _stop_leftovers(self) -> None:
         """Stop the servers a crashed earlier sweep left running (found in the journal)."""
         for record in self.journal.leftover_servers():
-            pid = record.get("pid")
-            if pid and not _cmdline_mentions(int(pid), str(record["model"]), str(record["port"])):
-                self.journal.append(str(record["model"]), "server_stopped", port=record["port"], note="gone")
+            pid = record.pid
+            if pid and not _cmdline_mentions(pid, record.model, str(record.port)):
+                self.journal.write(ServerStopped(model=record.model, port=record.port, note="gone"))
                 continue
             handle = ServerHandle(
-                model=str(record["model"]),
-                gpus=tuple(record.get("gpus") or ()),
-                port=int(record["port"]),
+                model=record.model,
+                gpus=tuple(record.gpus),
+                port=record.port,
                 url="",
-                container_id=record.get("container_id"),
-                pid=int(pid) if pid else None,
+                container_id=record.container_id,
+                pid=pid or None,
             )
             try:
                 if self.launcher.alive(handle) is None:
@@ -386,12 +414,16 @@ class SweepRunner:
                     self._event(handle.model, "leftover_stopped", port=handle.port)
             except (MedsweepError, OSError) as exc:
                 self.console.print(f"{handle.model}: could not stop a leftover server: {exc}")
-            self.journal.append(handle.model, "server_stopped", port=handle.port, note="leftover")
+            self.journal.write(ServerStopped(model=handle.model, port=handle.port, note="leftover"))
 
     # --- output ---
 
     def _event(self, model: str, event: str, **details: Any) -> None:
-        self.journal.append(model, event, **details)
+        kind = _TYPED_EVENTS.get(event)
+        if kind is not None:
+            self.journal.write(kind(model=model, **details))
+        else:
+            self.journal.append(model, event, **details)
         if event in _SHOWN_EVENTS or event in ("model_start", "model_done"):
             shown = {
                 k: v for k, v in details.items() if k not in ("settings", "log_path") and v not in (None, "")
@@ -401,25 +433,26 @@ class SweepRunner:
 
 
 def eval_process(config: EvalConfig, provenance: dict[str, Any], log_path: str, conn: Connection) -> None:
-    """Child-process entry: run one eval, progress into ``log_path``, send back a small result dict."""
+    """Child-process entry: run one eval, progress into ``log_path``, send back an ``EvalMessage``."""
     from pipeline.evaluation.evaluate import run_evaluation
 
     fd = open_private(Path(log_path))
     with open(fd, "a", encoding="utf-8") as log:
         console = Console(file=log, force_terminal=False, width=120)
+        message: EvalMessage
         try:
             outcome = run_evaluation(config, console=console, provenance=provenance)
-            message: dict[str, Any] = {
-                "identity": outcome.target.identity,
-                "tasks": list(outcome.tasks),
-                "sent": outcome.run.sent,
-                "interrupted": outcome.run.interrupted,
-            }
+            message = EvalDone(
+                identity=outcome.target.identity,
+                tasks=list(outcome.tasks),
+                sent=outcome.run.sent,
+                interrupted=outcome.run.interrupted,
+            )
         except MedsweepError as exc:
-            message = {"error": str(exc)}
+            message = EvalFailed(str(exc))
         except Exception as exc:
             log.write(traceback.format_exc())
-            message = {"error": f"{type(exc).__name__}: {exc}"}
+            message = EvalFailed(f"{type(exc).__name__}: {exc}")
     conn.send(message)
     conn.close()
 

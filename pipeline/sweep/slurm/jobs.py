@@ -8,14 +8,14 @@ writes anything, and nothing imports a plan, an engine or the sweep's runner: `m
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ConfigError, EndpointError, MedsweepError
 from pipeline.store.database import Store, db_path
 from pipeline.store.layout import job_dir
-from pipeline.sweep.journal import JOURNAL_NAME, Journal
+from pipeline.sweep.journal import JOURNAL_NAME, JobSubmitted, Journal, ModelDone, R
 from pipeline.sweep.slurm import slurmcli
 from pipeline.sweep.slurm.slurmcli import JobInfo
 
@@ -34,7 +34,7 @@ class JobRow:
     succeeded: int = 0
     total: int = 0
     failed: int = 0
-    result: dict[str, Any] = field(default_factory=dict)  # the job's last model_done event, if any
+    result: ModelDone | None = None  # the job's last model_done event, if any
 
     def line(self) -> str:
         job = f"job {self.job_id} " if self.job_id else ""
@@ -47,36 +47,28 @@ class JobRow:
         return {
             "model": self.model, "job_id": self.job_id, "state": self.state, "where": self.where,
             "submissions": self.submissions, "succeeded": self.succeeded, "total": self.total,
-            "failed": self.failed, "status": self.result.get("status"),
+            "failed": self.failed, "status": self.result.status if self.result else None,
         }  # fmt: skip
 
 
-def read_events(folder: Path) -> list[dict[str, Any]]:
-    """The journal of ``folder`` (the sweep's, or a job's), read only: nothing is created."""
-    return Journal(folder).events() if (folder / JOURNAL_NAME).is_file() else []
+def read(folder: Path, kind: type[R]) -> list[R]:
+    """The ``kind`` events of the journal of ``folder`` (the sweep's, or a job's), read only: nothing is
+    created."""
+    return Journal(folder).read(kind) if (folder / JOURNAL_NAME).is_file() else []
 
 
-def submissions(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """model -> its ``job_submitted`` events, oldest first."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    for event in events:
-        if event.get("event") == "job_submitted":
-            out.setdefault(str(event["model"]), []).append(event)
-    return out
+def submissions(out: Path) -> dict[str, list[JobSubmitted]]:
+    """model -> its ``job_submitted`` events in the sweep's journal, oldest first."""
+    subs: dict[str, list[JobSubmitted]] = {}
+    for event in read(out, JobSubmitted):
+        subs.setdefault(event.model, []).append(event)
+    return subs
 
 
-def job_events(out: Path, model: str) -> list[dict[str, Any]]:
-    """The journal the model's job writes (read only: nothing is created)."""
-    return read_events(job_dir(out, model))
-
-
-def job_result(out: Path, model: str, since: float) -> dict[str, Any]:
-    """The last ``model_done`` event the model's job wrote at or after ``since`` (empty: none)."""
-    last: dict[str, Any] = {}
-    for event in job_events(out, model):
-        if event.get("event") == "model_done" and float(event.get("t") or 0) >= since:
-            last = event
-    return last
+def job_result(out: Path, model: str, since: float) -> ModelDone | None:
+    """The last ``model_done`` event the model's job wrote at or after ``since`` (None: none)."""
+    done = [e for e in read(job_dir(out, model), ModelDone) if e.t >= since]
+    return done[-1] if done else None
 
 
 def store_counts(out: Path, model: str) -> tuple[int, int, int]:
@@ -102,7 +94,7 @@ def store_counts(out: Path, model: str) -> tuple[int, int, int]:
 def job_rows(out: Path, models: list[str] | None = None) -> list[JobRow]:
     """Per model: its latest job's state (squeue, else sacct, else what the job wrote) and the request
     counts of its store. Reads the journal and stores only; safe while jobs run."""
-    subs = submissions(read_events(out))
+    subs = submissions(out)
     names = models if models is not None else list(subs)
     latest = {m: subs[m][-1] for m in names if m in subs}
     queue: dict[str, JobInfo] = {}
@@ -111,15 +103,15 @@ def job_rows(out: Path, models: list[str] | None = None) -> list[JobRow]:
             queue = slurmcli.queue(f"{JOB_PREFIX}-")
         except (ConfigError, EndpointError):  # not on a Slurm host, or slurmctld down: what the jobs wrote
             queue = {}
-    missing = [str(e["job_id"]) for e in latest.values() if str(e["job_id"]) not in queue]
+    missing = [e.job_id for e in latest.values() if e.job_id not in queue]
     accounted = slurmcli.accounting(missing)
     rows = []
     for model in names:
         row = JobRow(model)
         event = latest.get(model)
         if event is not None:
-            row.job_id, row.submissions = str(event["job_id"]), len(subs[model])
-            row.result = job_result(out, model, float(event["t"]))
+            row.job_id, row.submissions = event.job_id, len(subs[model])
+            row.result = job_result(out, model, event.t)
             info = queue.get(row.job_id)
             if info is not None:
                 row.state, row.where = info.state, info.reason or info.nodes

@@ -20,11 +20,11 @@ from rich.console import Console
 from pipeline.errors import ConfigError, EndpointError
 from pipeline.files import private_dir, write_private
 from pipeline.store.layout import STORES_DIR, job_dir
-from pipeline.sweep.journal import Journal
+from pipeline.sweep.journal import JobSubmitted, Journal, ModelStart
 from pipeline.sweep.plan import PlannedModel, SweepPlan
 from pipeline.sweep.slurm import slurmcli
 from pipeline.sweep.slurm.job import job_launcher, job_runner, job_settings
-from pipeline.sweep.slurm.jobs import JOB_PREFIX, JobRow, job_events, job_rows, submissions
+from pipeline.sweep.slurm.jobs import JOB_PREFIX, JobRow, job_rows, read, submissions
 from pipeline.sweep.slurm.layout import JobShape, job_shapes
 from pipeline.sweep.slurm.script import JobFiles, job_name, render
 from pipeline.sweep.summary import (
@@ -92,7 +92,7 @@ class SlurmSweep:
     def run(self, *, wait: bool = True) -> int:
         slurmcli.require("sbatch", "squeue", "scancel")
         journal = Journal(self.out)
-        subs = submissions(journal.events())
+        subs = submissions(self.out)
         queue = slurmcli.queue(self.prefix)
         active_by_name = {info.name: info for info in queue.values() if info.active}
         reports: dict[str, ModelReport] = {}
@@ -102,7 +102,7 @@ class SlurmSweep:
             runner.check_inputs()  # config, data and a damaged store: said before anything is submitted
             earlier = runner.finished_earlier(model)
             name = job_name(self.sweep, model.name)
-            recorded = [str(e["job_id"]) for e in subs.get(model.name, [])]
+            recorded = [e.job_id for e in subs.get(model.name, [])]
             running = next((queue[j] for j in reversed(recorded) if j in queue and queue[j].active), None)
             running = running or active_by_name.get(name)
             if earlier is not None:
@@ -165,10 +165,12 @@ class SlurmSweep:
 
     def _record(self, journal: Journal, model: PlannedModel, job_id: str, adopted: bool = False) -> None:
         shape = self.shapes[model.name]
-        journal.append(
-            model.name, "job_submitted", job_id=job_id, job_name=job_name(self.sweep, model.name),
-            nodes=shape.nodes, gpus_per_node=shape.gpus_per_node, tp=shape.tp, pp=shape.pp,
-            adopted=adopted,
+        journal.write(
+            JobSubmitted(
+                model=model.name, job_id=job_id, job_name=job_name(self.sweep, model.name),
+                nodes=shape.nodes, gpus_per_node=shape.gpus_per_node, tp=shape.tp, pp=shape.pp,
+                adopted=adopted,
+            )
         )  # fmt: skip
 
     def _watch(self, models: list[str]) -> None:
@@ -199,7 +201,7 @@ class SlurmSweep:
 
     def cancel(self) -> int:
         journal = Journal(self.out)
-        recorded = {str(e["job_id"]) for evs in submissions(journal.events()).values() for e in evs}
+        recorded = {e.job_id for evs in submissions(self.out).values() for e in evs}
         names = {job_name(self.sweep, m.name) for m in self.models}
         queue = slurmcli.queue(self.prefix)
         doomed = [j for j in queue.values() if j.active and (j.job_id in recorded or j.name in names)]
@@ -216,33 +218,28 @@ class SlurmSweep:
 def _report(out: Path, model: PlannedModel, row: JobRow, variant: str) -> ModelReport:
     """The summary row of a model whose job ended: what the job wrote, else the job state."""
     result = row.result
-    identity = str(result.get("identity") or "")
-    tasks = tuple(result.get("tasks") or ())
-    stats = model_stats(job_dir(out, model.name), identity, variant, tasks)
     gpus = _granted(out, model.name)
     log = out / "logs" / f"{model.name}.slurm-{row.job_id}.out"
-    if not result:
+    if result is None:
+        stats = model_stats(job_dir(out, model.name), "", variant, ())
         return ModelReport(
             model.name, gpus, model.port, "failed", stats=stats,
             error=f"job {row.job_id} ended ({row.state}) before the model finished; log: {log}; rerun the "
             "plan to resubmit it",
         )  # fmt: skip
-    given = str(result.get("status"))
-    status: Status = cast(Status, given) if given in STATUSES else "failed"
-    error = str(result.get("error") or "")
+    stats = model_stats(job_dir(out, model.name), result.identity, variant, tuple(result.tasks))
+    status: Status = cast(Status, result.status) if result.status in STATUSES else "failed"
+    error = result.error
     if status == "interrupted":  # the job was stopped (time limit, scancel), not the sweep
         status, error = "incomplete", f"job {row.job_id} stopped ({row.state}); rerun the plan to resubmit it"
     return ModelReport(
         model.name, gpus, model.port, status,
-        identity=identity, restarts=int(result.get("restarts") or 0), sent=int(result.get("sent") or 0),
-        wall_s=float(result.get("wall_s") or 0.0), error=error, stats=stats,
+        identity=result.identity, restarts=result.restarts, sent=result.sent, wall_s=result.wall_s,
+        error=error, stats=stats,
     )  # fmt: skip
 
 
 def _granted(out: Path, model: str) -> list[int]:
     """The GPUs the model's last job ran on (its model_start event)."""
-    gpus: list[int] = []
-    for event in job_events(out, model):
-        if event.get("event") == "model_start":
-            gpus = [int(g) for g in event.get("gpus") or []]
-    return gpus
+    starts = read(job_dir(out, model), ModelStart)
+    return list(starts[-1].gpus) if starts else []
