@@ -117,12 +117,8 @@ def _binaries() -> tuple[str, str]:
 @contextmanager
 def browser(tmp: Path, *, startup_s: float = 60.0) -> Iterator[Session]:
     chromium, driver = _binaries()
-    log = tmp / "chromedriver.log"
-    process = subprocess.Popen(
-        [driver, "--port=0", f"--log-path={log}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    process, port = _start_driver(driver, tmp / "chromedriver.log", startup_s)
     try:
-        port = _read_port(process, startup_s)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=startup_s) as http:
             capabilities = {
                 "browserName": "chrome",
@@ -149,6 +145,27 @@ def browser(tmp: Path, *, startup_s: float = 60.0) -> Iterator[Session]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def _start_driver(driver: str, log: Path, startup_s: float) -> tuple[subprocess.Popen[str], int]:
+    """chromedriver on a port the OS picks, and that port. With ``--port=0`` chromedriver picks a port and
+    then binds IPv4 on it; on a busy machine that bind can fail, and it exits with "IPv4 port not available"
+    (seen here with several test runs at once). That, and only that, is tried again."""
+    for attempt in range(5):
+        process = subprocess.Popen(
+            [driver, "--port=0", f"--log-path={log}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            return process, _read_port(process, startup_s)
+        except BrowserUnavailable as exc:
+            process.kill()
+            process.wait()
+            if "port not available" not in str(exc) or attempt == 4:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _read_port(process: subprocess.Popen[str], timeout_s: float) -> int:
