@@ -15,6 +15,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.scoring.types import ScoredItem
 from pipeline.store.database import Store
 from pipeline.store.schema import ScoreRecord
 
@@ -29,45 +30,27 @@ class TaskSummary:
     missing: tuple[str, ...]
 
 
+SCORE_BATCH = 1000
+"""Results scored and written at a time: scoring and the summary hold one batch and the running means,
+whatever the run's size (holding the whole run doubled an eval's RSS after sending)."""
+
+
 def score_tasks(store: Store, model: str, variant: str, tasks: Sequence[str]) -> list[TaskSummary]:
-    """Score every succeeded output of ``model`` on ``tasks``; write the scores table; aggregate."""
+    """Score every succeeded output of ``model`` on ``tasks``, batch by batch; write the scores table;
+    aggregate."""
+    from pipeline.scoring.means import RunningMeans
     from pipeline.tasks import scores
 
     failed = store.failed_by_subtask(model, variant)
     summaries: list[TaskSummary] = []
     for task in tasks:
-        rows = list(store.iter_results(model, variant, task))
-        by_subtask: dict[str, list[Any]] = {}
-        if rows:
-            outputs = [r["output"] or "" for r in rows]
-            if variant == "structured":
-                outputs = [scores.as_answer_text(task, o) for o in outputs]
-            items = scores.score_batch(
-                task,
-                outputs,
-                [orjson.loads(r["reference_json"]) for r in rows],
-                subtasks=[r["subtask"] for r in rows],
-            )
-            store.write_scores(
-                ScoreRecord(
-                    key=r["key"],
-                    model=model,
-                    variant=variant,
-                    task=task,
-                    subtask=r["subtask"],
-                    item_id=r["item_id"],
-                    repeat=r["repeat"],
-                    parsed_json=orjson.dumps(item.parsed).decode(),
-                    strict_valid=int(item.strict_valid),
-                    metrics_json=orjson.dumps(item.metrics).decode(),
-                )
-                for r, item in zip(rows, items, strict=True)
-            )
-            for r, item in zip(rows, items, strict=True):
-                by_subtask.setdefault(r["subtask"], []).append(item)
+        by_subtask: dict[str, RunningMeans] = {}
+        for rows in store.result_batches(model, variant, task, SCORE_BATCH):
+            for row, item in zip(rows, _score_batch(store, model, variant, task, rows), strict=True):
+                by_subtask.setdefault(row["subtask"], RunningMeans()).add((item,))
         subtasks = sorted(by_subtask) or [""]
         for subtask in subtasks:
-            agg = scores.aggregate(task, by_subtask.get(subtask, []))
+            agg = scores.aggregate(task, by_subtask.get(subtask, RunningMeans()))
             summaries.append(
                 TaskSummary(
                     task, subtask, agg.n, failed.get((task, subtask), 0), dict(agg.metrics), agg.missing
@@ -77,6 +60,37 @@ def score_tasks(store: Store, model: str, variant: str, tasks: Sequence[str]) ->
             if t == task and sub not in by_subtask and subtasks != [""]:
                 summaries.append(TaskSummary(task, sub, 0, n, {}, ()))
     return summaries
+
+
+def _score_batch(store: Store, model: str, variant: str, task: str, rows: Sequence[Any]) -> list[ScoredItem]:
+    """Score one batch of result rows and write its scores (one transaction)."""
+    from pipeline.tasks import scores
+
+    outputs = [r["output"] or "" for r in rows]
+    if variant == "structured":
+        outputs = [scores.as_answer_text(task, o) for o in outputs]
+    items = scores.score_batch(
+        task,
+        outputs,
+        [orjson.loads(r["reference_json"]) for r in rows],
+        subtasks=[r["subtask"] for r in rows],
+    )
+    store.write_scores(
+        ScoreRecord(
+            key=r["key"],
+            model=model,
+            variant=variant,
+            task=task,
+            subtask=r["subtask"],
+            item_id=r["item_id"],
+            repeat=r["repeat"],
+            parsed_json=orjson.dumps(item.parsed).decode(),
+            strict_valid=int(item.strict_valid),
+            metrics_json=orjson.dumps(item.metrics).decode(),
+        )
+        for r, item in zip(rows, items, strict=True)
+    )
+    return items
 
 
 def print_summary(summaries: Sequence[TaskSummary], model: str, out: Path, *, console: Console) -> None:

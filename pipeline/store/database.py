@@ -32,6 +32,8 @@ from pipeline.store.schema import PlanRecord, ResultRecord, RunRecord, ScoreReco
 DB_NAME = "medsweep.sqlite"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
+# What scoring reads of a result: not the request body (``request_json``, the largest column by far).
+SCORING_COLUMNS = ("key", "subtask", "item_id", "repeat", "output", "reference_json", "choice_logprobs")
 # The tables are generated from their records (pipeline.store.schema); the index serves status and scoring.
 _SCHEMA = "\n".join(
     [
@@ -327,6 +329,21 @@ class Store:
             )
         finally:
             self.conn.row_factory = None
+
+    def result_batches(
+        self, model: str, variant: str, task: str, size: int, status: str = "succeeded"
+    ) -> Iterator[list[sqlite3.Row]]:
+        """The ``status`` results of one task, ``size`` rows at a time, in scoring order (sub-task, item,
+        repeat) and with only ``SCORING_COLUMNS``: scoring a run of any size holds one batch, never the
+        requests. The caller may write (its scores) between batches."""
+        cur = self.conn.execute(
+            f"SELECT {', '.join(SCORING_COLUMNS)} FROM results "
+            "WHERE model = ? AND variant = ? AND task = ? AND status = ? ORDER BY subtask, item_id, repeat",
+            (model, variant, task, status),
+        )
+        cur.row_factory = sqlite3.Row
+        while rows := cur.fetchmany(size):
+            yield rows
 
     def write_scores(self, rows: Iterable[ScoreRecord]) -> None:
         with self._transaction():

@@ -16,7 +16,7 @@ from typing import Any
 
 from pipeline.errors import DataError
 from pipeline.scoring import extras
-from pipeline.scoring.means import mean_metrics
+from pipeline.scoring.means import RunningMeans, mean_metrics
 from pipeline.scoring.metrics import FORMAT_ADHERENCE, subtask_metric
 from pipeline.scoring.types import ScoredItem, TaskScore
 from pipeline.tasks.registry import TaskDef, TextPair, get_def, task_names
@@ -98,17 +98,19 @@ def paper_metrics(task: str) -> tuple[str, ...]:
     return _task(task).metrics
 
 
-def aggregate(task: str, items: Sequence[ScoredItem]) -> TaskScore:
+def aggregate(task: str, items: Sequence[ScoredItem] | RunningMeans) -> TaskScore:
     """Means of the per-item metrics over all items (each item counted once), plus ``format_adherence``
-    = % of items the strict parser accepted."""
+    = % of items the strict parser accepted. ``items``: the scored items, or their ``RunningMeans`` (a run
+    scored in batches)."""
     _task(task)
     expected = item_metrics(task)
-    if not items:
+    n = items.n if isinstance(items, RunningMeans) else len(items)
+    if not n:
         return TaskScore(n=0, metrics={}, missing=expected, notes=("no items to score",))
     metrics, notes = mean_metrics(items)
     missing = tuple(name for name in expected if name not in metrics)
     notes.extend(extras.missing_notes(task, missing))
-    return TaskScore(n=len(items), metrics=metrics, missing=missing, notes=tuple(notes))
+    return TaskScore(n=n, metrics=metrics, missing=missing, notes=tuple(notes))
 
 
 def aggregate_by_subtask(task: str, groups: Mapping[str, Sequence[ScoredItem]]) -> TaskScore:
