@@ -26,6 +26,7 @@ sys.path.insert(0, str(REPO))
 from pipeline.config import ClientConfig  # noqa: E402
 from pipeline.evaluation.client import Client  # noqa: E402
 from pipeline.evaluation.tokens import make_counter  # noqa: E402
+from pipeline.paths import default_data_dir  # noqa: E402
 from pipeline.request import Request, request_body  # noqa: E402
 from pipeline.tasks import get_task  # noqa: E402
 from pipeline.tasks.base import RenderContext  # noqa: E402
@@ -77,7 +78,7 @@ async def _run(root: str, tasks: list[str], limit: int, concurrency: int) -> Non
         ctx = RenderContext(chat_mode="chat", max_model_len=2048, counter=counter, limit=limit)
         ordered: list[Request] = []
         for task in tasks:
-            ordered += [r async for r in get_task(task).requests(REPO / "demo_data", ctx)]
+            ordered += [r async for r in get_task(task).requests(default_data_dir(), ctx)]
         shuffled = list(ordered)
         random.Random(0).shuffle(shuffled)
         rate_o, time_o = await _pass(client, root, ordered, concurrency)

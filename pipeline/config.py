@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from pipeline.errors import ConfigError
-from pipeline.paths import DEMO_DATA_DIR
+from pipeline.paths import RESULTS_DIR, default_data_dir
 from pipeline.request import Sampling
 
 ChatMode = Literal["chat", "chat_nosystem", "base"]
@@ -93,8 +93,8 @@ class ClientConfig(_Strict):
 
 class RunConfig(_Strict):
     tasks: tuple[str, ...] = ()
-    data_dir: Path = DEMO_DATA_DIR
-    out: Path = Path("runs/default")
+    data_dir: Path = Field(default_factory=default_data_dir)
+    out: Path = RESULTS_DIR
     limit: int | None = Field(default=None, ge=1)
     variant: Variant = "paper"
     demonstrations: Demonstrations = "v3"

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-_FETCH_DEFAULT_DIR = Path("data")
+from pipeline.paths import DATA_DIR
 
 
 def register(sub: Any) -> None:
@@ -24,7 +24,7 @@ def register(sub: Any) -> None:
     check.set_defaults(handler=_check)
 
     fetch = actions.add_parser("fetch", help="download the public datasets (MeQSum, LongHealth, MedQA)")
-    fetch.add_argument("--data-dir", type=Path, default=_FETCH_DEFAULT_DIR, help="default: data")
+    fetch.add_argument("--data-dir", type=Path, default=DATA_DIR, help=f"default: {DATA_DIR}")
     fetch.add_argument(
         "--mirror",
         default=os.environ.get("MEDSWEEP_DATA_MIRROR", ""),
@@ -48,7 +48,7 @@ def register(sub: Any) -> None:
     build.add_argument(
         "--max-examples", type=_positive, default=500, help="notes to keep after the shuffle (default 500)"
     )
-    build.add_argument("--data-dir", type=Path, default=_FETCH_DEFAULT_DIR, help="default: data")
+    build.add_argument("--data-dir", type=Path, default=DATA_DIR, help=f"default: {DATA_DIR}")
     build.add_argument("--force", action="store_true", help="overwrite an existing output file")
     build.set_defaults(handler=_build)
 
@@ -88,7 +88,8 @@ def _build(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from pipeline.datasets.published import LABEL, metric_column
     from pipeline.datasets.versions import identify
-    from pipeline.tasks import check_data, default_data_dir, task_names
+    from pipeline.paths import default_data_dir
+    from pipeline.tasks import check_data, task_names
     from pipeline.tasks.prompts import load_prompts
     from pipeline.tasks.scores import paper_metrics
 

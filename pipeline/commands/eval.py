@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pipeline.paths import DATA_DIR, DEMO_DATA_DIR, RESULTS_DIR
+
 
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
@@ -23,8 +25,9 @@ def register(sub: Any) -> None:
                    "server); results stay keyed by --model")  # fmt: skip
     p.add_argument("--base-url", action="append", dest="base_urls", metavar="URL",
                    help="endpoint, e.g. http://127.0.0.1:8000/v1; repeat for replicas")  # fmt: skip
-    p.add_argument("--data-dir", type=Path, help="one folder per task (default: data/, else demo_data/)")
-    p.add_argument("--out", type=Path, help="results directory (default: results)")
+    default_data = f"{DATA_DIR}/, else {DEMO_DATA_DIR.name}/"
+    p.add_argument("--data-dir", type=Path, help=f"one folder per task (default: {default_data})")
+    p.add_argument("--out", type=Path, help=f"results directory (default: {RESULTS_DIR})")
     p.add_argument("--concurrency", type=int, help="requests in flight (default 64)")
     p.add_argument("--rate", type=float, help="requests per second cap")
     p.add_argument("--timeout", type=float, help="seconds per attempt (default 600)")
@@ -71,7 +74,7 @@ def _run(args: argparse.Namespace) -> int:
         offers = _from_serve_state(endpoint, model)
     data_dir = args.data_dir
     if data_dir is None and "data_dir" not in sections.get("run", {}):
-        from pipeline.tasks import DATA_DIR, default_data_dir
+        from pipeline.paths import default_data_dir
 
         data_dir = default_data_dir()
         if data_dir != DATA_DIR:
@@ -79,9 +82,6 @@ def _run(args: argparse.Namespace) -> int:
                 f"note: no {DATA_DIR}/ here: using the synthetic {data_dir}/ (pass --data-dir)",
                 file=sys.stderr,
             )
-    out = args.out
-    if out is None and "out" not in sections.get("run", {}):
-        out = Path("results")
     overrides = {
         "endpoint": endpoint,
         "model": model,
@@ -97,7 +97,7 @@ def _run(args: argparse.Namespace) -> int:
         "run": {
             "tasks": [t.strip() for t in args.task.split(",") if t.strip()] if args.task else None,
             "data_dir": data_dir,
-            "out": out,
+            "out": args.out,
             "limit": args.limit,
             "variant": args.variant,
             "demonstrations": args.demonstrations,

@@ -9,10 +9,14 @@ from typing import Any
 
 import orjson
 
+from pipeline.paths import RESULTS_DIR
+
 
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser("status", help="per model and task: done, failed, pending")
-    p.add_argument("--out", type=Path, default=Path("results"), help="results directory (default: results)")
+    p.add_argument(
+        "--out", type=Path, default=RESULTS_DIR, help=f"results directory (default: {RESULTS_DIR})"
+    )
     p.add_argument("--json", action="store_true", help="one JSON object (totals at the top level)")
     p.set_defaults(handler=_run)
 

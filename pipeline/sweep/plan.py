@@ -24,7 +24,7 @@ from pipeline.models.registry import (
     pp_size,
     tp_size,
 )
-from pipeline.paths import DEMO_DATA_DIR, SERVERS_DIR
+from pipeline.paths import SERVERS_DIR, default_data_dir
 from pipeline.serving.engines import ENGINES, check_engine_name, default_engine
 from pipeline.sweep.slurm.settings import SlurmSettings, check_time
 
@@ -40,7 +40,7 @@ class SweepSettings(_Strict):
 
     out: Path
     scheduler: Scheduler = "local"  # local: packed onto `gpus` here; slurm: one job per model (docs/slurm.md)
-    data_dir: Path = DEMO_DATA_DIR
+    data_dir: Path = Field(default_factory=default_data_dir)
     tasks: tuple[str, ...] = ()
     variant: Variant = "paper"
     memory_class: Literal[80, 40, 24] = 80

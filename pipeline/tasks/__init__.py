@@ -1,4 +1,4 @@
-"""The tasks' requests. The engine uses ``task_names()``, ``get_task(name)`` and the ``Task`` protocol
+"""The tasks' requests. The eval loop uses ``task_names()``, ``get_task(name)`` and the ``Task`` protocol
 (``pipeline.tasks.base``); ``check_data`` backs ``medsweep data check``. Each task is one module (or
 package) of ``pipeline/tasks/defs/``, found by ``pipeline.tasks.registry``; ``pipeline.tasks.scores``
 scores a task by name."""
@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Literal
 
 from pipeline.errors import DataError
-from pipeline.paths import DEMO_DATA_DIR
 from pipeline.tasks.base import Task
 from pipeline.tasks.registry import get_def, task_names
 
-__all__ = ["DataCheck", "check_data", "default_data_dir", "get_task", "task_names"]
+__all__ = ["DataCheck", "check_data", "get_task", "task_names"]
 
 
 def get_task(name: str) -> Task:
@@ -45,11 +44,3 @@ def check_data(name: str, data_dir: Path) -> DataCheck:
         state: DataState = "missing" if not path.is_file() else "malformed"
         return DataCheck(name, path, state, 0, str(exc))
     return DataCheck(name, path, "ok", rows)
-
-
-DATA_DIR = Path("data")
-
-
-def default_data_dir() -> Path:
-    """``data/`` where it exists, else the synthetic ``demo_data/``: what eval and data check read."""
-    return DATA_DIR if DATA_DIR.is_dir() or not DEMO_DATA_DIR.is_dir() else DEMO_DATA_DIR
