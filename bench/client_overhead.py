@@ -37,7 +37,7 @@ from rich.console import Console  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
 from pipeline.evaluation.client import Client  # noqa: E402
 from pipeline.evaluation.progress import Progress  # noqa: E402
-from pipeline.evaluation.scheduler import EvalRun, Target  # noqa: E402
+from pipeline.evaluation.scheduler import EvalRun, EvalTarget  # noqa: E402
 from pipeline.evaluation.tokens import EstimateCounter  # noqa: E402
 from pipeline.request import Request  # noqa: E402
 from pipeline.store.database import Store  # noqa: E402
@@ -91,7 +91,7 @@ async def _medsweep(base_url: str, n: int, concurrency: int, out: Path) -> tuple
     async with Client(config.client, config.endpoint.base_urls) as client:
         store = Store.open(out)
         progress = Progress(["bench"], console=Console(file=io.StringIO()), log_every=1e9)
-        target = Target("fake-model", "fake-model", "chat", 4096)
+        target = EvalTarget("fake-model", "fake-model", "chat", 4096)
         run = EvalRun(config, target, [_SyntheticTask(n)], client, store, EstimateCounter(), progress)
         result = await run.run()
         store.close()

@@ -23,7 +23,7 @@ from pipeline.config import EvalConfig, server_root, without_credentials
 from pipeline.errors import DataError, EndpointError
 from pipeline.evaluation.client import Client, ServedModel
 from pipeline.evaluation.progress import Progress
-from pipeline.evaluation.scheduler import EvalRun, RunResult, Target
+from pipeline.evaluation.scheduler import EvalRun, EvalTarget, RunResult
 from pipeline.evaluation.scorecard import TaskSummary, print_summary, score_tasks
 from pipeline.failures import fix_for, is_transient
 from pipeline.request import merge_stops
@@ -35,7 +35,7 @@ _DEFAULT_MAX_MODEL_LEN = 4096
 @dataclass(frozen=True, slots=True)
 class EvalOutcome:
     run: RunResult
-    target: Target
+    target: EvalTarget
     tasks: tuple[str, ...]
     skipped_tasks: tuple[str, ...]
     summaries: tuple[TaskSummary, ...]
@@ -67,7 +67,9 @@ def select_tasks(requested: Sequence[str], data_dir: Path) -> tuple[list[str], l
     return selected, skipped
 
 
-def resolve_target(config: EvalConfig, served: list[ServedModel], base_url: str) -> tuple[Target, EvalConfig]:
+def resolve_target(
+    config: EvalConfig, served: list[ServedModel], base_url: str
+) -> tuple[EvalTarget, EvalConfig]:
     """Match the requested model to what the endpoint serves; fold in its registry config (stop strings)."""
     from pipeline.models.registry import load_registry
 
@@ -107,7 +109,7 @@ def resolve_target(config: EvalConfig, served: list[ServedModel], base_url: str)
     else:
         identity = config.model.identity or served_id
         chat_mode = config.model.chat_mode
-    return Target(identity, served_id, chat_mode, max_len or _DEFAULT_MAX_MODEL_LEN), config
+    return EvalTarget(identity, served_id, chat_mode, max_len or _DEFAULT_MAX_MODEL_LEN), config
 
 
 async def _evaluate(

@@ -41,8 +41,9 @@ _SETTLE_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
-class Target:
-    """The model as served: its key identity, the id the endpoint knows it by, and how to prompt it."""
+class EvalTarget:
+    """The model an eval sends to, as served: its key identity, the id the endpoint knows it by, and how to
+    prompt it (not pipeline.serving.engines.Target, what a server is started for)."""
 
     identity: str
     served_name: str
@@ -67,7 +68,7 @@ class EvalRun:
     def __init__(
         self,
         config: EvalConfig,
-        target: Target,
+        target: EvalTarget,
         tasks: Sequence[Task],
         client: Client,
         store: Store,
@@ -319,7 +320,7 @@ class EvalRun:
         return data
 
 
-def prompt_options(config: EvalConfig, target: Target) -> dict[str, str]:
+def prompt_options(config: EvalConfig, target: EvalTarget) -> dict[str, str]:
     """The run-wide choices that shape prompts: part of every content key, so that switching one never
     reuses an answer to a prompt built the other way."""
     return {"demonstrations": config.run.demonstrations, "truncation": target.truncation}

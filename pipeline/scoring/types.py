@@ -1,4 +1,4 @@
-"""The result types every scorer returns and the engine and reports read."""
+"""The result types every scorer returns and the eval summary and reports read."""
 
 from __future__ import annotations
 

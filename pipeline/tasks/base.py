@@ -1,4 +1,4 @@
-"""What every task provides to the engine: request expansion. Its scorer and metrics are declared in its
+"""What every task provides to the eval loop: request expansion. Its scorer and metrics are declared in its
 module (``TaskDef``, ``pipeline.tasks.registry``), from the parsers and metrics of ``pipeline.scoring``."""
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class Task(Protocol):
 
 
 class DatasetTask(Task, Protocol):
-    """A task read from a dataset file (every registered task; the engine's tests use bare ``Task``s)."""
+    """A task read from a dataset file (every registered task; the eval loop's tests use bare ``Task``s)."""
 
     def rows(self, data_dir: Path) -> int:
         """How many rows the dataset has (``medsweep data check``); DataError if it does not load."""

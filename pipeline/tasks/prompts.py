@@ -112,7 +112,7 @@ def prompt_sha256(task: str) -> str:
 
 def prompt_hashes(tasks: Sequence[str]) -> dict[str, str]:
     """sha256 of each task's prompt file: runs made with different prompts are never paired."""
-    # A task without a prompt file (one defined in code, as in the engine's tests) hashes to "".
+    # A task without a prompt file (one defined in code, as in the eval loop's tests) hashes to "".
     return {name: prompt_sha256(name) if prompt_path(name).exists() else "" for name in tasks}
 
 

@@ -1,7 +1,7 @@
-"""Backpressure: with vLLM's queue growing, the engine lowers its in-flight limit; parsing of /metrics.
+"""Backpressure: with vLLM's queue growing, the eval loop lowers its in-flight limit; parsing of /metrics.
 
-The engine reads /metrics once a second; the tests never race that. The server holds the requests
-(``--hold``) until the engine has provably reacted (its limit fell), then lets them through.
+The eval loop reads /metrics once a second; the tests never race that. The server holds the requests
+(``--hold``) until the eval loop has provably reacted (its limit fell), then lets them through.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pipeline.evaluation.backpressure import parse_waiting
 from pipeline.evaluation.scheduler import EvalRun
-from tests.support.counting import CountingTask, engine_config, run_engine, until
+from tests.support.counting import CountingTask, eval_config, run_eval, until
 from tests.support.servers import fake_server
 
 
@@ -36,13 +36,13 @@ def _run_of(runs: list[object]) -> EvalRun:
 async def test_queue_depth_lowers_the_in_flight_limit(tmp_path: Path) -> None:
     # The fake server runs 8 requests and counts the rest as waiting, as vLLM's scheduler would.
     with fake_server("--hold") as server:
-        config = engine_config([server.base_url], tmp_path, concurrency=48, max_waiting=4)
+        config = eval_config([server.base_url], tmp_path, concurrency=48, max_waiting=4)
         runs: list[object] = []
         running = asyncio.create_task(
-            run_engine(config, CountingTask(400), metrics_url=f"{server.root}/metrics", runs=runs)
+            run_eval(config, CountingTask(400), metrics_url=f"{server.root}/metrics", runs=runs)
         )
         await asyncio.to_thread(server.wait_held, 48)  # 40 waiting at the server, 4 allowed
-        await until(lambda: _run_of(runs).lowest_limit < 48, "the engine lowered its limit")
+        await until(lambda: _run_of(runs).lowest_limit < 48, "the eval loop lowered its limit")
         await asyncio.to_thread(server.release)
         await running
     run = _run_of(runs)
@@ -53,10 +53,10 @@ async def test_queue_depth_lowers_the_in_flight_limit(tmp_path: Path) -> None:
 async def test_a_queue_that_never_drains_still_lets_the_run_finish(tmp_path: Path) -> None:
     # The limit falls to 1 and stays there; workers parked above it must not hold requests.
     with fake_server("--hold", "--extra-waiting", "100") as server:
-        config = engine_config([server.base_url], tmp_path, concurrency=8, max_waiting=4)
+        config = eval_config([server.base_url], tmp_path, concurrency=8, max_waiting=4)
         runs: list[object] = []
         running = asyncio.create_task(
-            run_engine(config, CountingTask(300), metrics_url=f"{server.root}/metrics", runs=runs)
+            run_eval(config, CountingTask(300), metrics_url=f"{server.root}/metrics", runs=runs)
         )
         await asyncio.to_thread(server.wait_held, 8)
         await until(lambda: _run_of(runs).limit == 1, "the limit fell to 1")
@@ -70,8 +70,8 @@ async def test_a_queue_that_never_drains_still_lets_the_run_finish(tmp_path: Pat
 
 async def test_no_metrics_means_no_throttling(tmp_path: Path) -> None:
     with fake_server("--delay", "0.05") as server:
-        config = engine_config([server.base_url], tmp_path, concurrency=16)
+        config = eval_config([server.base_url], tmp_path, concurrency=16)
         runs: list[object] = []
-        await run_engine(config, CountingTask(64), runs=runs)
+        await run_eval(config, CountingTask(64), runs=runs)
     run = _run_of(runs)
     assert run.limit == 16 and run.progress.queue_depth is None

@@ -14,7 +14,7 @@ from pipeline.request import Request, Sampling, content_key
 from pipeline.store import schema
 from pipeline.store.database import Store
 from pipeline.store.schema import ResultRecord
-from tests.support.counting import CountingTask, engine_config, run_engine
+from tests.support.counting import CountingTask, eval_config, run_eval
 from tests.support.paths import REPO_ROOT
 from tests.support.servers import fake_server
 
@@ -26,9 +26,9 @@ def _statuses(out: Path) -> dict[str, str]:
 
 async def test_rerun_sends_nothing_that_succeeded(tmp_path: Path) -> None:
     with fake_server() as server:
-        config = engine_config([server.base_url], tmp_path)
-        first = await run_engine(config, CountingTask(30))
-        second = await run_engine(config, CountingTask(30))
+        config = eval_config([server.base_url], tmp_path)
+        first = await run_eval(config, CountingTask(30))
+        second = await run_eval(config, CountingTask(30))
         stats = server.stats()
     assert (first.sent, second.sent, second.skipped) == (30, 0, 30)
     assert stats["received"] == 30
@@ -37,24 +37,24 @@ async def test_rerun_sends_nothing_that_succeeded(tmp_path: Path) -> None:
 
 async def test_failed_keys_are_retried_on_rerun_and_success_is_kept(tmp_path: Path) -> None:
     with fake_server("--status-always", "503") as bad:
-        await run_engine(engine_config([bad.base_url], tmp_path, max_attempts=1), CountingTask(5))
+        await run_eval(eval_config([bad.base_url], tmp_path, max_attempts=1), CountingTask(5))
     assert set(_statuses(tmp_path).values()) == {"failed"}
     with fake_server() as good:
-        again = await run_engine(engine_config([good.base_url], tmp_path), CountingTask(5))
+        again = await run_eval(eval_config([good.base_url], tmp_path), CountingTask(5))
     assert again.sent == 5
     assert set(_statuses(tmp_path).values()) == {"succeeded"}
     with fake_server("--status-always", "503") as bad:
-        third = await run_engine(engine_config([bad.base_url], tmp_path, max_attempts=1), CountingTask(5))
+        third = await run_eval(eval_config([bad.base_url], tmp_path, max_attempts=1), CountingTask(5))
     assert third.sent == 0
     assert set(_statuses(tmp_path).values()) == {"succeeded"}
 
 
 async def test_key_ignores_url_and_port(tmp_path: Path) -> None:
     with fake_server() as a:
-        await run_engine(engine_config([a.base_url], tmp_path), CountingTask(10))
+        await run_eval(eval_config([a.base_url], tmp_path), CountingTask(10))
     with fake_server() as b:
         assert a.port != b.port
-        again = await run_engine(engine_config([f"http://localhost:{b.port}"], tmp_path), CountingTask(10))
+        again = await run_eval(eval_config([f"http://localhost:{b.port}"], tmp_path), CountingTask(10))
         assert b.stats()["received"] == 0
     assert again.sent == 0
 
@@ -81,7 +81,7 @@ def test_key_covers_model_prompt_sampling_and_schema() -> None:
 async def test_api_key_appears_in_no_file_the_run_writes(tmp_path: Path) -> None:
     secret = "sk-SENTINEL-4f1c2b9e"
     with fake_server("--api-key", secret) as server:
-        await run_engine(engine_config([server.base_url], tmp_path), CountingTask(5), api_key=secret)
+        await run_eval(eval_config([server.base_url], tmp_path), CountingTask(5), api_key=secret)
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert files
     for path in files:
@@ -92,7 +92,7 @@ async def test_api_key_appears_in_no_file_the_run_writes(tmp_path: Path) -> None
 async def test_results_are_private(tmp_path: Path) -> None:
     out = tmp_path / "out"
     with fake_server() as server:
-        await run_engine(engine_config([server.base_url], out), CountingTask(3))
+        await run_eval(eval_config([server.base_url], out), CountingTask(3))
     assert stat.S_IMODE(os.stat(out).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(out / "medsweep.sqlite").st_mode) == 0o600
 
@@ -104,7 +104,7 @@ async def test_an_existing_out_folder_keeps_its_mode_and_the_store_stays_private
     out.mkdir()
     os.chmod(out, 0o2775)
     with fake_server("--hold") as server:
-        task = asyncio.create_task(run_engine(engine_config([server.base_url], out), CountingTask(3)))
+        task = asyncio.create_task(run_eval(eval_config([server.base_url], out), CountingTask(3)))
         await asyncio.to_thread(server.wait_held, 1)  # the store is open and written while requests wait
         modes = {
             p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir() if p.name.startswith("medsweep")
@@ -118,9 +118,9 @@ async def test_an_existing_out_folder_keeps_its_mode_and_the_store_stays_private
 
 async def test_status_counts_while_and_after(tmp_path: Path) -> None:
     with fake_server("--status-always", "400") as server:
-        await run_engine(engine_config([server.base_url], tmp_path), CountingTask(4, name="bad"))
+        await run_eval(eval_config([server.base_url], tmp_path), CountingTask(4, name="bad"))
     with fake_server() as server:
-        await run_engine(engine_config([server.base_url], tmp_path), CountingTask(6, name="good"))
+        await run_eval(eval_config([server.base_url], tmp_path), CountingTask(6, name="good"))
     report = status_report(tmp_path)
     assert (report["total"], report["succeeded"], report["failed"], report["pending"]) == (10, 6, 4, 0)
     assert report["failed_by_class"] == {"bad_request": 4}
@@ -134,7 +134,7 @@ async def test_parquet_export_reads_back_with_polars(tmp_path: Path) -> None:
 
     out = tmp_path / "out"
     with fake_server() as server:
-        await run_engine(engine_config([server.base_url], out), CountingTask(4))
+        await run_eval(eval_config([server.base_url], out), CountingTask(4))
     store = Store.open(out)
     try:
         path = store.export_parquet(out / "results.parquet")
@@ -213,9 +213,9 @@ def test_the_tables_are_the_records(tmp_path: Path) -> None:
 
 async def test_store_tallies(tmp_path: Path) -> None:
     with fake_server("--status-always", "400") as server:
-        await run_engine(engine_config([server.base_url], tmp_path), CountingTask(4, name="bad"))
+        await run_eval(eval_config([server.base_url], tmp_path), CountingTask(4, name="bad"))
     with fake_server() as server:
-        await run_engine(engine_config([server.base_url], tmp_path), CountingTask(6, name="good"))
+        await run_eval(eval_config([server.base_url], tmp_path), CountingTask(6, name="good"))
     store = Store.open_readonly(tmp_path)
     try:
         everything, good = store.tally(), store.tally(tasks=["good"])

@@ -105,7 +105,7 @@ def _scores(out: Path) -> dict[str, tuple[Any, ...]]:
 
 
 def _body_digests(server: RunningServer, data: Path) -> dict[str, str]:
-    """content key → sha256 of the request body the engine sends for it (what the server counts)."""
+    """content key → sha256 of the request body the eval loop sends for it (what the server counts)."""
     from pipeline.config import load_config
     from pipeline.evaluation.client import Client
     from pipeline.evaluation.evaluate import resolve_target

@@ -214,13 +214,13 @@ def test_not_an_openai_endpoint_404(capsys: pytest.CaptureFixture[str], server: 
 
 def test_model_not_served_per_request_404_is_recorded_not_found(tmp_path: Path) -> None:
     # The endpoint lists the model but answers 404 for it (renamed between listing and use): the
-    # engine records class not_found, never a wrong answer.
+    # eval loop records class not_found, never a wrong answer.
     import asyncio
 
-    from tests.support.counting import CountingTask, engine_config, run_engine
+    from tests.support.counting import CountingTask, eval_config, run_eval
 
     with fake_server("--model", "another-model") as other:
-        asyncio.run(run_engine(engine_config([other.base_url], tmp_path), CountingTask(3)))
+        asyncio.run(run_eval(eval_config([other.base_url], tmp_path), CountingTask(3)))
         assert other.stats()["received"] == 3  # not retried
     with sqlite3.connect(tmp_path / "medsweep.sqlite") as conn:
         rows = list(conn.execute("SELECT status, error_class, error_message FROM results"))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pipeline.evaluation.client import Client
 from pipeline.evaluation.scheduler import EvalRun
-from tests.support.counting import CountingTask, engine_config, run_engine, until
+from tests.support.counting import CountingTask, eval_config, run_eval, until
 from tests.support.servers import fake_server
 
 
@@ -32,9 +32,9 @@ async def _client(runs: list[object]) -> Client:
 
 async def test_server_killed_and_restarted_the_run_waits_and_completes(tmp_path: Path) -> None:
     with fake_server("--hold") as server:
-        config = engine_config([server.base_url], tmp_path, concurrency=4, max_attempts=8)
+        config = eval_config([server.base_url], tmp_path, concurrency=4, max_attempts=8)
         runs: list[object] = []
-        run = asyncio.create_task(run_engine(config, CountingTask(150), runs=runs))
+        run = asyncio.create_task(run_eval(config, CountingTask(150), runs=runs))
         # Twenty answered, four more in flight: the kill lands mid-run with work committed and work left.
         await asyncio.to_thread(server.release, 20)
         await asyncio.to_thread(server.wait_held, 4, answered=20)
@@ -58,10 +58,8 @@ async def test_server_killed_and_restarted_the_run_waits_and_completes(tmp_path:
 async def test_server_that_never_returns_fails_the_requests_within_the_bound(tmp_path: Path) -> None:
     with fake_server() as server:
         server.kill()
-        config = engine_config(
-            [server.base_url], tmp_path, concurrency=4, max_attempts=50, max_retry_time=1.0
-        )
-        result = await run_engine(config, CountingTask(8))
+        config = eval_config([server.base_url], tmp_path, concurrency=4, max_attempts=50, max_retry_time=1.0)
+        result = await run_eval(config, CountingTask(8))
     rows = _rows(tmp_path)
     assert len(rows) == 8 and result.sent == 8
     assert {(status, cls) for status, cls, _ in rows} == {("failed", "connection")}
@@ -69,9 +67,9 @@ async def test_server_that_never_returns_fails_the_requests_within_the_bound(tmp
 
 async def test_with_replicas_the_others_carry_the_load_while_one_is_down(tmp_path: Path) -> None:
     with fake_server("--hold") as a, fake_server("--hold") as b:
-        config = engine_config([a.base_url, b.base_url], tmp_path, concurrency=8, max_attempts=8)
+        config = eval_config([a.base_url, b.base_url], tmp_path, concurrency=8, max_attempts=8)
         runs: list[object] = []
-        run = asyncio.create_task(run_engine(config, CountingTask(300), runs=runs))
+        run = asyncio.create_task(run_eval(config, CountingTask(300), runs=runs))
         # Least-outstanding balancing puts four on each; B dies with its four in flight.
         await asyncio.to_thread(b.wait_held, 4)
         await asyncio.to_thread(b.kill)

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from pipeline.evaluation.progress import RATE_WINDOW, Progress
 from pipeline.evaluation.scheduler import EvalRun
-from tests.support.counting import CountingTask, engine_config, run_engine
+from tests.support.counting import CountingTask, eval_config, run_eval
 from tests.support.servers import fake_server
 
 TIMEOUT, MAX_RETRY_TIME = 1.0, 3.0
@@ -40,12 +40,12 @@ async def test_a_stalled_server_ends_within_the_retry_budget_and_progress_counts
     tmp_path: Path,
 ) -> None:
     with fake_server("--hold") as server:
-        config = engine_config(
+        config = eval_config(
             [server.base_url], tmp_path, concurrency=8, timeout=TIMEOUT, max_retry_time=MAX_RETRY_TIME,
             max_attempts=50,
         )  # fmt: skip
         runs: list[object] = []
-        running = asyncio.create_task(run_engine(config, CountingTask(12), runs=runs))
+        running = asyncio.create_task(run_eval(config, CountingTask(12), runs=runs))
         await asyncio.to_thread(server.release, 5)  # the server answers five, then stalls for good
         while True:
             committed = _committed(tmp_path)

@@ -1,4 +1,4 @@
-"""A minimal task for engine tests: N numbered prompts, no dataset (the six real tasks have their own)."""
+"""A minimal task for eval-loop tests: N numbered prompts, no dataset (the six real tasks have their own)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ async def until(condition: Callable[[], bool], what: str, deadline_s: float = DE
         await asyncio.sleep(0.02)
 
 
-def engine_config(base_urls: list[str], out: Path, **client: object) -> EvalConfig:
+def eval_config(base_urls: list[str], out: Path, **client: object) -> EvalConfig:
     # A timeout far beyond any answer of a loaded machine: tests that want timeouts set a short one.
     defaults: dict[str, object] = {"concurrency": 8, "backoff_base": 0.01, "backoff_max": 0.05, "timeout": 60}
     defaults.update(client)
@@ -70,7 +70,7 @@ def engine_config(base_urls: list[str], out: Path, **client: object) -> EvalConf
     )
 
 
-async def run_engine(
+async def run_eval(
     config: EvalConfig,
     task: CountingTask,
     api_key: str | None = None,
@@ -78,14 +78,14 @@ async def run_engine(
     metrics_url: str | None = None,
     runs: list[object] | None = None,
 ) -> RunResult:
-    """Run the real engine (client, store, progress) for one task against ``config``'s endpoint."""
+    """Run the real eval loop (client, store, progress) for one task against ``config``'s endpoint."""
     import io
 
     from rich.console import Console
 
     from pipeline.evaluation.client import Client
     from pipeline.evaluation.progress import Progress
-    from pipeline.evaluation.scheduler import EvalRun, Target
+    from pipeline.evaluation.scheduler import EvalRun, EvalTarget
     from pipeline.evaluation.tokens import EstimateCounter
     from pipeline.store.database import Store
 
@@ -93,7 +93,7 @@ async def run_engine(
         store = Store.open(config.run.out)
         try:
             progress = Progress([task.name], console=Console(file=io.StringIO()))
-            target = Target("fake-model", "fake-model", "chat", 2048)
+            target = EvalTarget("fake-model", "fake-model", "chat", 2048)
             run = EvalRun(
                 config, target, [task], client, store, EstimateCounter(), progress, metrics_url=metrics_url
             )  # type: ignore[list-item]
