@@ -24,7 +24,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pipeline.config import ClientConfig, without_credentials
-from pipeline.errors import EndpointError
+from pipeline.errors import ConfigError, EndpointError
 from pipeline.failures import FailureClass
 
 RETRYABLE_STATUS = frozenset({408, 429}) | frozenset(range(500, 600))
@@ -143,6 +143,12 @@ class Client:
     def __init__(self, config: ClientConfig, base_urls: tuple[str, ...], api_key: str | None = None) -> None:
         if not base_urls:
             raise EndpointError("no endpoint: pass --base-url URL, set OPENAI_BASE_URL, or run `make serve`")
+        if api_key and any(without_credentials(u) != u for u in base_urls):
+            # aiohttp would refuse both at the first request (with a traceback): say it now, in one line.
+            raise ConfigError(
+                "the base URL carries credentials (user:token@) and an API key is set (OPENAI_API_KEY or "
+                "[endpoint] api_key): give one of them"
+            )
         self.config = config
         self.replicas = [Replica(u) for u in base_urls]
         self._headers = {"Content-Type": "application/json"}

@@ -243,6 +243,13 @@ def test_credentials_in_a_base_url_are_never_written(tmp_path: Path) -> None:
                      "--out", str(tmp_path / "other"), cwd=tmp_path, api_key=None)  # fmt: skip
     assert gone.returncode == 2 and "cannot reach http://***@127.0.0.1:" in gone.stderr, gone.stderr
     outputs += [gone.stdout, gone.stderr]
+    both = _medsweep("eval", "--task", "mednli", "--base-url", nowhere, "--data-dir", str(DEMO),
+                     "--out", str(tmp_path / "other"), cwd=tmp_path)  # fmt: skip
+    assert both.returncode == 2 and both.stderr.startswith("error: the base URL carries credentials"), (
+        both.stderr
+    )
+    assert len(both.stderr.strip().splitlines()) == 1  # one line, no traceback
+    outputs += [both.stdout, both.stderr]
     report = _medsweep("report", "--out", str(out), "--format", "md,csv,html", cwd=tmp_path, api_key=None)
     assert report.returncode == 0, report.stderr[-3000:]
     outputs += [report.stdout, report.stderr]
