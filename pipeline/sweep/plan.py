@@ -222,7 +222,7 @@ def _gpu_count(cfg: ServerConfig, entry: ModelEntry, settings: SweepSettings, pa
             )
         return 0
     if settings.scheduler == "slurm":
-        # The job's shape (nodes, TP x PP) is worked out and checked by pipeline.sweep.slurm.layout.
+        # The job's shape (nodes, TP x PP) is worked out and checked by pipeline.sweep.slurm.shapes.
         return (
             entry.gpus
             if entry.gpus is not None

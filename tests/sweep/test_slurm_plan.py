@@ -11,8 +11,8 @@ import pytest
 from pipeline.cli import main
 from pipeline.errors import ConfigError
 from pipeline.sweep.plan import load_plan, resolve_models
-from pipeline.sweep.slurm.layout import JobShape, job_shape, split
 from pipeline.sweep.slurm.settings import default_time, format_time, parse_time
+from pipeline.sweep.slurm.shapes import JobShape, job_shape, split
 from pipeline.sweep.slurm.submit import SlurmSweep
 
 SMALL, BIG, MOE = "meta-llama-3-8b-instruct", "meta-llama-3-70b-instruct", "mixtral-8x22b-instruct-v0.1"

@@ -50,7 +50,7 @@ class Target:
     # LoRA entries of ``model`` served beside it (pipeline.serving.lora); their checksums are checked first.
     adapters: tuple[ServerConfig, ...] = ()
     # How vLLM splits the model: TP (None: one rank per GPU) x PP stages; executor "ray" for the Ray cluster
-    # of a multi-node Slurm job (pipeline/sweep/slurm/layout.py), None for vLLM's default.
+    # of a multi-node Slurm job (pipeline/sweep/slurm/shapes.py), None for vLLM's default.
     tensor_parallel: int | None = None
     pipeline_parallel: int = 1
     executor: str | None = None

@@ -27,7 +27,7 @@ from pipeline.store.layout import job_dir
 from pipeline.sweep.launcher import EngineLauncher, launcher_for
 from pipeline.sweep.plan import PlannedModel, SweepPlan, SweepSettings, load_plan, resolve_models
 from pipeline.sweep.runner import SweepRunner
-from pipeline.sweep.slurm.layout import JobShape, job_shape
+from pipeline.sweep.slurm.shapes import JobShape, job_shape
 from pipeline.sweep.summary import print_summary, write_summary
 
 GPU_ENV = ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_GPUS")

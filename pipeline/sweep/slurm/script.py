@@ -19,8 +19,8 @@ from pathlib import Path
 from pipeline.errors import ConfigError
 from pipeline.sweep.plan import PlannedModel, SweepPlan
 from pipeline.sweep.slurm.jobs import JOB_PREFIX
-from pipeline.sweep.slurm.layout import JobShape
 from pipeline.sweep.slurm.settings import default_time, format_time, parse_time
+from pipeline.sweep.slurm.shapes import JobShape
 
 RAY_PORT = 6379
 # Inside a job: where the Ray cluster of a multi-node job answers (set by the script, read by job.py).

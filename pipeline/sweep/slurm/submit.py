@@ -25,8 +25,8 @@ from pipeline.sweep.plan import PlannedModel, SweepPlan
 from pipeline.sweep.slurm import slurmcli
 from pipeline.sweep.slurm.job import job_launcher, job_runner, job_settings
 from pipeline.sweep.slurm.jobs import JOB_PREFIX, JobRow, job_rows, read, submissions
-from pipeline.sweep.slurm.layout import JobShape, job_shapes
 from pipeline.sweep.slurm.script import JobFiles, job_name, render
+from pipeline.sweep.slurm.shapes import JobShape, job_shapes
 from pipeline.sweep.summary import (
     STATUSES,
     ModelReport,
