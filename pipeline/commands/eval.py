@@ -41,6 +41,9 @@ def register(sub: Any) -> None:
                    help="over-long prompts: v3 = the server keeps the end of the whole prompt "
                    "(truncate_prompt_tokens), letters = each letter cut to an equal share; auto (default) = "
                    "v3 on vLLM endpoints, else letters")  # fmt: skip
+    p.add_argument("--reasoning-split", choices=("none", "think-tags", "markdown-headings"),
+                   help="how a reply the server did not split is cut into trace and answer (default: the "
+                   "registry's, else think-tags: a reply opening <think> is split at </think>)")  # fmt: skip
     p.add_argument("--chat-mode", choices=("chat", "chat_nosystem", "base"),
                    help="for models not in servers/ (default chat)")  # fmt: skip
     p.add_argument("--revision", help="weights revision, part of the model identity")
@@ -102,6 +105,7 @@ def _run(args: argparse.Namespace) -> int:
             "variant": args.variant,
             "demonstrations": args.demonstrations,
             "truncation": args.truncation,
+            "reasoning_split": args.reasoning_split,
         },
     }
     config = load_config(args.config, overrides, sections=sections)

@@ -63,6 +63,8 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError("--nodes must be at least 1")
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port {args.port} is not a TCP port")
+    if args.model:
+        _warn_about_templates(args.model)
     state = serve(
         ServeRequest(
             model=args.model,
@@ -83,3 +85,14 @@ def _run(args: argparse.Namespace) -> int:
     if state is not None:
         print(f"ready: {state.served_model} at {state.openai_base_url} (stop with `medsweep stop`)")
     return 0
+
+
+def _warn_about_templates(model: str) -> None:
+    """A reasoning switch the chat template ignores: say so before serving (the run would not switch)."""
+    import sys
+
+    from pipeline.models.registry import get_model
+    from pipeline.models.templates import template_warnings
+
+    for line in template_warnings(get_model(model)):
+        print(line, file=sys.stderr)

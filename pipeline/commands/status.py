@@ -47,14 +47,15 @@ def status_report(out: Path) -> dict[str, Any]:
         rows.append(
             {
                 "model": model, "variant": variant, "task": task, "total": c.total,
-                "succeeded": c.succeeded, "failed": c.failed, "failed_by_class": c.failed_by_class,
-                "pending": c.pending,
+                "succeeded": c.succeeded, "no_answer": c.no_answer, "failed": c.failed,
+                "failed_by_class": c.failed_by_class, "pending": c.pending,
             }
         )  # fmt: skip
     return {
         "out": str(out),
         "total": totals.total,
         "succeeded": totals.succeeded,
+        "no_answer": totals.no_answer,
         "failed": totals.failed,
         "pending": sum(r["pending"] for r in rows),
         "failed_by_class": totals.failed_by_class,
@@ -80,17 +81,15 @@ def _run(args: argparse.Namespace) -> int:
                          f"{j['succeeded']}/{j['total']}", j["status"] or "")  # fmt: skip
         Console().print(jobs)
     table = Table(title=f"status of {args.out}", title_justify="left")
-    for col in ("model", "variant", "task", "total", "succeeded", "failed", "pending"):
-        table.add_column(
-            col, justify="right" if col in ("total", "succeeded", "failed", "pending") else "left"
-        )
+    for col in ("model", "variant", "task", "total", "succeeded", "no answer", "failed", "pending"):
+        table.add_column(col, justify="left" if col in ("model", "variant", "task") else "right")
     for r in report["tasks"]:
         failed = str(r["failed"])
         if r["failed_by_class"]:
             failed += " (" + ", ".join(f"{k} {v}" for k, v in sorted(r["failed_by_class"].items())) + ")"
-        table.add_row(r["model"], r["variant"], r["task"], str(r["total"]), str(r["succeeded"]), failed,
-                      str(r["pending"]))  # fmt: skip
-    table.add_row("all", "", "", str(report["total"]), str(report["succeeded"]), str(report["failed"]),
-                  str(report["pending"]), style="bold")  # fmt: skip
+        table.add_row(r["model"], r["variant"], r["task"], str(r["total"]), str(r["succeeded"]),
+                      str(r["no_answer"]), failed, str(r["pending"]))  # fmt: skip
+    table.add_row("all", "", "", str(report["total"]), str(report["succeeded"]), str(report["no_answer"]),
+                  str(report["failed"]), str(report["pending"]), style="bold")  # fmt: skip
     Console().print(table)
     return 0

@@ -45,6 +45,7 @@ def _run(args: argparse.Namespace) -> int:
     from pipeline.sweep.plan import load_plan, resolve_models
 
     plan = load_plan(args.plan)
+    _warn_about_templates(plan)
     if plan.sweep.scheduler == "slurm":
         return _slurm(args, plan)
     if args.no_wait or args.cancel:
@@ -78,6 +79,20 @@ def _run(args: argparse.Namespace) -> int:
         print(f"interrupted: rerun `medsweep sweep --plan {args.plan}` to resume")
         return 130
     return 0 if all(r.status in ("done", "skipped") for r in reports) else 1
+
+
+def _warn_about_templates(plan: Any) -> None:
+    """Reasoning switches the models' chat templates ignore (pipeline.models.templates), said first."""
+    import sys
+
+    from pipeline.models.registry import load_registry
+    from pipeline.models.templates import template_warnings
+
+    registry = load_registry()
+    for entry in plan.models:
+        cfg = registry.get(entry.name)
+        for line in template_warnings(cfg) if cfg is not None else []:
+            print(line, file=sys.stderr)
 
 
 def _slurm(args: argparse.Namespace, plan: Any) -> int:

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pipeline.config import ClientConfig, without_credentials
 from pipeline.errors import ConfigError, EndpointError
+from pipeline.evaluation.reasoning_split import DEFAULT_SPLITTER, Splitter, from_server, is_no_answer
 from pipeline.failures import FailureClass
 
 RETRYABLE_STATUS = frozenset({408, 429}) | frozenset(range(500, 600))
@@ -42,6 +43,8 @@ class _Loose(BaseModel):
 
 class _Message(_Loose):
     content: str | None = None
+    reasoning: str | None = None  # vLLM's reasoning parser (since January 2026)
+    reasoning_content: str | None = None  # the same field before it was renamed: older servers
 
 
 class _ChatChoice(_Loose):
@@ -54,9 +57,14 @@ class _TextChoice(_Loose):
     finish_reason: str | None = None
 
 
+class _TokenDetails(_Loose):
+    reasoning_tokens: int | None = None
+
+
 class _Usage(_Loose):
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    completion_tokens_details: _TokenDetails | None = None
 
 
 class ChatResponse(_Loose):
@@ -91,10 +99,17 @@ class ServedModel:
 
 @dataclass(slots=True)
 class Outcome:
-    """The final result of one request: either ``text`` or an ``error_class`` with its message."""
+    """The final result of one request: either ``text`` or an ``error_class`` with its message.
+
+    ``text`` is the final answer only; a reasoning model's trace is ``reasoning`` (``reasoning_tokens``:
+    its length where the server reports it). ``no_answer``: the budget ran out inside the trace, a
+    succeeded request without an answer (pipeline.evaluation.reasoning_split)."""
 
     ok: bool
     text: str = ""
+    reasoning: str | None = None
+    reasoning_tokens: int | None = None
+    no_answer: bool = False
     finish_reason: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -222,8 +237,11 @@ class Client:
 
     # --- requests ---
 
-    async def send(self, path: str, body: bytes, *, chat: bool) -> Outcome:
-        """POST ``body`` to ``<replica>/<path>`` with retries; always returns an ``Outcome``."""
+    async def send(
+        self, path: str, body: bytes, *, chat: bool, split: Splitter = DEFAULT_SPLITTER
+    ) -> Outcome:
+        """POST ``body`` to ``<replica>/<path>`` with retries; always returns an ``Outcome``. A reply's
+        trace is the server's (``reasoning``, else ``reasoning_content``), else ``split`` cuts it off."""
         cfg = self.config
         start = time.monotonic()
         deadline = start + cfg.max_retry_time
@@ -241,7 +259,7 @@ class Client:
                 )  # fmt: skip
             replica.outstanding += 1
             try:
-                outcome = await self._attempt(replica, path, body, chat)
+                outcome = await self._attempt(replica, path, body, chat, split)
             except _Retry as exc:
                 last = exc
                 self._note_failure(replica, exc.error_class)
@@ -270,7 +288,9 @@ class Client:
             outcome.latency_s = time.monotonic() - start
             return outcome
 
-    async def _attempt(self, replica: Replica, path: str, body: bytes, chat: bool) -> Outcome:
+    async def _attempt(
+        self, replica: Replica, path: str, body: bytes, chat: bool, split: Splitter
+    ) -> Outcome:
         try:
             async with self.session.post(
                 f"{replica.base_url}/{path}", data=body, timeout=self._timeout
@@ -290,18 +310,26 @@ class Client:
             if chat:
                 parsed_chat = ChatResponse.model_validate_json(payload)
                 choice = parsed_chat.choices[0]
-                text, finish, usage = choice.message.content or "", choice.finish_reason, parsed_chat.usage
+                message, finish, usage = choice.message, choice.finish_reason, parsed_chat.usage
+                trace = message.reasoning if message.reasoning is not None else message.reasoning_content
+                reply = from_server(message.content, trace, split)
             else:
                 parsed_text = CompletionResponse.model_validate_json(payload)
                 tchoice = parsed_text.choices[0]
-                text, finish, usage = tchoice.text, tchoice.finish_reason, parsed_text.usage
+                finish, usage = tchoice.finish_reason, parsed_text.usage
+                reply = from_server(tchoice.text, None, split)
         except (ValidationError, IndexError):
             raise _Retry(
                 FailureClass.INVALID_RESPONSE, f"unparseable response body ({len(payload)} bytes)"
             ) from None
+        details = usage.completion_tokens_details if usage else None
+        no_answer = is_no_answer(reply, finish)
         return Outcome(
             True,
-            text=text,
+            text=reply.answer,
+            reasoning=reply.reasoning,
+            reasoning_tokens=_trace_tokens(reply.reasoning, details, no_answer, usage),
+            no_answer=no_answer,
             finish_reason=finish,
             prompt_tokens=usage.prompt_tokens if usage else 0,
             completion_tokens=usage.completion_tokens if usage else 0,
@@ -367,6 +395,20 @@ class Client:
     @property
     def healthy_replicas(self) -> int:
         return sum(r.healthy for r in self.replicas)
+
+
+def _trace_tokens(
+    trace: str | None, details: _TokenDetails | None, no_answer: bool, usage: _Usage | None
+) -> int | None:
+    """The trace's length in tokens: the server's count; for a no-answer, every generated token (the reply
+    is all trace). vLLM 0.32 counts only the tokens between tags it generated itself, so a trace whose
+    ``<think>`` the prompt opened (DeepSeek-R1's template) is reported as 0: a 0 for a non-empty trace is
+    taken as no count (measured on the CPU vLLM: docs/reasoning.md)."""
+    if not trace:
+        return None
+    if details is not None and details.reasoning_tokens:
+        return details.reasoning_tokens
+    return usage.completion_tokens if no_answer and usage is not None else None
 
 
 def _raise_for_status(status: int, payload: bytes, retry_after: str | None) -> None:

@@ -25,6 +25,7 @@ from pipeline.evaluation.client import Client, ServedModel
 from pipeline.evaluation.progress import Progress
 from pipeline.evaluation.scheduler import EvalRun, EvalTarget, RunResult
 from pipeline.evaluation.scorecard import TaskSummary, print_summary, score_tasks
+from pipeline.evaluation.thinking import Thinking
 from pipeline.failures import fix_for, is_transient
 from pipeline.request import merge_stops
 from pipeline.store.database import Store
@@ -109,7 +110,10 @@ def resolve_target(
     else:
         identity = config.model.identity or served_id
         chat_mode = config.model.chat_mode
-    return EvalTarget(identity, served_id, chat_mode, max_len or _DEFAULT_MAX_MODEL_LEN), config
+    thinking = Thinking.resolve(entry.reasoning if entry else None, config.run.reasoning_split)
+    return EvalTarget(
+        identity, served_id, chat_mode, max_len or _DEFAULT_MAX_MODEL_LEN, thinking=thinking
+    ), config
 
 
 async def _evaluate(

@@ -31,6 +31,7 @@ from pipeline.evaluation.client import Client, Outcome
 from pipeline.evaluation.committer import Committer, Counted, max_uncommitted
 from pipeline.evaluation.concurrency import ConcurrencyController
 from pipeline.evaluation.progress import Progress
+from pipeline.evaluation.thinking import NOT_THINKING, Thinking
 from pipeline.request import Request, content_key, request_body
 from pipeline.store.database import Store
 from pipeline.store.schema import ResultRecord
@@ -52,6 +53,7 @@ class EvalTarget:
     truncation: AppliedTruncation = (
         "letters"  # what applies at this endpoint (pipeline.evaluation.truncation)
     )
+    thinking: Thinking = NOT_THINKING  # a reasoning model's budget, template switch and splitter
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,17 +191,18 @@ class EvalRun:
         cfg = self.config
         ctx = RenderContext(
             chat_mode=self.target.chat_mode,
-            max_model_len=self.target.max_model_len,
+            max_model_len=self.target.thinking.prompt_room(self.target.max_model_len),
             counter=self.counter,
             variant=cfg.run.variant,
             limit=cfg.run.limit,
             demonstrations=cfg.run.demonstrations,
             truncation=self.target.truncation,
         )
-        identity, put = self.target.identity, self._queue.put
+        identity, put, thinking = self.target.identity, self._queue.put, self.target.thinking
         options = prompt_options(cfg, self.target)
         for task in self.tasks:
-            async for request in task.requests(cfg.run.data_dir, ctx):
+            async for rendered in task.requests(cfg.run.data_dir, ctx):
+                request = thinking.apply(rendered)
                 key = content_key(identity, request, self._sampling, options)
                 if key in done:
                     self.progress.add_skipped(task.name)
@@ -214,6 +217,7 @@ class EvalRun:
         throttler = self._throttler
         served, sampling_body, send = self.target.served_name, self._sampling_body, self.client.send
         slot, room = self.controller.slot, self.committer.wait_for_room
+        split = self.target.thinking.split
         while not self._stopping.is_set():
             # Wait for a slot before taking work, so that a parked worker never holds a request.
             await slot(index)
@@ -232,7 +236,9 @@ class EvalRun:
             self._in_flight += 1
             self.progress.in_flight = self._in_flight
             try:
-                outcome = await send("chat/completions" if chat else "completions", body, chat=chat)
+                outcome = await send(
+                    "chat/completions" if chat else "completions", body, chat=chat, split=split
+                )
             finally:
                 self._in_flight -= 1
                 self.progress.in_flight = self._in_flight
@@ -260,10 +266,12 @@ class EvalRun:
             prompt_hash=request.prompt_hash(), request_json=_request_meta(request, self._sampling_body),
             reference_json=orjson.dumps(request.reference).decode(),
             status="succeeded" if outcome.ok else "failed", error_class=error_class,
-            error_message=outcome.error_message, output=outcome.text if outcome.ok else None,
+            error_message=outcome.error_message,
+            output=outcome.text if outcome.ok and not outcome.no_answer else None,
             finish_reason=outcome.finish_reason, prompt_tokens=outcome.prompt_tokens,
             completion_tokens=outcome.completion_tokens, latency_s=outcome.latency_s,
-            attempts=outcome.attempts, updated_at=time.time(),
+            attempts=outcome.attempts, updated_at=time.time(), reasoning=outcome.reasoning,
+            reasoning_tokens=outcome.reasoning_tokens,
         )  # fmt: skip
         self.committer.add(row, Counted(request.task, outcome.ok, error_class, outcome.completion_tokens))
 
@@ -316,6 +324,7 @@ class EvalRun:
             "chat_mode": self.target.chat_mode,
             "max_model_len": self.target.max_model_len,
             "truncation": self.target.truncation,
+            "reasoning": self.target.thinking.as_config(),
         }
         return data
 
@@ -323,7 +332,11 @@ class EvalRun:
 def prompt_options(config: EvalConfig, target: EvalTarget) -> dict[str, str]:
     """The run-wide choices that shape prompts: part of every content key, so that switching one never
     reuses an answer to a prompt built the other way."""
-    return {"demonstrations": config.run.demonstrations, "truncation": target.truncation}
+    return {
+        "demonstrations": config.run.demonstrations,
+        "truncation": target.truncation,
+        **target.thinking.key_options(),
+    }
 
 
 def _throttler(rate: float | None) -> Throttler | None:

@@ -7,7 +7,7 @@ Failed requests are counted, never scored: a failure is not a wrong answer.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ class TaskSummary:
     failed: int
     metrics: dict[str, float]
     missing: tuple[str, ...]
+    traces: dict[str, float] = field(default_factory=dict)  # no-answer rate, trace lengths (scoring.traces)
 
 
 SCORE_BATCH = 1000
@@ -39,23 +40,32 @@ def score_tasks(store: Store, model: str, variant: str, tasks: Sequence[str]) ->
     """Score every succeeded output of ``model`` on ``tasks``, batch by batch; write the scores table;
     aggregate."""
     from pipeline.scoring.means import RunningMeans
+    from pipeline.scoring.traces import TraceTally
     from pipeline.tasks import scores
 
     failed = store.failed_by_subtask(model, variant)
     summaries: list[TaskSummary] = []
     for task in tasks:
         by_subtask: dict[str, RunningMeans] = {}
+        traces: dict[str, TraceTally] = {}
         for rows in store.result_batches(model, variant, task, SCORE_BATCH):
             for row, item in zip(rows, _score_batch(store, model, variant, task, rows), strict=True):
                 by_subtask.setdefault(row["subtask"], RunningMeans()).add((item,))
+                # Succeeded rows only: a trace without an answer is a no-answer (schema.NO_ANSWER).
+                traces.setdefault(row["subtask"], TraceTally()).add(
+                    bool(row["traced"]),
+                    bool(row["traced"]) and row["output"] is None,
+                    row["reasoning_tokens"],
+                )
         subtasks = sorted(by_subtask) or [""]
         for subtask in subtasks:
             agg = scores.aggregate(task, by_subtask.get(subtask, RunningMeans()))
             summaries.append(
                 TaskSummary(
-                    task, subtask, agg.n, failed.get((task, subtask), 0), dict(agg.metrics), agg.missing
+                    task, subtask, agg.n, failed.get((task, subtask), 0), dict(agg.metrics), agg.missing,
+                    traces.get(subtask, TraceTally()).stats(),
                 )
-            )
+            )  # fmt: skip
         for (t, sub), n in sorted(failed.items()):
             if t == task and sub not in by_subtask and subtasks != [""]:
                 summaries.append(TaskSummary(task, sub, 0, n, {}, ()))
@@ -97,6 +107,7 @@ def print_summary(summaries: Sequence[TaskSummary], model: str, out: Path, *, co
     """One row per task (LongHealth: per sub-task): the paper's metrics, format adherence, lenient score.
     Labels and their order are the metric declarations' (``pipeline/scoring/metrics.toml``)."""
     from pipeline.scoring.metrics import FORMAT_ADHERENCE, LENIENT, declared, paper_use
+    from pipeline.scoring.traces import TRACE_METRICS
 
     # The metrics column holds those the paper reports (for any task; MedQA's accuracy too).
     labels = {name: m.label for name, m in declared().items() if paper_use(name)}
@@ -107,6 +118,10 @@ def print_summary(summaries: Sequence[TaskSummary], model: str, out: Path, *, co
     table.add_column("paper metrics (0-100)")
     table.add_column(declared()[FORMAT_ADHERENCE].label, justify="right")
     table.add_column("lenient", justify="right")
+    # A reasoning model's no-answers and trace lengths; no columns for a model that does not reason.
+    traced = [name for name in TRACE_METRICS if any(name in s.traces for s in summaries)]
+    for name in traced:
+        table.add_column(declared()[name].label, justify="right")
     for s in summaries:
         paper = "  ".join(
             f"{label} {s.metrics[key]:.1f}" for key, label in labels.items() if key in s.metrics
@@ -119,6 +134,7 @@ def print_summary(summaries: Sequence[TaskSummary], model: str, out: Path, *, co
             paper,
             _fmt(s.metrics.get(FORMAT_ADHERENCE)),
             _fmt(lenient),
+            *(_fmt(s.traces.get(name)) for name in traced),
         )
     console.print(table)
     # A task with nothing scored misses every metric for that reason, not for lack of optional models.

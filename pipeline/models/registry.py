@@ -12,13 +12,24 @@ from __future__ import annotations
 
 import difflib
 import tomllib
+from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from pipeline.config import ChatMode
 from pipeline.errors import ConfigError
+from pipeline.evaluation.reasoning_split import Splitter
 from pipeline.models.adapters import missing_files
 from pipeline.models.devices import DEVICES as DEVICES  # re-exported: defined apart for a light --help
 from pipeline.models.devices import Device as Device
@@ -66,6 +77,48 @@ class Adapter(BaseModel):
         return self._folder
 
 
+@cache
+def known_parsers() -> tuple[str, tuple[str, ...]]:
+    """(vLLM version, the reasoning parser names it knows): reasoning_parsers.toml next to this module."""
+    raw = tomllib.loads(resources.files("pipeline.models").joinpath("reasoning_parsers.toml").read_text())
+    return str(raw["vllm_version"]), tuple(raw["parsers"])
+
+
+class Reasoning(BaseModel):
+    """How a reasoning model thinks and how its trace is told from its answer (docs/reasoning.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The server splits (vLLM --reasoning-parser NAME; thinking_token_budget is sent only then) ...
+    parser: str | None = None
+    # ... or the client does, for a model no parser fits (HuatuoGPT-o1 writes markdown headings).
+    split: Splitter | None = None
+    thinking_budget: int = Field(gt=0)  # tokens the trace may take; added to every task's answer tokens
+    answer_tokens: int | None = Field(default=None, gt=0)  # the answer budget: at least this many tokens
+    # The chat template's switch and its value (Qwen3: enable_thinking = true; Baichuan-M2: thinking_mode).
+    chat_template_kwargs: dict[str, str | bool | int] = Field(default_factory=dict)
+
+    @field_validator("parser")
+    @classmethod
+    def _known(cls, parser: str | None) -> str | None:
+        version, names = known_parsers()
+        if parser is not None and parser not in names:
+            close = difflib.get_close_matches(parser, names, n=3, cutoff=0.5)
+            hint = f"did you mean: {', '.join(close)}?" if close else f"use one of {', '.join(names)}"
+            raise ValueError(f"vLLM {version} knows no reasoning parser {parser!r}; {hint}")
+        return parser
+
+    @model_validator(mode="after")
+    def _check(self) -> Reasoning:
+        if self.parser is not None and self.split is not None:
+            raise ValueError("set either parser (the server splits) or split (the client does), not both")
+        return self
+
+    def max_answer_tokens(self, task_tokens: int) -> int:
+        """``max_tokens`` of a request whose task answers in ``task_tokens``: the trace's budget on top."""
+        return self.thinking_budget + max(task_tokens, self.answer_tokens or 0)
+
+
 # What a LoRA entry may set itself; every other field is its base model's (one server serves both).
 ADAPTER_OWN_FIELDS = frozenset({"role", "counterpart", "site_label", "notes", "adapter"})
 
@@ -93,6 +146,7 @@ class ServerConfig(BaseModel):
     stop: list[str] = Field(default_factory=list)
     notes: str = ""
     adapter: Adapter | None = None
+    reasoning: Reasoning | None = None
 
     def identity(self, revision: str | None = None) -> str:
         """The model identity the content key hashes: ``name@revision``, and for a LoRA entry
@@ -115,6 +169,12 @@ class ServerConfig(BaseModel):
             raise ValueError("counterpart: a biomedical model needs the registry name of its general base")
         if self.role == "general" and self.counterpart:
             raise ValueError("counterpart: only biomedical models have one; remove it")
+        budget = self.reasoning.max_answer_tokens(0) if self.reasoning is not None else 0
+        if budget >= self.max_model_len:
+            raise ValueError(
+                f"reasoning.thinking_budget: {budget} tokens of trace and answer leave no room for a prompt "
+                f"in the context (max_model_len = {self.max_model_len}); lower the budget"
+            )
         if self.device == "cpu" and not self.local_path:
             raise ValueError("local_path: a cpu model is served from a local folder; set local_path")
         for memory_class in MEMORY_CLASSES:

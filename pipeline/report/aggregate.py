@@ -201,6 +201,42 @@ def adherence_table(items: pl.DataFrame, seed: int) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schema, orient="row").sort(["model", "variant", "unit"])
 
 
+TRACE_SCHEMA: dict[str, type[pl.DataType]] = {
+    "model": pl.String, "variant": pl.String, "unit": pl.String, "n": pl.Int64,
+    "no_answer_pct": pl.Float64, "reasoning_tokens_p50": pl.Float64, "reasoning_tokens_p95": pl.Float64,
+}  # fmt: skip
+
+
+def trace_table(items: pl.DataFrame) -> pl.DataFrame:
+    """Per model x variant x task unit with reasoning traces: the share of no-answers among the succeeded
+    results and the traces' median and 95th-percentile length (``pipeline.scoring.traces``)."""
+    from pipeline.report.load import no_answer
+    from pipeline.scoring.traces import NO_ANSWER, TRACE_P50, TRACE_P95, TraceTally
+
+    rows: list[dict[str, object]] = []
+    done = items.filter(pl.col("status") == "succeeded").with_columns(no_answer().alias("no_answer"))
+    for (model, variant, task, subtask), frame in done.group_by([*SYSTEM, *UNIT], maintain_order=True):
+        tally = TraceTally()
+        for traced, cut, tokens in zip(
+            frame["reasoning"].is_not_null().to_list(),
+            frame["no_answer"].to_list(),
+            frame["reasoning_tokens"].to_list(),
+            strict=True,
+        ):
+            tally.add(traced, bool(cut), tokens)
+        stats = tally.stats()
+        if stats:
+            rows.append(
+                {
+                    "model": model, "variant": variant, "unit": unit_label(str(task), str(subtask)),
+                    "n": frame.height, "no_answer_pct": stats[NO_ANSWER],
+                    "reasoning_tokens_p50": stats.get(TRACE_P50),
+                    "reasoning_tokens_p95": stats.get(TRACE_P95),
+                }
+            )  # fmt: skip
+    return pl.DataFrame(rows, schema=TRACE_SCHEMA, orient="row").sort(["model", "variant", "unit"])
+
+
 def failure_table(items: pl.DataFrame) -> pl.DataFrame:
     """Per model x variant x task unit: results, failed (excluded, not scored as wrong), by error class,
     and succeeded results that have no score yet (``medsweep score`` not run)."""

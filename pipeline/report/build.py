@@ -30,6 +30,7 @@ class Report:
     levels: pl.DataFrame
     adherence: pl.DataFrame
     failures: pl.DataFrame
+    traces: pl.DataFrame
     paired: pl.DataFrame
     format_paired: pl.DataFrame
     pairs: list[Pair]
@@ -96,6 +97,7 @@ def build_report(
         levels=levels,
         adherence=aggregate.adherence_table(items, seed),
         failures=aggregate.failure_table(items),
+        traces=aggregate.trace_table(items),
         paired=compare.compare_scores(items, pairs, seed, long=long),
         format_paired=compare.compare_adherence(items, pairs, seed),
         pairs=pairs,
@@ -190,6 +192,13 @@ def summarise(report: Report) -> list[str]:
         (beat if better and not worse else lost if worse and not better else mixed if worse else same).append(
             name
         )
+        significant = frame.filter(pl.col("verdict").is_in([compare.BETTER, compare.WORSE]))
+        for row in significant.filter(pl.col("no_answer_share") > compare.MOSTLY).iter_rows(named=True):
+            lines.append(
+                f"{name} on {row['unit']}: the difference comes mostly from no-answers "
+                f"({100 * row['no_answer_share']:.0f}% of it is items where one model's token budget ran out "
+                "inside its reasoning trace): it measures how long the models think, not what they know."
+            )
     head = []
     head.append(f"Beat their general base model: {', '.join(beat) or 'none'}.")
     head.append(f"Lost to their general base model: {', '.join(lost) or 'none'}.")

@@ -3,7 +3,9 @@
 Rows are joined on (task, subtask, item_id, repeat). Per comparison: the mean difference (biomedical minus
 general, in points on the 0-100 scale) with a paired bootstrap CI clustered by item; McNemar's exact test
 when every paired value is 0 or 100 (accuracy), else a paired sign-flip permutation test; Holm's
-correction over all comparisons of one table; win / tie / loss counts per paired row; a verdict.
+correction over all comparisons of one table; win / tie / loss counts per paired row; a verdict. With
+reasoning models, ``no_answer_share``: the part of the difference that comes from paired rows where one model
+gave no answer (its budget ran out inside the trace) and the other did (docs/reasoning.md).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import polars as pl
 
 from pipeline.report.aggregate import item_bootstrap, metric_long, unit_label, used_metrics
+from pipeline.report.load import no_answer
 from pipeline.report.pairs import Pair
 from pipeline.report.stats import (
     EXACT_PERMUTATION_MAX,
@@ -53,11 +56,14 @@ COMPARISON_SCHEMA: dict[str, type[pl.DataType]] = {
     "verdict": pl.String,
     "only_biomedical": pl.Int64,
     "only_general": pl.Int64,
+    "no_answer_share": pl.Float64,
 }
+MOSTLY = 0.5  # a difference "comes mostly from no-answers" when more than half of it does
 
 
 def _compare(bio: pl.DataFrame, gen: pl.DataFrame, seed: int, labels: tuple[str, ...]) -> dict[str, object]:
-    """``bio`` / ``gen``: item_id, repeat, value (one row per answered item-repeat)."""
+    """``bio`` / ``gen``: item_id, repeat, value (one row per answered item-repeat), and optionally
+    no_answer (whether that reply was cut inside its trace)."""
     joined = bio.join(gen, on=["item_id", "repeat"], how="inner", suffix="_g")
     n = joined.height
     out: dict[str, object] = {
@@ -82,7 +88,16 @@ def _compare(bio: pl.DataFrame, gen: pl.DataFrame, seed: int, labels: tuple[str,
         kind = "exact" if nonzero <= EXACT_PERMUTATION_MAX else f"{N_PERMUTATIONS} random flips"
         test = f"sign-flip permutation ({kind})"
     d = joined["d"]
+    share = None
+    if (
+        "no_answer" in joined.columns
+        and joined.select(pl.col("no_answer") | pl.col("no_answer_g")).to_series().any()
+    ):
+        total = float(d.sum())
+        from_no_answers = float(joined.filter(pl.col("no_answer") != pl.col("no_answer_g"))["d"].sum())
+        share = from_no_answers / total if abs(total) > _TIE else None
     return out | {
+        "no_answer_share": share,
         "n_items": len(sums),
         "biomedical_mean": float(joined["value"].mean()),  # type: ignore[arg-type]
         "general_mean": float(joined["value_g"].mean()),  # type: ignore[arg-type]
@@ -165,6 +180,13 @@ def compare_scores(
     rows: list[dict[str, object]] = []
     for pair, variant, (task, subtask) in comparable_units(items, pairs):
         used, values = paired_values(long, pair, variant, task, subtask)
+        if "reasoning" in items.columns:
+            values = [
+                side.join(
+                    _no_answers(items, model, variant, task, subtask), on=["item_id", "repeat"], how="left"
+                )
+                for side, model in zip(values, (pair.biomedical, pair.general), strict=True)
+            ]
         unit = unit_label(task, subtask)
         labels = (pair.biomedical, pair.general, variant, unit)
         rows.append(
@@ -178,6 +200,15 @@ def compare_scores(
             | _compare(values[0], values[1], seed, labels)
         )
     return _finish(rows, alpha)
+
+
+def _no_answers(items: pl.DataFrame, model: str, variant: str, task: str, subtask: str) -> pl.DataFrame:
+    return items.filter(
+        (pl.col("model") == model)
+        & (pl.col("variant") == variant)
+        & (pl.col("task") == task)
+        & (pl.col("subtask") == subtask)
+    ).select("item_id", "repeat", no_answer().fill_null(False).alias("no_answer"))
 
 
 def compare_adherence(

@@ -93,6 +93,11 @@ def _refuse_overlap(results: pl.DataFrame) -> None:
         )
 
 
+def no_answer() -> pl.Expr:
+    """``pipeline.store.schema.NO_ANSWER`` over the results frame: the budget ran out inside the trace."""
+    return (pl.col("status") == "succeeded") & pl.col("output").is_null() & pl.col("reasoning").is_not_null()
+
+
 def item_records(data: StoreData) -> pl.DataFrame:
     """One row per result (failed ones included) with its score, if scored: the per-item record."""
     scored = data.scores.select(

@@ -61,6 +61,12 @@ def named_tables(report: Report) -> dict[str, tuple[str, pl.DataFrame]]:
             "Requests per model x task: failed ones are excluded, not scored as wrong",
             report.failures,
         ),
+        # Only for reasoning models: the no-answers are scored as wrong; this says how many there were.
+        **(
+            {"traces": ("Reasoning: no-answers (% of answers) and trace lengths (tokens)", report.traces)}
+            if not report.traces.is_empty()
+            else {}
+        ),
     }
 
 

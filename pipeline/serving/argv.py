@@ -43,7 +43,14 @@ def vllm_flags(
     if executor:
         args += ["--distributed-executor-backend", executor]
     args += ["--max-model-len", str(max_model_len or cfg.max_model_len), "--dtype", cfg.dtype]
-    return args + list(cfg.extra_vllm_args) + lora_flags(adapters, adapter_dirs)
+    return args + reasoning_flags(cfg) + list(cfg.extra_vllm_args) + lora_flags(adapters, adapter_dirs)
+
+
+def reasoning_flags(cfg: ServerConfig) -> list[str]:
+    """``--reasoning-parser NAME`` for a reasoning model the server splits (registry ``reasoning.parser``):
+    vLLM then returns the trace apart and honours the requests' ``thinking_token_budget``."""
+    parser = cfg.reasoning.parser if cfg.reasoning is not None else None
+    return ["--reasoning-parser", parser] if parser else []
 
 
 def vllm_model_args(

@@ -33,7 +33,10 @@ DB_NAME = "medsweep.sqlite"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 # What scoring reads of a result: not the request body (``request_json``, the largest column by far).
-SCORING_COLUMNS = ("key", "subtask", "item_id", "repeat", "output", "reference_json", "choice_logprobs")
+SCORING_COLUMNS = (
+    "key", "subtask", "item_id", "repeat", "output", "reference_json", "choice_logprobs",
+    "reasoning IS NOT NULL AS traced", "reasoning_tokens",  # the no-answers and trace lengths, not the traces
+)  # fmt: skip
 # The tables are generated from their records (pipeline.store.schema); the index serves status and scoring.
 _SCHEMA = "\n".join(
     [
@@ -54,6 +57,7 @@ class Counts:
     succeeded: int
     failed: int
     failed_by_class: dict[str, int]
+    no_answer: int = 0  # of the succeeded: the budget ran out inside the trace (schema.NO_ANSWER)
 
     @property
     def pending(self) -> int:
@@ -65,8 +69,9 @@ class Counts:
         for cls, n in other.failed_by_class.items():
             by_class[cls] = by_class.get(cls, 0) + n
         return Counts(
-            self.total + other.total, self.succeeded + other.succeeded, self.failed + other.failed, by_class
-        )
+            self.total + other.total, self.succeeded + other.succeeded, self.failed + other.failed, by_class,
+            self.no_answer + other.no_answer,
+        )  # fmt: skip
 
 
 def db_path(out_dir: Path) -> Path:
@@ -364,7 +369,7 @@ class Store:
         for m, v, t, status, n in self.conn.execute(
             "SELECT model, variant, task, status, COUNT(*) FROM results GROUP BY model, variant, task, status"
         ):
-            pair = done.setdefault((m, v, t), [0, 0])
+            pair = done.setdefault((m, v, t), [0, 0, 0])
             pair[0 if status == "succeeded" else 1] += n
         for m, v, t, cls, n in self.conn.execute(
             "SELECT model, variant, task, COALESCE(error_class, ''), COUNT(*) FROM results "
@@ -372,9 +377,17 @@ class Store:
         ):
             classes = by_class.setdefault((m, v, t), {})
             classes[cls] = classes.get(cls, 0) + n
+        # No-answers visit only the rows with a trace (none at all for a model that does not reason); a store
+        # read-only from before the reasoning column has none (nothing migrated it yet).
+        if "reasoning" in self._columns("results"):
+            for m, v, t, n in self.conn.execute(
+                f"SELECT model, variant, task, COUNT(*) FROM results WHERE {schema.NO_ANSWER} "
+                "GROUP BY model, variant, task"
+            ):
+                done.setdefault((m, v, t), [0, 0, 0])[2] += n
         for key in sorted(set(totals) | set(done)):
-            s, f = done.get(key, [0, 0])
-            out[key] = Counts(max(totals.get(key, 0), s + f), s, f, by_class.get(key, {}))
+            s, f, na = done.get(key, [0, 0, 0])
+            out[key] = Counts(max(totals.get(key, 0), s + f), s, f, by_class.get(key, {}), na)
         return out
 
     def tally(
@@ -382,7 +395,7 @@ class Store:
     ) -> Counts:
         """``counts()`` summed over the (model, variant, task)s that match (all of them by default; every
         task of the model when ``tasks`` is empty)."""
-        total = succeeded = failed = 0
+        total = succeeded = failed = no_answer = 0
         by_class: dict[str, int] = {}
         for (m, v, t), c in self.counts().items():
             if (model is not None and m != model) or (variant is not None and v != variant):
@@ -390,9 +403,10 @@ class Store:
             if tasks and t not in tasks:
                 continue
             total, succeeded, failed = total + c.total, succeeded + c.succeeded, failed + c.failed
+            no_answer += c.no_answer
             for cls, n in c.failed_by_class.items():
                 by_class[cls] = by_class.get(cls, 0) + n
-        return Counts(total, succeeded, failed, by_class)
+        return Counts(total, succeeded, failed, by_class, no_answer)
 
     def failed_by_subtask(self, model: str, variant: str) -> dict[tuple[str, str], int]:
         """Failed results of ``model`` per (task, subtask): what the eval summary lists beside the scores."""
@@ -413,6 +427,9 @@ class Store:
             sql += f" AND task IN ({','.join('?' * len(tasks))})"
         row = self.conn.execute(sql, (model, variant, *tasks)).fetchone()
         return int(row[0]), int(row[1])
+
+    def _columns(self, table: str) -> set[str]:
+        return {row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")}
 
     def integrity_ok(self) -> bool:
         return bool(self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok")

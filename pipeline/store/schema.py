@@ -69,6 +69,22 @@ class ResultRecord(NamedTuple):
     # --variant loglik: each answer option's summed log-probability, a JSON list aligned with the options
     # (request_json names them); NULL for generated answers. Added after the first stores: migrated in.
     choice_logprobs: str | None = None
+    # A reasoning model's trace, stored apart from its answer (``output`` holds only the final answer, and
+    # is NULL when the token budget ran out inside the trace: a no-answer, ``NO_ANSWER``); its length in
+    # tokens where the server reports it. NULL for replies without a trace. Migrated into older stores.
+    reasoning: str | None = None
+    reasoning_tokens: int | None = None
+
+
+# A succeeded result without an answer (the budget ran out inside the trace; docs/reasoning.md): in the
+# paper's metrics a wrong answer, never retried, never a failure. The one definition (SQL; the report's polars
+# filter is ``pipeline.report.load.no_answer``).
+NO_ANSWER = "(status = 'succeeded' AND output IS NULL AND reasoning IS NOT NULL)"
+
+
+def is_no_answer(status: str, output: str | None, reasoning: str | None) -> bool:
+    """``NO_ANSWER`` for one row read into Python."""
+    return status == "succeeded" and output is None and reasoning is not None
 
 
 # What the content key determines: a later attempt at the same key keeps these and replaces the rest

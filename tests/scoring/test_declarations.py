@@ -11,6 +11,7 @@ import pytest
 from pipeline.errors import ConfigError
 from pipeline.scoring import metrics
 from pipeline.scoring.settings import clue_settings
+from pipeline.scoring.traces import TRACE_METRICS
 
 
 @pytest.fixture
@@ -50,8 +51,13 @@ def test_the_summary_labels_in_their_order() -> None:
         ("icd_ap_f1", "AP-F1"),
         ("icd_valid", "valid%"),
         ("format_adherence", "format %"),
+        ("no_answer", "no answer %"),  # a reasoning model's replies (pipeline/scoring/traces.py)
+        ("reasoning_tokens_p50", "trace p50"),
+        ("reasoning_tokens_p95", "trace p95"),
     ]
-    assert all(m.higher_is_better and m.scale == (0, 100) for m in metrics.declared().values())
+    scored = [m for name, m in metrics.declared().items() if name not in TRACE_METRICS]
+    assert all(m.higher_is_better and m.scale == (0, 100) for m in scored)
+    assert all(not metrics.metric(name).higher_is_better for name in TRACE_METRICS)
 
 
 def test_lenient_and_subtask_names_share_the_declaration() -> None:
@@ -77,13 +83,13 @@ def test_where_the_paper_reports_a_metric() -> None:
 def test_a_lower_is_better_metric_is_declared_with_one_table(metrics_file: Path) -> None:
     metrics_file.write_text(
         metrics_file.read_text(encoding="utf-8")
-        + '\n[no_answer]\nlabel = "no-ans%"\nabout = "100 if no answer was given"\nbetter = "lower"\n'
+        + '\n[refusals]\nlabel = "refused%"\nabout = "100 if the model refused to answer"\nbetter = "lower"\n'
         "scale = [0, 100]\n",
         encoding="utf-8",
     )
-    declared = metrics.metric("no_answer")
-    assert (declared.label, declared.higher_is_better) == ("no-ans%", False)
-    assert list(metrics.declared())[-1] == "no_answer"
+    declared = metrics.metric("refusals")
+    assert (declared.label, declared.higher_is_better) == ("refused%", False)
+    assert list(metrics.declared())[-1] == "refusals"
 
 
 @pytest.mark.parametrize(

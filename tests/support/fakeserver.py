@@ -17,6 +17,14 @@ until the test releases it (``POST /_release?n=N``, or without ``n`` to stop hol
 test acts while requests are provably in flight and after a known number were answered.
 A held request whose client goes away stops waiting (and is not answered).
 
+``--reasoning SHAPE`` answers as a reasoning model does, with a trace that names another label than the
+answer (a scorer that read it would be misled): ``reasoning`` (vLLM with a reasoning parser: the trace in
+``message.reasoning``, its length in ``usage.completion_tokens_details.reasoning_tokens``),
+``reasoning_content`` (the same, as servers named the field before January 2026), ``inline`` (no parser: the
+reply text is ``<think>trace</think>answer``) and ``cut`` (the budget ran out inside the trace:
+``finish_reason: "length"``, ``content: null``, the trace so far in ``message.reasoning``). Like vLLM, a
+request that sets ``thinking_token_budget`` is rejected (HTTP 400) unless the shape is a parser's.
+
 Run: ``python tests/support/fakeserver.py --port 8123 --p500 0.1 --p429 0.05 ...``
 """
 
@@ -106,6 +114,14 @@ class State:
     vllm_api: bool = True
     recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=512))
     request_log: str | None = None  # every completion body received, one line each
+    reasoning: str | None = None  # the reply shape of a reasoning model (REASONING_SHAPES)
+
+
+REASONING_SHAPES = ("reasoning", "reasoning_content", "inline", "cut")
+# Names a label the canned answers never are first (CONTRADICTION): a parser reading the trace is caught.
+TRACE = (
+    "The premise might suggest CONTRADICTION, or is it NEUTRAL? Checking the hypothesis again, step by step."
+)
 
 
 _CANNED = (
@@ -164,6 +180,12 @@ def make_app(state: State) -> web.Application:
         if body.get("model") not in (state.model, *state.also):
             msg = f"The model `{body.get('model')}` does not exist. Valid aliases: {state.model}."
             return _error(404, msg, "NotFoundError")
+        if "thinking_token_budget" in body and state.reasoning in (None, "inline"):
+            msg = (
+                "thinking_token_budget is set but reasoning_config is not configured. Please set "
+                "--reasoning-parser and/or --reasoning-config to use thinking_token_budget."
+            )
+            return _error(400, msg, "BadRequestError")
         text = _prompt_text(body)
         prompt_tokens = max(1, len(text) // 4)
         keep = body.get("truncate_prompt_tokens") if state.vllm_api else None
@@ -206,11 +228,24 @@ def make_app(state: State) -> web.Application:
             state.in_flight -= 1
         answer = _answer_for(state, body, text)
         completion_tokens = max(1, len(answer) // 4)
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
+        usage: dict[str, Any] = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
+        message: dict[str, Any] = {"role": "assistant", "content": answer}
+        finish = "stop"
+        shape = state.reasoning
+        if shape is not None:
+            trace = TRACE[: len(TRACE) // 2] if shape == "cut" else TRACE
+            trace_tokens = max(1, len(trace) // 4)
+            usage["completion_tokens"] = completion_tokens + trace_tokens
+            if shape == "inline":
+                answer = message["content"] = f"<think>{trace}</think>\n\n{answer}"
+            else:
+                message["reasoning" if shape != "reasoning_content" else "reasoning_content"] = trace
+                usage["completion_tokens_details"] = {"reasoning_tokens": trace_tokens}
+            if shape == "cut":
+                message["content"], finish = None, "length"
+                usage["completion_tokens"] = trace_tokens
         if request.path.endswith("chat/completions"):
-            choice: dict[str, Any] = {
-                "index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop",
-            }  # fmt: skip
+            choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": finish}
             obj = "chat.completion"
         else:
             choice = {"index": 0, "text": answer, "finish_reason": "stop"}
@@ -352,6 +387,7 @@ def main() -> None:
     parser.add_argument("--hold", action="store_true", help="hold completion requests until POST /_release")
     parser.add_argument("--no-vllm-api", action="store_true", help="a plain OpenAI-compatible server")
     parser.add_argument("--request-log", default=None, help="append every completion body received here")
+    parser.add_argument("--reasoning", choices=REASONING_SHAPES, help="answer as a reasoning model does")
     args = parser.parse_args()
     faults = Faults(
         fail_first=args.fail_first, status_always=args.status_always, extra_waiting=args.extra_waiting
@@ -361,7 +397,7 @@ def main() -> None:
             setattr(faults, name, getattr(args, name))
     state = State(
         model=args.model, also=tuple(args.also_serve), max_model_len=args.max_model_len, api_key=args.api_key,
-        faults=faults, vllm_api=not args.no_vllm_api,
+        faults=faults, vllm_api=not args.no_vllm_api, reasoning=args.reasoning,
     )  # fmt: skip
     state.rng.seed(args.seed)
     state.answer = args.answer
