@@ -224,10 +224,10 @@ def test_a_task_the_registry_does_not_know_averages_no_lower_is_better_metric(
     from pipeline.report.aggregate import used_metrics
     from pipeline.scoring import metrics
 
-    available = {"accuracy", "accuracy_lenient", "no_answer", "made_up"}
+    available = {"accuracy", "accuracy_lenient", "refusals", "made_up"}
     assert used_metrics("retired-task", available) == (sorted(available), [])
     declared = dict(metrics.declared())
-    declared["no_answer"] = metrics.Metric("no_answer", "no-ans%", "no answer given", "lower", (0.0, 100.0))
+    declared["refusals"] = metrics.Metric("refusals", "refused%", "the model refused", "lower", (0.0, 100.0))
     monkeypatch.setattr(metrics, "declared", lambda: declared)
     assert used_metrics("retired-task", available) == (["accuracy", "accuracy_lenient", "made_up"], [])
     assert used_metrics("mednli", available) == (["accuracy"], [])
