@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from pipeline.config import ClientConfig  # noqa: E402
+from pipeline.endpoint import Endpoint  # noqa: E402
 from pipeline.evaluation.client import Client  # noqa: E402
 from pipeline.evaluation.tokens import make_counter  # noqa: E402
 from pipeline.paths import default_data_dir  # noqa: E402
@@ -73,8 +74,11 @@ async def _pass(client: Client, root: str, requests: list[Request], concurrency:
 
 
 async def _run(root: str, tasks: list[str], limit: int, concurrency: int) -> None:
-    async with Client(ClientConfig(concurrency=concurrency), (f"{root}/v1",)) as client:
-        counter = await make_counter(client.session, f"{root}/v1", MODEL, dict(client.headers))
+    async with (
+        Client(ClientConfig(concurrency=concurrency), (f"{root}/v1",)) as client,
+        Endpoint(root) as endpoint,
+    ):
+        counter = await make_counter(endpoint, MODEL)
         ctx = RenderContext(chat_mode="chat", max_model_len=2048, counter=counter, limit=limit)
         ordered: list[Request] = []
         for task in tasks:

@@ -7,6 +7,7 @@ One ``Client`` serves one model on one or more replicas. It balances by least ou
 takes a replica out after consecutive connection failures and probes it back in, retries what is worth
 retrying with exponential backoff and jitter (honouring ``Retry-After``), and turns every final failure
 into an ``Outcome`` with an error class. It never raises for a request that failed: failures are data.
+The server's other endpoints (model list, tokenizer, metrics, health, version) are ``pipeline.endpoint``'s.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import asyncio
 import email.utils
 import random
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,23 +75,6 @@ class ChatResponse(_Loose):
 class CompletionResponse(_Loose):
     choices: list[_TextChoice]
     usage: _Usage | None = None
-
-
-class _ModelCard(_Loose):
-    id: str
-    max_model_len: int | None = None
-    root: str | None = None
-
-
-class _ModelList(_Loose):
-    data: list[_ModelCard]
-
-
-@dataclass(frozen=True, slots=True)
-class ServedModel:
-    id: str
-    max_model_len: int | None
-    root: str | None
 
 
 # --- outcomes --------------------------------------------------------------------------------------
@@ -197,43 +180,6 @@ class Client:
         if self._session is None:
             raise RuntimeError("Client used outside `async with`")
         return self._session
-
-    @property
-    def headers(self) -> Mapping[str, str]:
-        return self._headers
-
-    # --- discovery ---
-
-    async def list_models(self) -> list[ServedModel]:
-        """``GET /v1/models`` on the first replica; errors become one-line ``EndpointError``s."""
-        url = f"{self.replicas[0].base_url}/models"
-        try:
-            async with self.session.get(url, timeout=aiohttp.ClientTimeout(total=30)) as resp:
-                body = await resp.read()
-                status = resp.status
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise EndpointError(
-                f"cannot reach {self.replicas[0].shown} ({type(exc).__name__}): start a server with "
-                "`make serve` or check --base-url"
-            ) from None
-        if status in (401, 403):
-            raise EndpointError(
-                f"{self.replicas[0].shown} rejected the API key (HTTP {status}): set "
-                "OPENAI_API_KEY to the key the server was started with"
-            )
-        if status != 200:
-            raise EndpointError(
-                f"GET {without_credentials(url)} answered HTTP {status}: not an OpenAI-compatible endpoint; "
-                "check --base-url "
-                "(e.g. http://127.0.0.1:8000/v1)"
-            )
-        try:
-            listing = _ModelList.model_validate_json(body)
-        except ValidationError:
-            raise EndpointError(
-                f"GET {without_credentials(url)} did not return an OpenAI model list"
-            ) from None
-        return [ServedModel(m.id, m.max_model_len, m.root) for m in listing.data]
 
     # --- requests ---
 

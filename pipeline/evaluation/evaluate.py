@@ -19,9 +19,10 @@ from typing import Any
 
 from rich.console import Console
 
-from pipeline.config import EvalConfig, server_root, without_credentials
+from pipeline.config import EvalConfig, without_credentials
+from pipeline.endpoint import Endpoint, ServedModel
 from pipeline.errors import DataError, EndpointError
-from pipeline.evaluation.client import Client, ServedModel
+from pipeline.evaluation.client import Client
 from pipeline.evaluation.progress import Progress
 from pipeline.evaluation.scheduler import EvalRun, EvalTarget, RunResult
 from pipeline.evaluation.scorecard import TaskSummary, print_summary, score_tasks
@@ -119,7 +120,6 @@ def resolve_target(
 async def _evaluate(
     config: EvalConfig, tasks: list[str], console: Console, provenance: dict[str, Any]
 ) -> EvalOutcome:
-    from pipeline.evaluation.backpressure import is_vllm
     from pipeline.evaluation.tokens import make_counter
     from pipeline.evaluation.truncation import resolve_truncation
     from pipeline.scoring.extras import scorer_provenance
@@ -127,16 +127,19 @@ async def _evaluate(
     from pipeline.tasks import get_task
 
     api_key = config.endpoint.api_key.get_secret_value() if config.endpoint.api_key else None
-    async with Client(config.client, config.endpoint.base_urls, api_key) as client:
-        base_url = config.endpoint.base_urls[0]
-        served = await client.list_models()
+    base_url = config.endpoint.base_urls[0]
+    async with (
+        Client(config.client, config.endpoint.base_urls, api_key) as client,
+        Endpoint(base_url, api_key) as endpoint,
+    ):
+        served = await endpoint.list_models()
         target, config = resolve_target(config, served, base_url)
-        root = server_root(base_url)
-        counter = await make_counter(client.session, base_url, target.served_name, dict(client.headers))
-        metrics_url = f"{root}/metrics" if await is_vllm(client.session, f"{root}/metrics") else None
+        counter = await make_counter(endpoint, target.served_name)
+        # Backpressure only where the server reports its queue (vLLM's /metrics).
+        queue_depth = endpoint.queue_depth if await endpoint.queue_depth() is not None else None
         card = next(m for m in served if m.id == target.served_name)
         provenance = {
-            **await collect_provenance(base_url, api_key, card=card),
+            **await collect_provenance(endpoint, card=card),
             **provenance,
         }
         truncation = resolve_truncation(config.run.truncation, provenance.get("vllm_version"))
@@ -150,7 +153,7 @@ async def _evaluate(
                 progress = Progress(tasks, console=console)
                 run = EvalRun(
                     config, target, [get_task(t) for t in tasks], client, store, counter, progress,
-                    provenance=provenance, metrics_url=metrics_url,
+                    provenance=provenance, queue_depth=queue_depth,
                 )  # fmt: skip
                 result = await run.run()
                 summaries = score_tasks(store, target.identity, config.run.variant, tasks)

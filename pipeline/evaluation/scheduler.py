@@ -29,7 +29,7 @@ from pipeline.config import ChatMode, EvalConfig
 from pipeline.errors import MedsweepError
 from pipeline.evaluation.client import Client, Outcome
 from pipeline.evaluation.committer import Committer, Counted, max_uncommitted
-from pipeline.evaluation.concurrency import ConcurrencyController
+from pipeline.evaluation.concurrency import ConcurrencyController, QueueDepth
 from pipeline.evaluation.progress import Progress
 from pipeline.evaluation.thinking import NOT_THINKING, Thinking
 from pipeline.request import Request, content_key, request_body
@@ -78,7 +78,7 @@ class EvalRun:
         progress: Progress,
         *,
         provenance: dict[str, Any] | None = None,
-        metrics_url: str | None = None,
+        queue_depth: QueueDepth | None = None,
     ) -> None:
         self.config = config
         self.target = target
@@ -88,7 +88,7 @@ class EvalRun:
         self.counter = counter
         self.progress = progress
         self.provenance = provenance or {}
-        self.metrics_url = metrics_url
+        self.queue_depth = queue_depth  # the server's waiting requests (pipeline.endpoint), when it tells
         self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
         concurrency = config.client.concurrency
         self.controller = ConcurrencyController(concurrency, config.client.max_waiting, progress)
@@ -134,8 +134,8 @@ class EvalRun:
         workers = [loop.create_task(self._work(i)) for i in range(cfg.client.concurrency)]
         flusher = loop.create_task(self.committer.run())
         monitor = (
-            loop.create_task(self.controller.run(self._queue_depth))
-            if self.metrics_url and cfg.client.backpressure
+            loop.create_task(self.controller.run(self.queue_depth))
+            if self.queue_depth is not None and cfg.client.backpressure
             else None
         )
         self.progress.start()
@@ -281,13 +281,6 @@ class EvalRun:
             add(c.task, c.ok, c.error_class, c.output_tokens)
         self.progress.retries = self.client.retries
         self.progress.retries_by_class = self.client.retries_by_class
-
-    async def _queue_depth(self) -> int | None:
-        """vLLM's waiting requests, read from its /metrics (the backpressure controller's input)."""
-        from pipeline.evaluation.backpressure import read_queue_depth
-
-        assert self.metrics_url is not None
-        return await read_queue_depth(self.client.session, self.metrics_url)
 
     # --- misc ---
 

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import Any, Literal
+from typing import Literal
 
-import aiohttp
-
-from pipeline.config import server_root
+from pipeline.endpoint import Endpoint
 from pipeline.errors import EndpointError
 from pipeline.tasks.base import TokenCounter
 
@@ -46,19 +44,16 @@ class EstimateCounter:
 
 
 class ServerCounter:
-    """Exact counts from a vLLM server's ``POST /tokenize`` and ``POST /detokenize``, with a small LRU cache.
+    """Exact counts from a vLLM server's ``/tokenize`` and ``/detokenize`` (``pipeline.endpoint``), with a
+    small LRU cache.
 
     Texts are tokenized without special tokens (no BOS): they are pieces of a prompt, and the chat template
     reserve (prompts/budget.toml) covers the specials.
     """
 
-    def __init__(
-        self, session: aiohttp.ClientSession, base_url: str, model: str, headers: dict[str, str]
-    ) -> None:
-        self._session = session
-        self._root = server_root(base_url)
+    def __init__(self, endpoint: Endpoint, model: str) -> None:
+        self._endpoint = endpoint
         self._model = model
-        self._headers = headers
         self._cache: OrderedDict[str, list[int]] = OrderedDict()
 
     @property
@@ -75,48 +70,23 @@ class ServerCounter:
         if max_tokens <= 0:
             return ""
         kept = tokens[:max_tokens] if keep == "start" else tokens[-max_tokens:]
-        body = await self._post("detokenize", {"model": self._model, "tokens": kept})
-        prompt = body.get("prompt")
-        if not isinstance(prompt, str):
-            raise EndpointError(f"{self._root}/detokenize answered without a 'prompt' string: is it vLLM?")
-        return prompt
+        return await self._endpoint.detokenize(self._model, kept)
 
     async def tokens(self, text: str) -> list[int]:
         cached = self._cache.get(text)
         if cached is not None:
             self._cache.move_to_end(text)
             return cached
-        body = await self._post(
-            "tokenize", {"model": self._model, "prompt": text, "add_special_tokens": False}
-        )
-        tokens = body.get("tokens")
-        if not isinstance(tokens, list):
-            raise EndpointError(f"{self._root}/tokenize answered without a 'tokens' list: is it vLLM?")
+        tokens = await self._endpoint.tokenize(self._model, text)
         self._cache[text] = tokens
         if len(self._cache) > _CACHE_SIZE:
             self._cache.popitem(last=False)
         return tokens
 
-    async def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        url = f"{self._root}/{path}"
-        try:
-            async with self._session.post(url, json=payload, headers=self._headers) as response:
-                if response.status != 200:
-                    detail = (await response.text())[:200]
-                    raise EndpointError(f"POST {url} failed with HTTP {response.status}: {detail}")
-                body = await response.json(content_type=None)
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise EndpointError(f"POST {url} failed ({type(exc).__name__}): is the vLLM server up?") from exc
-        if not isinstance(body, dict):
-            raise EndpointError(f"POST {url} did not answer a JSON object")
-        return body
 
-
-async def make_counter(
-    session: aiohttp.ClientSession, base_url: str, model: str, headers: dict[str, str]
-) -> TokenCounter:
+async def make_counter(endpoint: Endpoint, model: str) -> TokenCounter:
     """The server's tokenizer when ``/tokenize`` answers for ``model``, else the estimate."""
-    counter = ServerCounter(session, base_url, model, headers)
+    counter = ServerCounter(endpoint, model)
     try:
         await counter.tokens("medsweep tokenizer probe")
     except EndpointError:

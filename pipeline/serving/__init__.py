@@ -3,8 +3,7 @@ that `medsweep eval` reads, stop it again, and collect provenance.
 
 Public API others call:
     read_state(path=None) -> ServeState | None;  write_state(state, path=None) -> Path
-    wait_healthy(base_url, timeout, api_key=None, served_model=None) -> dict  (the /v1/models body)
-    async collect_provenance(base_url, api_key=None, state=None) -> dict
+    async collect_provenance(endpoint, state=None) -> dict  (the server's HTTP calls: pipeline.endpoint)
 """
 
 from __future__ import annotations
@@ -13,14 +12,12 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pipeline.serving.health import wait_healthy
     from pipeline.serving.provenance import collect_provenance
     from pipeline.serving.state import ServeState, clear_state, read_state, state_path, write_state
 
 # Imported on first use: importing pipeline.serving.engines (for the engine names) must not pull in the
 # HTTP clients behind health and provenance.
 _HOMES = {
-    "wait_healthy": "pipeline.serving.health",
     "collect_provenance": "pipeline.serving.provenance",
     **dict.fromkeys(
         ("ServeState", "clear_state", "read_state", "state_path", "write_state"), "pipeline.serving.state"
@@ -40,6 +37,5 @@ __all__ = [
     "collect_provenance",
     "read_state",
     "state_path",
-    "wait_healthy",
     "write_state",
 ]

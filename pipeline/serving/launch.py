@@ -11,11 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.endpoint import Endpoint
 from pipeline.errors import ConfigError, EndpointError
 from pipeline.models.registry import GPUS_PER_NODE, Device, ServerConfig, get_model, pp_size, tp_size
 from pipeline.serving.argv import multinode_plan
 from pipeline.serving.engines import Engine, Running, Target, default_engine, get_engine
-from pipeline.serving.health import wait_healthy
 from pipeline.serving.lora import server_models, verify
 from pipeline.serving.state import ServeState, clear_state, read_state, state_dir, write_state
 
@@ -211,10 +211,8 @@ def serve(request: ServeRequest, out: object = sys.stdout) -> ServeState | None:
     write_state(state)
     print(f"started {engine.name} server {running.describe()}; waiting for {launch.url}")
     try:
-        wait_healthy(
-            launch.url,
+        Endpoint(launch.url, api_key).wait_healthy(
             request.timeout or DEFAULT_TIMEOUTS[device],
-            api_key=api_key,
             served_model=cfg.name,
             alive=lambda: engine.alive(running),
         )

@@ -11,47 +11,37 @@ import asyncio
 import subprocess
 from typing import Any
 
-import aiohttp
-
 from pipeline import __version__
 from pipeline.config import server_root, without_credentials
-from pipeline.evaluation.client import ServedModel
+from pipeline.endpoint import Endpoint, ServedModel
 from pipeline.paths import REPO_ROOT
 from pipeline.serving.state import ServeState, read_state
 
 
 async def collect_provenance(
-    base_url: str,
-    api_key: str | None = None,
+    endpoint: Endpoint,
     state: ServeState | None = None,
     served_model: str | None = None,
-    timeout: float = 10.0,
     card: ServedModel | None = None,
 ) -> dict[str, Any]:
-    """Read ``/version`` and ``/v1/models`` from the server at ``base_url`` (root or ``.../v1``) and merge
-    what the serve state file recorded (image, GPUs, TP) when it describes the same server.
+    """Read ``/version`` and ``/v1/models`` from ``endpoint`` and merge what the serve state file recorded
+    (image, GPUs, TP) when it describes the same server.
 
     ``card`` is the served model's entry when the caller has already listed ``/v1/models``.
     """
-    root = server_root(base_url)
+    root = endpoint.root
     if state is None:
         recorded = read_state()
         state = recorded if recorded is not None and server_root(recorded.url) == root else None
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    async with aiohttp.ClientSession(
-        headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
-    ) as session:
-        if card is None:
-            version_body, models_body = await asyncio.gather(
-                _get_json(session, f"{root}/version"), _get_json(session, f"{root}/v1/models")
-            )
-            model_entry = _pick_model(models_body, served_model or (state.served_model if state else None))
-        else:
-            version_body = await _get_json(session, f"{root}/version")
-            model_entry = {"id": card.id, "max_model_len": card.max_model_len, "root": card.root}
+    if card is None:
+        version, entries = await asyncio.gather(endpoint.version(), endpoint.model_entries())
+        model_entry = _pick_model(entries, served_model or (state.served_model if state else None))
+    else:
+        version = await endpoint.version()
+        model_entry = {"id": card.id, "max_model_len": card.max_model_len, "root": card.root}
     return {
         "base_url": without_credentials(root),
-        "vllm_version": version_body.get("version") if isinstance(version_body, dict) else None,
+        "vllm_version": version,
         "served_model": model_entry.get("id"),
         "max_model_len": model_entry.get("max_model_len"),
         "root": model_entry.get("root"),
@@ -73,21 +63,7 @@ async def collect_provenance(
     }
 
 
-async def _get_json(session: aiohttp.ClientSession, url: str) -> Any:
-    try:
-        async with session.get(url) as response:
-            if response.status != 200:
-                return None
-            return await response.json(content_type=None)
-    except (aiohttp.ClientError, TimeoutError, ValueError):
-        return None
-
-
-def _pick_model(body: Any, served_model: str | None) -> dict[str, Any]:
-    try:
-        entries = [m for m in body["data"] if isinstance(m, dict)]
-    except (TypeError, KeyError):
-        return {}
+def _pick_model(entries: list[dict[str, Any]], served_model: str | None) -> dict[str, Any]:
     for entry in entries:
         if served_model is None or entry.get("id") == served_model:
             return entry

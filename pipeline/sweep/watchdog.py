@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from pipeline.endpoint import Endpoint
 from pipeline.errors import EndpointError, MedsweepError
 from pipeline.models.registry import ServerConfig
-from pipeline.serving.health import wait_healthy
 from pipeline.sweep.launcher import Launcher, ServerHandle
 
 EventSink = Callable[..., None]  # (event: str, **details) -> None
@@ -116,7 +116,7 @@ class ServerKeeper:
             if (gone := self.launcher.alive(handle)) is not None:
                 return gone, True
             try:
-                wait_healthy(handle.url, 0.0, api_key=self.api_key, served_model=self.model.name)
+                Endpoint(handle.url, self.api_key).wait_healthy(0.0, served_model=self.model.name)
             except EndpointError as exc:
                 return f"health check failed: {exc}", False
             return None, False
@@ -132,10 +132,8 @@ class ServerKeeper:
         self.handle = handle
         self._on_event("server_started", **handle.record())
         try:
-            wait_healthy(
-                handle.url,
+            Endpoint(handle.url, self.api_key).wait_healthy(
                 self.startup_timeout,
-                api_key=self.api_key,
                 served_model=self.model.name,
                 alive=lambda: "sweep stopping" if self._cancelled.is_set() else self.launcher.alive(handle),
             )

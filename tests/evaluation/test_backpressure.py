@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from pipeline.evaluation.backpressure import parse_waiting
+from pipeline.endpoint import parse_waiting
 from pipeline.evaluation.scheduler import EvalRun
 from tests.support.counting import CountingTask, eval_config, run_eval, until
 from tests.support.servers import fake_server
@@ -39,7 +39,7 @@ async def test_queue_depth_lowers_the_in_flight_limit(tmp_path: Path) -> None:
         config = eval_config([server.base_url], tmp_path, concurrency=48, max_waiting=4)
         runs: list[object] = []
         running = asyncio.create_task(
-            run_eval(config, CountingTask(400), metrics_url=f"{server.root}/metrics", runs=runs)
+            run_eval(config, CountingTask(400), queue_from=server.root, runs=runs)
         )
         await asyncio.to_thread(server.wait_held, 48)  # 40 waiting at the server, 4 allowed
         await until(lambda: _run_of(runs).lowest_limit < 48, "the eval loop lowered its limit")
@@ -56,7 +56,7 @@ async def test_a_queue_that_never_drains_still_lets_the_run_finish(tmp_path: Pat
         config = eval_config([server.base_url], tmp_path, concurrency=8, max_waiting=4)
         runs: list[object] = []
         running = asyncio.create_task(
-            run_eval(config, CountingTask(300), metrics_url=f"{server.root}/metrics", runs=runs)
+            run_eval(config, CountingTask(300), queue_from=server.root, runs=runs)
         )
         await asyncio.to_thread(server.wait_held, 8)
         await until(lambda: _run_of(runs).limit == 1, "the limit fell to 1")

@@ -6,8 +6,6 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
-from pipeline.config import ClientConfig
-from pipeline.evaluation.client import Client
 from tests.support.counting import CountingTask, eval_config, run_eval
 from tests.support.servers import fake_server
 
@@ -97,10 +95,3 @@ async def test_least_outstanding_balancing_uses_both_replicas(tmp_path: Path) ->
         received = (a.stats()["received"], b.stats()["received"])
     assert held == (4, 4)
     assert sum(received) == 80
-
-
-async def test_list_models_reports_max_model_len() -> None:
-    with fake_server("--max-model-len", "1234", "--model", "m1") as server:
-        async with Client(ClientConfig(), (server.base_url,)) as client:
-            served = await client.list_models()
-    assert [(m.id, m.max_model_len) for m in served] == [("m1", 1234)]

@@ -107,7 +107,7 @@ def _scores(out: Path) -> dict[str, tuple[Any, ...]]:
 def _body_digests(server: RunningServer, data: Path) -> dict[str, str]:
     """content key → sha256 of the request body the eval loop sends for it (what the server counts)."""
     from pipeline.config import load_config
-    from pipeline.evaluation.client import Client
+    from pipeline.endpoint import Endpoint
     from pipeline.evaluation.evaluate import resolve_target
     from pipeline.evaluation.scheduler import prompt_options
     from pipeline.evaluation.tokens import make_counter
@@ -119,12 +119,10 @@ def _body_digests(server: RunningServer, data: Path) -> dict[str, str]:
         config = load_config(
             None, {"endpoint": {"base_urls": [server.base_url]}, "model": {"name": "fake-model"}}, environ={}
         )
-        async with Client(config.client, config.endpoint.base_urls) as client:
-            target, config = resolve_target(config, await client.list_models(), server.base_url)
+        async with Endpoint(server.base_url) as endpoint:
+            target, config = resolve_target(config, await endpoint.list_models(), server.base_url)
             target = dataclasses.replace(target, truncation="v3")  # the fake server answers vLLM's /version
-            counter = await make_counter(
-                client.session, server.base_url, target.served_name, dict(client.headers)
-            )
+            counter = await make_counter(endpoint, target.served_name)
             ctx = RenderContext(chat_mode=target.chat_mode, max_model_len=target.max_model_len,  # type: ignore[arg-type]
                                 counter=counter, truncation=target.truncation)  # fmt: skip
             sampling = config.sampling.to_sampling()

@@ -1,14 +1,28 @@
-"""wait_healthy against a real HTTP server on 127.0.0.1 that becomes ready late (503 first)."""
+"""The readiness wait (pipeline.endpoint.Endpoint.wait_healthy) against a real HTTP server on 127.0.0.1 that
+becomes ready late (503 first)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
+from pipeline.config import server_root
+from pipeline.endpoint import Endpoint
 from pipeline.errors import EndpointError
-from pipeline.serving.health import server_root, wait_healthy
 from tests.support.ready_later import ReadyLaterServer
+
+
+def wait_healthy(
+    url: str,
+    timeout: float,
+    api_key: str | None = None,
+    served_model: str | None = None,
+    alive: Callable[[], str | None] | None = None,
+    poll_interval: float = 1.0,
+) -> dict[str, Any]:
+    return Endpoint(url, api_key).wait_healthy(timeout, served_model, alive, poll_interval)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from pipeline.cli import main
+from pipeline.endpoint import Endpoint
 from pipeline.errors import ConfigError
 from pipeline.paths import REPO_ROOT
 from pipeline.proc import boot_id, start_ticks
@@ -191,7 +192,8 @@ async def test_provenance_reads_server_and_state(tmp_path: Path, monkeypatch: py
             gpus=[0, 1, 2, 3], tensor_parallel_size=4,
         )  # fmt: skip
         write_state(state)
-        prov = await collect_provenance(server.url + "/v1", api_key="k")
+        async with Endpoint(server.url + "/v1", "k") as endpoint:
+            prov = await collect_provenance(endpoint)
     assert prov["vllm_version"] == "0.32.0"
     assert (prov["served_model"], prov["max_model_len"], prov["root"]) == (
         "meta-llama-3.1-70b-instruct",
@@ -210,7 +212,8 @@ async def test_provenance_of_an_unreachable_server_is_empty_not_an_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MEDSWEEP_STATE_DIR", str(tmp_path))
-    prov = await collect_provenance(f"http://127.0.0.1:{free_port()}", timeout=2)
+    async with Endpoint(f"http://127.0.0.1:{free_port()}") as endpoint:
+        prov = await collect_provenance(endpoint)
     assert prov["vllm_version"] is None and prov["served_model"] is None and prov["image"] is None
 
 

@@ -75,27 +75,33 @@ async def run_eval(
     task: CountingTask,
     api_key: str | None = None,
     *,
-    metrics_url: str | None = None,
+    queue_from: str | None = None,
     runs: list[object] | None = None,
 ) -> RunResult:
-    """Run the real eval loop (client, store, progress) for one task against ``config``'s endpoint."""
+    """Run the real eval loop (client, store, progress) for one task against ``config``'s endpoint; with
+    ``queue_from`` (a server root), backpressure reads that server's queue."""
     import io
 
     from rich.console import Console
 
+    from pipeline.endpoint import Endpoint
     from pipeline.evaluation.client import Client
     from pipeline.evaluation.progress import Progress
     from pipeline.evaluation.scheduler import EvalRun, EvalTarget
     from pipeline.evaluation.tokens import EstimateCounter
     from pipeline.store.database import Store
 
-    async with Client(config.client, config.endpoint.base_urls, api_key) as client:
+    async with (
+        Client(config.client, config.endpoint.base_urls, api_key) as client,
+        Endpoint(queue_from or config.endpoint.base_urls[0], api_key) as endpoint,
+    ):
         store = Store.open(config.run.out)
         try:
             progress = Progress([task.name], console=Console(file=io.StringIO()))
             target = EvalTarget("fake-model", "fake-model", "chat", 2048)
+            queue_depth = endpoint.queue_depth if queue_from else None
             run = EvalRun(
-                config, target, [task], client, store, EstimateCounter(), progress, metrics_url=metrics_url
+                config, target, [task], client, store, EstimateCounter(), progress, queue_depth=queue_depth
             )  # type: ignore[list-item]
             if runs is not None:
                 runs.append(run)

@@ -7,10 +7,10 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 from aiohttp import web
 
+from pipeline.endpoint import Endpoint
 from pipeline.evaluation.tokens import EstimateCounter, ServerCounter, make_counter
 from pipeline.tasks import get_task
 from pipeline.tasks.base import RenderContext
@@ -65,8 +65,8 @@ async def test_estimate_counter() -> None:
 
 async def test_server_counter_counts_truncates_and_caches(server: tuple[str, web.Application]) -> None:
     url, app = server
-    async with aiohttp.ClientSession() as session:
-        counter = ServerCounter(session, url, "m", {"Authorization": "Bearer x"})
+    async with Endpoint(url, "x") as endpoint:
+        counter = ServerCounter(endpoint, "m")
         assert counter.exact
         assert await counter.count("one two three four") == 4
         assert await counter.count("one two three four") == 4
@@ -78,10 +78,10 @@ async def test_server_counter_counts_truncates_and_caches(server: tuple[str, web
 
 async def test_make_counter_probes_and_falls_back(server: tuple[str, web.Application]) -> None:
     url, _ = server
-    async with aiohttp.ClientSession() as session:
-        assert isinstance(await make_counter(session, url, "m", {}), ServerCounter)
-        assert isinstance(await make_counter(session, "http://127.0.0.1:9/v1", "m", {}), EstimateCounter)
-        assert isinstance(await make_counter(session, url + "/nothing", "m", {}), EstimateCounter)
+    async with Endpoint(url) as a, Endpoint("http://127.0.0.1:9/v1") as b, Endpoint(url + "/nothing") as c:
+        assert isinstance(await make_counter(a, "m"), ServerCounter)
+        assert isinstance(await make_counter(b, "m"), EstimateCounter)
+        assert isinstance(await make_counter(c, "m"), EstimateCounter)
 
 
 def test_water_fill() -> None:

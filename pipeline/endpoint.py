@@ -1,0 +1,263 @@
+"""One vLLM server's endpoints beyond chat and completions: ``/v1/models`` (discovery), ``/health`` (the
+readiness wait), ``/tokenize`` + ``/detokenize`` (exact token counts), ``/metrics`` (the waiting queue, for
+backpressure) and ``/version`` (provenance), over one HTTP client configuration.
+
+``Endpoint`` owns that configuration: the server's root, the ``Authorization`` header and the timeouts
+(``TIMEOUTS``), written once here. Its sync client (the readiness wait of `medsweep serve` and of the sweep's
+watchdog thread) and its async client (the eval) are both built from it. The chat/completions hot path is
+not here: ``pipeline.evaluation.client`` keeps its own aiohttp pool, chosen for per-request cost.
+
+httpx, not aiohttp, for these calls: the readiness wait is synchronous (a CLI command, a watchdog thread)
+and the rest is async, and httpx gives both from one configuration (``httpx.Client`` and
+``httpx.AsyncClient`` take the same base URL, headers and timeout), where aiohttp is async only. These
+calls are few (a probe a second, one ``/tokenize`` per distinct text, cached), so aiohttp's lower
+per-request cost, which matters for the eval's thousands of chat requests, buys nothing here.
+
+Shared vocabulary of the eval core and serving: it imports neither.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from pipeline.config import server_root, without_credentials
+from pipeline.errors import EndpointError
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds per kind of call."""
+
+    probe: float = 5.0  # /health, /metrics: a poll must not hang on a stalled server
+    discovery: float = 30.0  # /v1/models when an eval starts
+    call: float = 10.0  # /version and the rest of provenance: it must never hold up an eval
+    tokenize: float = 300.0  # /tokenize, /detokenize: they queue behind the eval's own requests
+
+
+TIMEOUTS = Timeouts()
+
+
+class _Card(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    max_model_len: int | None = None
+    root: str | None = None
+
+
+class _ModelList(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    data: list[_Card]
+
+
+@dataclass(frozen=True, slots=True)
+class ServedModel:
+    """One entry of ``/v1/models``: the name it answers to, its context length and what it loaded."""
+
+    id: str
+    max_model_len: int | None
+    root: str | None
+
+
+def parse_waiting(text: str) -> int | None:
+    """Sum of ``vllm:num_requests_waiting`` over engines in a Prometheus ``/metrics`` body; None when the
+    body has no such metric."""
+    total: float | None = None
+    for line in text.splitlines():
+        if line.startswith("vllm:num_requests_waiting") and not line.startswith("vllm:num_requests_waiting_"):
+            try:
+                value = float(line.rsplit(" ", 1)[1])
+            except (IndexError, ValueError):
+                continue
+            total = (total or 0.0) + value
+    return None if total is None else int(total)
+
+
+class Endpoint:
+    """The extras of the server at ``url`` (its root or its OpenAI base URL ``.../v1``).
+
+    Async calls need ``async with Endpoint(...)`` (one connection pool for the eval); the readiness wait
+    (``wait_healthy``, ``probe``) is synchronous and opens its own short-lived client.
+    """
+
+    def __init__(self, url: str, api_key: str | None = None, timeouts: Timeouts = TIMEOUTS) -> None:
+        self.root = server_root(url)
+        self.shown = without_credentials(self.root)  # the root as messages show it (a URL may carry a key)
+        self.timeouts = timeouts
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._async: httpx.AsyncClient | None = None
+
+    def _settings(self) -> dict[str, Any]:
+        """The one HTTP client configuration (both clients are built from it)."""
+        return {
+            "base_url": self.root,
+            "headers": self._headers,
+            "timeout": httpx.Timeout(self.timeouts.call),
+        }
+
+    # --- async: the eval ---
+
+    async def __aenter__(self) -> Endpoint:
+        self._async = httpx.AsyncClient(**self._settings())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._async is not None:
+            await self._async.aclose()
+            self._async = None
+
+    @property
+    def _client(self) -> httpx.AsyncClient:
+        if self._async is None:
+            raise RuntimeError("Endpoint used outside `async with`")
+        return self._async
+
+    async def list_models(self) -> list[ServedModel]:
+        """``GET /v1/models``; what stops an eval before it starts is a one-line ``EndpointError``."""
+        url, shown = f"{self.shown}/v1/models", f"{self.shown}/v1"
+        try:
+            response = await self._client.get("/v1/models", timeout=self.timeouts.discovery)
+        except httpx.HTTPError as exc:
+            raise EndpointError(
+                f"cannot reach {shown} ({type(exc).__name__}): start a server with "
+                "`make serve` or check --base-url"
+            ) from None
+        if response.status_code in (401, 403):
+            raise EndpointError(
+                f"{shown} rejected the API key (HTTP {response.status_code}): set "
+                "OPENAI_API_KEY to the key the server was started with"
+            )
+        if response.status_code != 200:
+            raise EndpointError(
+                f"GET {url} answered HTTP {response.status_code}: not an OpenAI-compatible endpoint; check "
+                "--base-url (e.g. http://127.0.0.1:8000/v1)"
+            )
+        try:
+            listing = _ModelList.model_validate_json(response.content)
+        except ValidationError:
+            raise EndpointError(f"GET {url} did not return an OpenAI model list") from None
+        return [ServedModel(m.id, m.max_model_len, m.root) for m in listing.data]
+
+    async def version(self) -> str | None:
+        """vLLM's version from ``/version``; None when the server does not say."""
+        body = await self._get_json("/version")
+        version = body.get("version") if isinstance(body, dict) else None
+        return None if version is None else str(version)
+
+    async def model_entries(self) -> list[dict[str, Any]]:
+        """The raw entries of ``/v1/models`` (provenance reads what it finds); empty when unreachable."""
+        body = await self._get_json("/v1/models")
+        try:
+            return [m for m in body["data"] if isinstance(m, dict)]
+        except (TypeError, KeyError):
+            return []
+
+    async def queue_depth(self) -> int | None:
+        """The requests waiting at the server (``/metrics``); None when it cannot tell."""
+        try:
+            response = await self._client.get("/metrics", timeout=self.timeouts.probe)
+        except httpx.HTTPError:
+            return None
+        if response.status_code != 200:
+            return None
+        return parse_waiting(response.text)
+
+    async def tokenize(self, model: str, text: str) -> list[int]:
+        """``text``'s tokens in ``model``'s tokenizer, without special tokens (no BOS)."""
+        body = await self._post("tokenize", {"model": model, "prompt": text, "add_special_tokens": False})
+        tokens = body.get("tokens")
+        if not isinstance(tokens, list):
+            raise EndpointError(f"{self.shown}/tokenize answered without a 'tokens' list: is it vLLM?")
+        return tokens
+
+    async def detokenize(self, model: str, tokens: list[int]) -> str:
+        body = await self._post("detokenize", {"model": model, "tokens": tokens})
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str):
+            raise EndpointError(f"{self.shown}/detokenize answered without a 'prompt' string: is it vLLM?")
+        return prompt
+
+    async def _get_json(self, path: str) -> Any:
+        """The JSON body of a 200 answer; None for anything else (provenance never fails an eval)."""
+        try:
+            response = await self._client.get(path)
+            if response.status_code != 200:
+                return None
+            return response.json()
+        except (httpx.HTTPError, ValueError):
+            return None
+
+    async def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        url = f"{self.shown}/{path}"
+        try:
+            response = await self._client.post(f"/{path}", json=payload, timeout=self.timeouts.tokenize)
+        except httpx.HTTPError as exc:
+            raise EndpointError(f"POST {url} failed ({type(exc).__name__}): is the vLLM server up?") from exc
+        if response.status_code != 200:
+            raise EndpointError(f"POST {url} failed with HTTP {response.status_code}: {response.text[:200]}")
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise EndpointError(f"POST {url} did not answer a JSON object")
+        return body
+
+    # --- sync: the readiness wait ---
+
+    def wait_healthy(
+        self,
+        timeout: float,
+        served_model: str | None = None,
+        alive: Callable[[], str | None] | None = None,
+        poll_interval: float = 1.0,
+    ) -> dict[str, Any]:
+        """Poll until ``/health`` answers 200 and ``/v1/models`` lists ``served_model``; the models body.
+
+        ``alive`` is called between polls; when it returns a reason (the process or container exited),
+        waiting stops at once with EndpointError. Timeout also raises EndpointError naming the last thing
+        seen. With ``timeout=0`` it is a single probe (the sweep's watchdog).
+        """
+        deadline = time.monotonic() + timeout
+        root = self.shown
+        with httpx.Client(**{**self._settings(), "timeout": httpx.Timeout(self.timeouts.probe)}) as client:
+            while True:
+                body = self._probe(client, served_model)
+                if isinstance(body, dict):
+                    return body
+                if alive is not None and (reason := alive()) is not None:
+                    raise EndpointError(f"server at {root} exited before it was ready: {reason}")
+                if time.monotonic() >= deadline:
+                    raise EndpointError(f"server at {root} not ready after {timeout:.0f} s (last: {body})")
+                time.sleep(poll_interval)
+
+    def _probe(self, client: httpx.Client, served_model: str | None) -> dict[str, Any] | str:
+        """The models body when ready, else a short description of what was seen."""
+        try:
+            health = client.get("/health")
+            if health.status_code != 200:
+                return f"/health HTTP {health.status_code}"
+            models = client.get("/v1/models")
+        except httpx.HTTPError as exc:
+            return f"{exc.__class__.__name__}"
+        if models.status_code in (401, 403):
+            raise EndpointError(
+                f"{self.shown}/v1/models: HTTP {models.status_code}: the API key is missing or wrong"
+            )
+        if models.status_code != 200:
+            return f"/v1/models HTTP {models.status_code}"
+        try:
+            body: dict[str, Any] = models.json()
+            ids = [m["id"] for m in body["data"]]
+        except (ValueError, KeyError, TypeError):
+            return "/v1/models: unexpected body"
+        if served_model is not None and served_model not in ids:
+            return f"/v1/models lists {ids}, not {served_model!r}"
+        return body

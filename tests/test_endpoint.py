@@ -1,0 +1,82 @@
+"""The endpoint object (pipeline.endpoint): vLLM's extras over one HTTP client configuration."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+
+from pipeline.endpoint import Endpoint
+from tests.support.servers import fake_server
+
+SEEN = web.AppKey("seen", list)
+
+
+async def test_list_models_reports_max_model_len() -> None:
+    with fake_server("--max-model-len", "1234", "--model", "m1") as server:
+        async with Endpoint(server.base_url) as endpoint:
+            served = await endpoint.list_models()
+    assert [(m.id, m.max_model_len) for m in served] == [("m1", 1234)]
+
+
+async def _answer(request: web.Request) -> web.Response:
+    request.app[SEEN].append((request.method, request.path, request.headers.get("Authorization")))
+    if request.path == "/metrics":
+        return web.Response(text='vllm:num_requests_waiting{engine="0"} 5.0\n')
+    bodies = {
+        "/version": {"version": "0.32.0"},
+        "/v1/models": {"object": "list", "data": [{"id": "m", "max_model_len": 2048, "root": "/m"}]},
+        "/tokenize": {"tokens": [1, 2]},
+        "/detokenize": {"prompt": "a b"},
+        "/health": {},
+    }
+    return web.Response(text=json.dumps(bodies[request.path]), content_type="application/json")
+
+
+@pytest.fixture
+async def recording() -> AsyncIterator[tuple[str, web.Application]]:
+    app = web.Application()
+    app[SEEN] = []
+    for path in ("/version", "/v1/models", "/metrics", "/health"):
+        app.router.add_get(path, _answer)
+    for path in ("/tokenize", "/detokenize"):
+        app.router.add_post(path, _answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"http://127.0.0.1:{port}", app
+    await runner.cleanup()
+
+
+async def test_every_extra_goes_through_one_configuration(recording: tuple[str, web.Application]) -> None:
+    root, app = recording
+    async with Endpoint(f"{root}/v1", "k-1") as endpoint:
+        assert endpoint.root == root
+        assert [m.id for m in await endpoint.list_models()] == ["m"]
+        assert await endpoint.version() == "0.32.0"
+        assert await endpoint.queue_depth() == 5
+        assert await endpoint.tokenize("m", "a b") == [1, 2]
+        assert await endpoint.detokenize("m", [1, 2]) == "a b"
+    # The readiness wait is synchronous (a CLI command, a watchdog thread): off this loop, which serves.
+    ready = await asyncio.to_thread(endpoint.wait_healthy, 5, "m", None, 0.05)
+    assert ready["data"][0]["id"] == "m"
+    seen = app[SEEN]
+    assert [(method, path) for method, path, _ in seen] == [
+        ("GET", "/v1/models"), ("GET", "/version"), ("GET", "/metrics"), ("POST", "/tokenize"),
+        ("POST", "/detokenize"), ("GET", "/health"), ("GET", "/v1/models"),
+    ]  # fmt: skip
+    assert {auth for _, _, auth in seen} == {"Bearer k-1"}
+
+
+async def test_an_unreachable_server_has_no_queue_depth_version_or_models() -> None:
+    with fake_server() as server:
+        root = server.root
+    async with Endpoint(root) as endpoint:
+        assert await endpoint.queue_depth() is None
+        assert await endpoint.version() is None
+        assert await endpoint.model_entries() == []
