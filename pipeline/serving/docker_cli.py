@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 from pipeline.errors import ConfigError, EndpointError
 
@@ -70,16 +71,23 @@ def pull(image: str) -> bool:
     return proc.returncode == 0
 
 
-def image_provenance(image: str) -> dict[str, object]:
-    """The image's content id and registry digests (``docker image inspect``); empty when unknown."""
+class ImageIds(NamedTuple):
+    """An image's content id (``.Id``) and registry digests (``.RepoDigests``); None and () when unknown."""
+
+    image_id: str | None = None
+    digests: tuple[str, ...] = ()
+
+
+def image_provenance(image: str) -> ImageIds:
+    """The image's content id and registry digests (``docker image inspect``)."""
     proc = _run(["image", "inspect", "--format", "{{json .Id}} {{json .RepoDigests}}", image])
     if proc.returncode != 0:
-        return {}
+        return ImageIds()
     try:
         image_id, digests = proc.stdout.strip().split(" ", 1)
-        return {"image_id": json.loads(image_id), "image_digests": json.loads(digests) or []}
+        return ImageIds(str(json.loads(image_id)), tuple(str(d) for d in json.loads(digests) or []))
     except ValueError:
-        return {}
+        return ImageIds()
 
 
 def managed_containers(port: int | None = None, running_only: bool = False) -> list[str]:

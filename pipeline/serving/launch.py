@@ -1,23 +1,22 @@
-"""`medsweep serve`: pick the engine and device, plan the command, check, start, wait for health, record the
-state. Every engine is behind pipeline.serving.engines (the sweep uses the same ones)."""
+"""`medsweep serve` and `medsweep stop`: pick the engine, device and GPUs, then plan, start and wait through
+pipeline.serving.lifecycle (the start path the sweep uses too) and record the server as the state file."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
-from pipeline.endpoint import Endpoint
 from pipeline.errors import ConfigError, EndpointError
 from pipeline.models.registry import GPUS_PER_NODE, Device, ServerConfig, get_model, pp_size, tp_size
+from pipeline.serving import lifecycle
 from pipeline.serving.argv import multinode_plan
-from pipeline.serving.engines import Engine, Running, Target, default_engine, get_engine
-from pipeline.serving.lora import server_models, verify
-from pipeline.serving.state import ServeState, clear_state, read_state, state_dir, write_state
+from pipeline.serving.engines import Engine, default_engine, get_engine
+from pipeline.serving.lifecycle import api_key_from_env, plan_server, start_server, wait_ready
+from pipeline.serving.lora import server_models
+from pipeline.serving.running import RunningServer
+from pipeline.serving.state import clear_state, read_state, state_dir, write_state
 
 CPU_DEFAULT_MODEL = "smollm2-135m-instruct"
 # Seconds to wait for health by default: a GPU server may download and load a 70B model first.
@@ -121,35 +120,11 @@ def _gpu_list(cfg: ServerConfig, request: ServeRequest, memory_class: int) -> li
     return request.gpus
 
 
-def _api_key(request: ServeRequest) -> str | None:
-    return api_key_from_env(request.api_key_env, "--api-key-env")
-
-
-def api_key_from_env(
-    variable: str | None, field: str, environ: Mapping[str, str] | None = None
-) -> str | None:
-    """The key held in ``$variable`` (None when none is named); ``field`` names the setting in errors."""
-    if variable is None:
-        return None
-    key = (os.environ if environ is None else environ).get(variable)
-    if not key:
-        raise ConfigError(f"{field}: environment variable {variable} is not set or empty")
-    return key
-
-
-def child_env(extra: dict[str, str], api_key: str | None) -> dict[str, str]:
-    """The server's environment: ours, the launch plan's, and the API key as VLLM_API_KEY."""
-    env = {**os.environ, **extra}
-    if api_key is not None:
-        env["VLLM_API_KEY"] = api_key  # vLLM reads it; the key never appears on a command line
-    return env
-
-
-def serve(request: ServeRequest, out: object = sys.stdout) -> ServeState | None:
-    """Start the server (or print the command for --dry-run) and return the recorded state. A LoRA entry
-    is served on its base model's server, with every adapter of that base."""
+def serve(request: ServeRequest, out: object = sys.stdout) -> RunningServer | None:
+    """Start the server (or print the command for --dry-run) and return its record, written as the state
+    file. A LoRA entry is served on its base model's server, with every adapter of that base."""
     cfg, engine, device = resolve(request)
-    base, adapters = server_models(cfg)
+    base, _ = server_models(cfg)
     if request.nodes > 1:
         _print_multinode(base, request)
         return None
@@ -158,95 +133,44 @@ def serve(request: ServeRequest, out: object = sys.stdout) -> ServeState | None:
     if device == "gpu":
         memory_class = request.memory_class or detect_memory_class()
         gpus = _gpu_list(base, request, memory_class)
-    target = Target(
-        model=base,
-        adapters=tuple(adapters),
+    plan = plan_server(
+        cfg,
+        engine,
         device=device,
         port=request.port,
         host=request.host,
-        gpus=tuple(gpus),
-        api_key=request.api_key_env is not None,
+        gpus=gpus,
+        api_key_env=request.api_key_env,
         max_model_len=request.max_model_len,
         image=request.image,
+        memory_class=memory_class,
     )
-    launch = engine.plan(target)
     if request.dry_run:
-        print(launch.shell())
+        print(plan.launch().shell())
         return None
     _refuse_if_running()
-    verify(adapters)
-    engine.check(target, launch)  # a port already taken: docker run or the server itself says so
-    api_key = _api_key(request)
+    api_key = api_key_from_env(request.api_key_env, "--api-key-env")
     log_path = (state_dir() / f"serve-{cfg.name}-{request.port}.log").resolve()
-    running = engine.start(target, launch, child_env(launch.env, api_key), log_path)
-    state = ServeState(
-        url=launch.url,
-        openai_base_url=launch.url + "/v1",
-        served_model=cfg.name,
-        served_models=[base.name, *(a.name for a in adapters)],
-        model=cfg.name,
-        engine=engine.name,
-        device=device,
-        host=request.host,
-        port=request.port,
-        container_id=running.container_id,
-        pid=running.pid,
-        boot_id=running.boot_id,
-        pid_start=running.pid_start,
-        hf_id=cfg.hf_id,
-        revision=None if cfg.local_path else cfg.revision,
-        image=launch.image,
-        image_id=_str_or_none(running.provenance.get("image_id")),
-        image_digests=[str(d) for d in running.provenance.get("image_digests") or []],
-        offers=engine.offers.as_dict(),
-        gpus=gpus,
-        tensor_parallel_size=max(1, len(gpus)),
-        memory_class=memory_class,
-        max_model_len=request.max_model_len or cfg.max_model_len,
-        chat_mode=cfg.chat_mode,
-        stop=cfg.stop,
-        api_key_env=request.api_key_env,
-        log_path=str(running.log_path) if running.log_path else None,
-    )
-    write_state(state)
-    print(f"started {engine.name} server {running.describe()}; waiting for {launch.url}")
+    server = start_server(plan, log_path=log_path, api_key=api_key)
+    write_state(server)
+    print(f"started {engine.name} server {server.describe()}; waiting for {server.url}")
     try:
-        Endpoint(launch.url, api_key).wait_healthy(
-            request.timeout or DEFAULT_TIMEOUTS[device],
-            served_model=cfg.name,
-            alive=lambda: engine.alive(running),
-        )
+        timeout = request.timeout or DEFAULT_TIMEOUTS[device]
+        wait_ready(server, timeout, api_key, alive=lambda: lifecycle.is_alive(server))
     except (EndpointError, KeyboardInterrupt):
-        print(f"--- last log lines of the {engine.name} server ({running.describe()}) ---", file=sys.stderr)
-        print(engine.logs(running), file=sys.stderr)
-        engine.stop(running)
+        print(f"--- last log lines of the {engine.name} server ({server.describe()}) ---", file=sys.stderr)
+        print(lifecycle.logs(server), file=sys.stderr)
+        lifecycle.stop(server)
         clear_state()
         raise
-    return state
-
-
-def _str_or_none(value: object) -> str | None:
-    return None if value is None else str(value)
-
-
-def running_of(state: ServeState) -> Running:
-    """The ids a recorded server is watched and stopped by."""
-    return Running(
-        engine=state.engine,
-        url=state.url,
-        container_id=state.container_id,
-        pid=state.pid,
-        boot_id=state.boot_id,
-        pid_start=state.pid_start,
-        log_path=Path(state.log_path) if state.log_path else None,
-    )
+    return server
 
 
 def _refuse_if_running() -> None:
     current = read_state()
     if current is None:
         return
-    if get_engine(current.engine, "serve state").alive(running_of(current)) is None:
+    if lifecycle.is_alive(current) is None:
         raise ConfigError(
             f"a server is already running ({current.model} at {current.url}); run `medsweep stop` first"
         )
@@ -291,6 +215,6 @@ def stop(grace: float = 20.0) -> str:
     current = read_state()
     if current is None:
         return "nothing to stop (no .medsweep/serve.json)"
-    outcome = get_engine(current.engine, "serve state").stop(running_of(current), grace=grace)
+    outcome = lifecycle.stop(current, grace=grace)
     clear_state()
     return f"{current.model}: {outcome}"

@@ -11,8 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from pipeline.errors import MedsweepError
-from pipeline.serving.engines import get_engine
-from pipeline.serving.launch import running_of
+from pipeline.serving import lifecycle
 from pipeline.serving.state import read_state
 
 
@@ -21,12 +20,10 @@ def show_logs(lines: int = 200, follow: bool = False) -> int:
     if state is None:
         print("no server recorded in .medsweep/serve.json (start one with `make serve`)", file=sys.stderr)
         return 1
-    engine = get_engine(state.engine, "serve state")
-    running = running_of(state)
     if not follow:
-        print(engine.logs(running, lines))
+        print(lifecycle.logs(state, lines))
         return 0
-    argv = engine.follow_argv(running, lines)
+    argv = lifecycle.follow_argv(state, lines)
     os.execvp(argv[0], argv)  # hand the terminal over (Ctrl-C ends the follow)
 
 

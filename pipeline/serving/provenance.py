@@ -15,12 +15,13 @@ from pipeline import __version__
 from pipeline.config import server_root, without_credentials
 from pipeline.endpoint import Endpoint, ServedModel
 from pipeline.paths import REPO_ROOT
-from pipeline.serving.state import ServeState, read_state
+from pipeline.serving.running import RunningServer
+from pipeline.serving.state import read_state
 
 
 async def collect_provenance(
     endpoint: Endpoint,
-    state: ServeState | None = None,
+    state: RunningServer | None = None,
     served_model: str | None = None,
     card: ServedModel | None = None,
 ) -> dict[str, Any]:
@@ -61,6 +62,26 @@ async def collect_provenance(
         "medsweep_version": __version__,
         "git_commit": git_commit(),
     }
+
+
+def launcher_facts(server: RunningServer) -> dict[str, Any]:
+    """What the sweep adds to a run's provenance about the server it started (they replace the None that
+    ``collect_provenance`` gives without a state file): exactly the keys its runs have always recorded, the
+    image's id and digests only where the engine read them."""
+    facts: dict[str, Any] = {
+        "engine": server.engine,
+        "device": server.device,
+        "gpus": list(server.gpus),
+        "tensor_parallel_size": server.tensor_parallel_size,
+        "pipeline_parallel_size": server.pipeline_parallel_size,
+        "offers": dict(server.offers),
+    }
+    if server.image:
+        facts["image"] = server.image
+    if server.image_id is not None:
+        facts["image_id"] = server.image_id
+        facts["image_digests"] = list(server.image_digests)
+    return facts
 
 
 def _pick_model(entries: list[dict[str, Any]], served_model: str | None) -> dict[str, Any]:

@@ -5,7 +5,7 @@ Public API:
     pack(needs, inventory) -> list[Wave]  (pure; Need(name, gpus))
     SweepRunner(settings, models, launcher, console=...).run() -> list[ModelReport]
     EngineLauncher(engine, device=..., host=..., log_dir=...)
-        (the Launcher protocol over pipeline.serving.engines)
+        (the Launcher protocol over pipeline.serving.lifecycle: RunningServer records)
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pipeline.sweep.launcher import EngineLauncher, Launcher, ServerHandle
+    from pipeline.sweep.launcher import EngineLauncher, Launcher
     from pipeline.sweep.packing import Assignment, Need, Wave, allocate, pack
     from pipeline.sweep.plan import (
         ModelEntry,
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 # Imported on first use: a reader of one module (`medsweep status` reads the journal) pays for no other.
 _HOMES = {
-    **dict.fromkeys(("EngineLauncher", "Launcher", "ServerHandle"), "pipeline.sweep.launcher"),
+    **dict.fromkeys(("EngineLauncher", "Launcher"), "pipeline.sweep.launcher"),
     **dict.fromkeys(("Assignment", "Need", "Wave", "allocate", "pack"), "pipeline.sweep.packing"),
     **dict.fromkeys(
         ("ModelEntry", "PlannedModel", "SweepPlan", "SweepSettings", "load_plan", "resolve_models"),
@@ -54,7 +54,6 @@ __all__ = [
     "ModelReport",
     "Need",
     "PlannedModel",
-    "ServerHandle",
     "SweepPlan",
     "SweepRunner",
     "SweepSettings",

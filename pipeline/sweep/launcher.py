@@ -1,78 +1,76 @@
 """Start, watch and stop one model's server for the sweep.
 
-``Launcher`` is what the runner and the watchdog need; ``EngineLauncher`` is the real one: the same engine
-modules as `medsweep serve` (pipeline.serving.engines), without the single-server state file (a sweep runs
-several
-servers; its journal records them instead).
+``Launcher`` is what the runner and the watchdog need; ``EngineLauncher`` is the real one: the start path of
+`medsweep serve` (pipeline.serving.lifecycle), without the single-server state file (a sweep runs several
+servers; it holds their ``RunningServer`` records in memory and its journal records their ids).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pipeline.models.registry import Device, ServerConfig
-from pipeline.serving.engines import Running, Target, get_engine
-from pipeline.serving.launch import api_key_from_env, child_env
-from pipeline.serving.lora import server_models, verify
+from pipeline.serving import lifecycle
+from pipeline.serving.engines import get_engine
+from pipeline.serving.lifecycle import ServerPlan, api_key_from_env, plan_server, start_server
+from pipeline.serving.running import RunningServer
 
 if TYPE_CHECKING:
+    from pipeline.sweep.journal import ServerStarted
     from pipeline.sweep.plan import SweepSettings
-
-
-@dataclass
-class ServerHandle:
-    """One started server. ``url`` is the server root (``/health``); ``base_url`` adds ``/v1``."""
-
-    model: str
-    gpus: tuple[int, ...]
-    port: int
-    url: str
-    container_id: str | None = None
-    pid: int | None = None
-    log_path: Path | None = None
-    started_at: float = field(default_factory=time.time)
-    provenance: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def base_url(self) -> str:
-        return f"{self.url}/v1"
-
-    def record(self) -> dict[str, Any]:
-        """What the journal keeps (ids to clean up after a crashed sweep; no secrets)."""
-        return {
-            "gpus": list(self.gpus),
-            "port": self.port,
-            "container_id": self.container_id,
-            "pid": self.pid,
-            "log_path": str(self.log_path) if self.log_path else None,
-        }
 
 
 class Launcher(Protocol):
     def start(
         self, model: ServerConfig, gpus: Sequence[int], port: int, adapters: Sequence[ServerConfig] = ()
-    ) -> ServerHandle:
+    ) -> RunningServer:
         """Launch the server (returns once launched, before it is healthy); MedsweepError if it cannot.
         ``adapters``: LoRA entries of ``model`` (a base) served beside it (the sweep's riders)."""
         ...
 
-    def alive(self, handle: ServerHandle) -> str | None:
+    def alive(self, server: RunningServer) -> str | None:
         """None while the process/container runs; else why not."""
         ...
 
-    def stop(self, handle: ServerHandle) -> None: ...
+    def stop(self, server: RunningServer) -> None: ...
 
-    def logs(self, handle: ServerHandle, lines: int = 50) -> str: ...
+    def logs(self, server: RunningServer, lines: int = 50) -> str: ...
 
     def command(
         self, model: ServerConfig, gpus: Sequence[int], port: int, adapters: Sequence[ServerConfig] = ()
     ) -> str:
         """The exact command ``start`` runs, as one shell line (``--dry-run``)."""
         ...
+
+
+def journal_ids(server: RunningServer) -> dict[str, Any]:
+    """What the journal keeps of a started server (the ids to clean up after a crashed sweep; no secrets)."""
+    return {
+        "gpus": list(server.gpus),
+        "port": server.port,
+        "container_id": server.container_id,
+        "pid": server.pid,
+        "log_path": server.log_path,
+    }
+
+
+def leftover(record: ServerStarted, settings: SweepSettings) -> RunningServer:
+    """The server a journal's ``server_started`` record names (``journal_ids``), to stop it: a crashed
+    sweep's leftover, started by this plan's engine."""
+    return RunningServer(
+        url="",
+        openai_base_url="",
+        served_model=record.model,
+        model=record.model,
+        engine=settings.engine,
+        host=settings.host,
+        port=record.port,
+        gpus=list(record.gpus),
+        container_id=record.container_id,
+        pid=record.pid or None,
+    )
 
 
 class EngineLauncher:
@@ -99,20 +97,18 @@ class EngineLauncher:
         self.log_dir = log_dir
         self.api_key_env = api_key_env
 
-    def _target(
+    def _plan(
         self, model: ServerConfig, gpus: Sequence[int], port: int, adapters: Sequence[ServerConfig] = ()
-    ) -> Target:
-        """A LoRA entry's server is its base's, with the base's adapters (as `medsweep serve` starts it);
-        a base with ``adapters`` serves those beside it."""
-        base, own = server_models(model)
-        return Target(
-            model=base,
-            adapters=tuple(adapters or own),
+    ) -> ServerPlan:
+        return plan_server(
+            model,
+            self.engine,
             device=self.device,
             port=port,
             host=self.host,
-            gpus=tuple(gpus),
-            api_key=self.api_key_env is not None,
+            gpus=gpus,
+            api_key_env=self.api_key_env,
+            adapters=adapters,
             tensor_parallel=self.tensor_parallel,
             pipeline_parallel=self.pipeline_parallel,
             executor=self.executor,
@@ -121,60 +117,28 @@ class EngineLauncher:
     def command(
         self, model: ServerConfig, gpus: Sequence[int], port: int, adapters: Sequence[ServerConfig] = ()
     ) -> str:
-        return self.engine.plan(self._target(model, gpus, port, adapters)).shell()
+        return self._plan(model, gpus, port, adapters).launch().shell()
 
     def start(
         self, model: ServerConfig, gpus: Sequence[int], port: int, adapters: Sequence[ServerConfig] = ()
-    ) -> ServerHandle:
-        target = self._target(model, gpus, port, adapters)
-        launch = self.engine.plan(target)
-        verify(target.adapters)
-        self.engine.check(target, launch)
-        env = child_env(launch.env, api_key_from_env(self.api_key_env, "api_key_env"))
-        log_path = (self.log_dir / f"{model.name}.server.log").resolve()
-        running = self.engine.start(target, launch, env, log_path)
-        handle = ServerHandle(
-            model=model.name,
-            gpus=tuple(gpus),
-            port=port,
-            url=launch.url,
-            container_id=running.container_id,
-            pid=running.pid,
-            log_path=running.log_path,
-        )
-        handle.provenance = {
-            "engine": self.engine.name,
-            "device": self.device,
-            "gpus": list(gpus),
-            "tensor_parallel_size": target.parallel()["tensor_parallel"],
-            "pipeline_parallel_size": target.pipeline_parallel,
-            "offers": self.engine.offers.as_dict(),
-        }
-        if launch.image:
-            handle.provenance["image"] = launch.image
-        handle.provenance.update(running.provenance)
-        return handle
-
-    def _running(self, handle: ServerHandle) -> Running:
-        return Running(
-            engine=self.engine.name,
-            url=handle.url,
-            container_id=handle.container_id,
-            pid=handle.pid,
-            log_path=handle.log_path,
+    ) -> RunningServer:
+        return start_server(
+            self._plan(model, gpus, port, adapters),
+            log_path=(self.log_dir / f"{model.name}.server.log").resolve(),
+            api_key=api_key_from_env(self.api_key_env, "api_key_env"),
         )
 
-    def alive(self, handle: ServerHandle) -> str | None:
-        if not (handle.container_id or handle.pid):
+    def alive(self, server: RunningServer) -> str | None:
+        if not (server.container_id or server.pid):
             return "no container id or pid"
-        return self.engine.alive(self._running(handle))
+        return lifecycle.is_alive(server)
 
-    def stop(self, handle: ServerHandle) -> None:
-        if handle.container_id or handle.pid:
-            self.engine.stop(self._running(handle), grace=20.0)
+    def stop(self, server: RunningServer) -> None:
+        if server.container_id or server.pid:
+            lifecycle.stop(server, grace=20.0)
 
-    def logs(self, handle: ServerHandle, lines: int = 50) -> str:
-        return self.engine.logs(self._running(handle), lines)
+    def logs(self, server: RunningServer, lines: int = 50) -> str:
+        return lifecycle.logs(server, lines)
 
 
 def launcher_for(settings: SweepSettings, **split: Any) -> EngineLauncher:

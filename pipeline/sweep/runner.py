@@ -28,8 +28,9 @@ from pipeline.failures import FailureClass
 from pipeline.files import open_private, private_dir
 from pipeline.serving.argv import connect_host
 from pipeline.serving.process import cmdline
+from pipeline.serving.running import RunningServer
 from pipeline.sweep.journal import Journal, ModelDone, ModelStart, ServerStarted, ServerStopped
-from pipeline.sweep.launcher import Launcher, ServerHandle
+from pipeline.sweep.launcher import Launcher, leftover
 from pipeline.sweep.packing import Need, allocate, check_fits, order
 from pipeline.sweep.plan import PlannedModel, SweepSettings, riders_of
 from pipeline.sweep.summary import ModelReport, ModelStats, model_stats
@@ -225,9 +226,9 @@ class SweepRunner:
         model: PlannedModel,
         report: ModelReport,
         keeper: ServerKeeper,
-        handle: ServerHandle,
+        handle: RunningServer,
         tasks: dict[str, tuple[str, ...]],
-    ) -> ServerHandle:
+    ) -> RunningServer:
         """``model``'s eval passes on ``handle``'s server: again while requests failed for a server that
         was down (it is back by then); the handle of the server as it is now."""
         while True:
@@ -283,10 +284,12 @@ class SweepRunner:
         )
 
     def _eval_pass(
-        self, model: PlannedModel, handle: ServerHandle, keeper: ServerKeeper, n: int
+        self, model: PlannedModel, handle: RunningServer, keeper: ServerKeeper, n: int
     ) -> EvalMessage:
-        config = self._eval_config(model, handle.base_url)
-        provenance = {**handle.provenance, "sweep": {"port": handle.port, "pass": n}}
+        from pipeline.serving.provenance import launcher_facts
+
+        config = self._eval_config(model, handle.openai_base_url)
+        provenance = {**launcher_facts(handle), "sweep": {"port": handle.port, "pass": n}}
         log_path = self.log_dir / f"{model.name}.eval.log"
         self._event(model.name, "eval_start", eval_pass=n)
         ctx = multiprocessing.get_context("spawn")
@@ -350,7 +353,7 @@ class SweepRunner:
             select_tasks(list(model.tasks), self.settings.data_dir)
 
     def _read_api_key(self) -> str | None:
-        from pipeline.serving.launch import api_key_from_env
+        from pipeline.serving.lifecycle import api_key_from_env
 
         return api_key_from_env(self.settings.api_key_env, "[sweep] api_key_env", self.environ)
 
@@ -400,14 +403,7 @@ class SweepRunner:
             if pid and not _cmdline_mentions(pid, record.model, str(record.port)):
                 self.journal.write(ServerStopped(model=record.model, port=record.port, note="gone"))
                 continue
-            handle = ServerHandle(
-                model=record.model,
-                gpus=tuple(record.gpus),
-                port=record.port,
-                url="",
-                container_id=record.container_id,
-                pid=pid or None,
-            )
+            handle = leftover(record, self.settings)
             try:
                 if self.launcher.alive(handle) is None:
                     self.launcher.stop(handle)

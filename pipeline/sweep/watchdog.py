@@ -14,10 +14,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pipeline.endpoint import Endpoint
 from pipeline.errors import EndpointError, MedsweepError
 from pipeline.models.registry import ServerConfig
-from pipeline.sweep.launcher import Launcher, ServerHandle
+from pipeline.serving.lifecycle import wait_ready
+from pipeline.serving.running import RunningServer
+from pipeline.sweep.launcher import Launcher, journal_ids
 
 EventSink = Callable[..., None]  # (event: str, **details) -> None
 
@@ -47,14 +48,14 @@ class ServerKeeper:
         self.max_restarts = max_restarts
         self.startup_timeout = startup_timeout
         self.api_key = api_key
-        self.handle: ServerHandle | None = None
+        self.handle: RunningServer | None = None
         self.restarts = 0
         self.gave_up: str | None = None
         self._on_event = on_event or (lambda event, **details: None)
         self._cancelled = cancelled or threading.Event()
         self._lock = threading.RLock()
 
-    def start(self) -> ServerHandle:
+    def start(self) -> RunningServer:
         """A healthy server, or EndpointError once the restarts are used up."""
         with self._lock:
             while True:
@@ -66,7 +67,7 @@ class ServerKeeper:
                     raise EndpointError(f"{self.model.name}: sweep stopping")
                 self._spend_restart(reason)
 
-    def restart(self, reason: str) -> ServerHandle:
+    def restart(self, reason: str) -> RunningServer:
         """Stop what runs (a hung server too) and start again on the same port and GPUs."""
         with self._lock:
             if self.gave_up is not None:
@@ -85,7 +86,7 @@ class ServerKeeper:
         self.restarts += 1
         self._on_event("restart", reason=reason, restart=self.restarts)
 
-    def ensure_healthy(self) -> ServerHandle:
+    def ensure_healthy(self) -> RunningServer:
         """The running server if it passes a health check, else a restarted one."""
         with self._lock:
             reason, _ = self.check()
@@ -102,7 +103,7 @@ class ServerKeeper:
                 self.launcher.stop(handle)
             except (MedsweepError, OSError) as exc:
                 self._on_event("stop_failed", error=str(exc))
-            self._on_event("server_stopped", **handle.record())
+            self._on_event("server_stopped", **journal_ids(handle))
 
     def check(self) -> tuple[str | None, bool]:
         """(None, _) when healthy; else (reason, exited) where exited means the process/container is gone.
@@ -116,7 +117,7 @@ class ServerKeeper:
             if (gone := self.launcher.alive(handle)) is not None:
                 return gone, True
             try:
-                Endpoint(handle.url, self.api_key).wait_healthy(0.0, served_model=self.model.name)
+                wait_ready(handle, 0.0, self.api_key)
             except EndpointError as exc:
                 return f"health check failed: {exc}", False
             return None, False
@@ -130,11 +131,12 @@ class ServerKeeper:
         except (MedsweepError, OSError) as exc:
             return f"start failed: {exc}"
         self.handle = handle
-        self._on_event("server_started", **handle.record())
+        self._on_event("server_started", **journal_ids(handle))
         try:
-            Endpoint(handle.url, self.api_key).wait_healthy(
+            wait_ready(
+                handle,
                 self.startup_timeout,
-                served_model=self.model.name,
+                self.api_key,
                 alive=lambda: "sweep stopping" if self._cancelled.is_set() else self.launcher.alive(handle),
             )
         except EndpointError as exc:

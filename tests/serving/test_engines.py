@@ -112,13 +112,14 @@ def test_eval_polls_the_queue_only_where_the_engine_offers_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import pipeline.evaluation.evaluate
-    from pipeline.serving.state import ServeState, write_state
+    from pipeline.serving.running import RunningServer
+    from pipeline.serving.state import write_state
 
     monkeypatch.setenv("MEDSWEEP_STATE_DIR", str(tmp_path))
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     offers = {"queue_depth": queue_depth, "tokenize": True, "version": True}
     write_state(
-        ServeState(
+        RunningServer(
             url="http://127.0.0.1:9",
             openai_base_url="http://127.0.0.1:9/v1",
             served_model="m",

@@ -18,9 +18,10 @@ from pipeline.endpoint import Endpoint
 from pipeline.errors import ConfigError
 from pipeline.paths import REPO_ROOT
 from pipeline.proc import boot_id, start_ticks
-from pipeline.serving import collect_provenance, read_state, write_state
 from pipeline.serving.process import exit_reason
-from pipeline.serving.state import ServeState
+from pipeline.serving.provenance import collect_provenance
+from pipeline.serving.running import RunningServer
+from pipeline.serving.state import read_state, write_state
 from tests.support.cpu_vllm import SharedVllm
 from tests.support.ports import free_port
 from tests.support.ready_later import ReadyLaterServer
@@ -86,6 +87,36 @@ def test_local_engine_starts_detached_and_stops(fake_vllm: Path, tmp_path: Path)
     assert read_state() is None
 
 
+# The keys of the first serve state file (medsweep 0.1, November 2026): a file written then still stops its
+# server, its log still shows, and eval still finds the endpoint.
+FIRST_STATE_KEYS = (
+    "url", "openai_base_url", "served_model", "model", "engine", "host", "port", "container_id", "pid",
+    "hf_id", "revision", "image", "gpus", "tensor_parallel_size", "pipeline_parallel_size", "memory_class",
+    "max_model_len", "chat_mode", "stop", "api_key_env", "log_path", "started_at",
+)  # fmt: skip
+
+
+def test_an_old_state_file_still_stops_its_server(fake_vllm: Path) -> None:
+    import json
+
+    from pipeline.serving.logs import show_logs
+    from pipeline.serving.state import state_path
+
+    port = free_port()
+    assert (
+        main(["serve", "--model", "meta-llama-3-8b-instruct", "--engine", "local", "--port", str(port)]) == 0
+    )
+    written = json.loads(state_path().read_text())
+    old = {key: written[key] for key in FIRST_STATE_KEYS}
+    state_path().write_text(json.dumps(old))
+    state = read_state()
+    assert state is not None and state.pid == written["pid"] and state.url == written["url"]
+    assert show_logs(lines=5) == 0
+    assert main(["stop", "--grace", "5"]) == 0
+    assert exit_reason(written["pid"]) is not None
+    assert read_state() is None
+
+
 def test_stop_kills_a_server_that_ignores_sigterm(fake_vllm: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAKE_VLLM_IGNORE_TERM", "1")
     port = free_port()
@@ -115,7 +146,7 @@ def test_stop_signals_nothing_when_the_recorded_pid_is_another_process(
         started = start_ticks(bystander.pid)
         assert started is not None
         recorded = (boot_id(), started - 1) if moved_on == "pid reused" else ("an-earlier-boot", started)
-        write_state(ServeState(url="http://127.0.0.1:1", openai_base_url="http://127.0.0.1:1/v1",
+        write_state(RunningServer(url="http://127.0.0.1:1", openai_base_url="http://127.0.0.1:1/v1",
                                served_model="m", model="m", engine="local", host="127.0.0.1", port=1,
                                pid=bystander.pid, boot_id=recorded[0], pid_start=recorded[1]))  # fmt: skip
         assert main(["stop", "--grace", "1"]) == 0
@@ -170,7 +201,7 @@ def test_gpu_present_requires_a_model(monkeypatch: pytest.MonkeyPatch, tmp_path:
 def test_state_roundtrip_permissions_and_corruption(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MEDSWEEP_STATE_DIR", str(tmp_path / "st"))
     assert read_state() is None
-    state = ServeState(url="http://127.0.0.1:1", openai_base_url="http://127.0.0.1:1/v1", served_model="m",
+    state = RunningServer(url="http://127.0.0.1:1", openai_base_url="http://127.0.0.1:1/v1", served_model="m",
                        model="m", engine="cpu", host="127.0.0.1", port=1, pid=42)  # fmt: skip
     path = write_state(state)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -185,7 +216,7 @@ async def test_provenance_reads_server_and_state(tmp_path: Path, monkeypatch: py
     monkeypatch.setenv("MEDSWEEP_STATE_DIR", str(tmp_path))
     with ReadyLaterServer(not_ready=0, model="meta-llama-3.1-70b-instruct", api_key="k") as server:
         name = "meta-llama-3.1-70b-instruct"
-        state = ServeState(
+        state = RunningServer(
             url=server.url, openai_base_url=server.url + "/v1", served_model=name, model=name,
             engine="docker",
             host="127.0.0.1", port=server.port, container_id="abc", image="vllm/vllm-openai:v0.32.0",

@@ -25,8 +25,8 @@ from rich.console import Console
 
 from pipeline.errors import EndpointError
 from pipeline.models.registry import ServerConfig
+from pipeline.serving.running import RunningServer
 from pipeline.sweep.journal import Journal
-from pipeline.sweep.launcher import ServerHandle
 from pipeline.sweep.plan import load_plan, resolve_models
 from pipeline.sweep.runner import SweepRunner
 from pipeline.sweep.summary import ModelReport, print_summary, write_summary
@@ -76,7 +76,7 @@ class FakeLauncher:
 
     def start(
         self, model: ServerConfig, gpus: Sequence[int], port: int, adapters: Sequence[ServerConfig] = ()
-    ) -> ServerHandle:
+    ) -> RunningServer:
         if model.name in self.fail_start:
             raise EndpointError(f"injected: cannot start {model.name}")
         argv = self._argv(model, port, adapters) + self.extra.get(model.name, [])
@@ -90,16 +90,20 @@ class FakeLauncher:
             self.events.append(("start", model.name))
             self.procs[model.name] = proc
         self.started(model.name).set()
-        return ServerHandle(model.name, tuple(gpus), port, f"http://127.0.0.1:{port}", pid=proc.pid)
+        url = f"http://127.0.0.1:{port}"
+        return RunningServer(
+            url=url, openai_base_url=f"{url}/v1", served_model=model.name, model=model.name, engine="local",
+            host="127.0.0.1", port=port, gpus=list(gpus), pid=proc.pid,
+        )  # fmt: skip
 
-    def alive(self, handle: ServerHandle) -> str | None:
+    def alive(self, handle: RunningServer) -> str | None:
         proc = self.procs.get(handle.model)
         if proc is None or proc.pid != handle.pid:
             return "process is gone"
         code = proc.poll()
         return None if code is None else f"process exited with status {code}"
 
-    def stop(self, handle: ServerHandle) -> None:
+    def stop(self, handle: RunningServer) -> None:
         proc = self.procs.get(handle.model)
         if proc is None or proc.pid != handle.pid:
             return
@@ -115,7 +119,7 @@ class FakeLauncher:
         with self._lock:
             self.events.append(("stop", handle.model))
 
-    def logs(self, handle: ServerHandle, lines: int = 50) -> str:
+    def logs(self, handle: RunningServer, lines: int = 50) -> str:
         return ""
 
     def started(self, model: str) -> threading.Event:

@@ -2,7 +2,7 @@
 
 Public API (used by `medsweep serve`, `stop`, `make logs` and the sweep):
     ENGINES: name -> Engine;  ENGINE_NAMES;  get_engine(name);  check_engine_name(name, where)
-    default_engine(device) -> name;  Engine, Target, Launch, Running, Offers (pipeline.serving.engines.base)
+    default_engine(device) -> name;  Engine, Target, Launch, Offers (pipeline.serving.engines.base)
 Registering an engine is one line in ``_MODULES`` (docs/engines.md, "Adding an engine").
 
 The registry is lazy, like Inspect's provider registry: the names (and the defaults) are known without
@@ -20,7 +20,7 @@ from pipeline.errors import ConfigError
 
 if TYPE_CHECKING:
     from pipeline.models.devices import Device
-    from pipeline.serving.engines.base import Engine, Launch, Offers, Running, Target
+    from pipeline.serving.engines.base import Engine, Launch, Offers, Target
 
 # name -> the module and class that implement it (the class's ``name`` must be this name; a test checks it).
 _MODULES: dict[str, tuple[str, str]] = {
@@ -77,7 +77,7 @@ def default_engine(device: Device) -> str:
 
 def __getattr__(name: str) -> object:
     """The interface's records, importable from here as before (imported on first use)."""
-    if name in ("Engine", "Launch", "Offers", "Running", "Target"):
+    if name in ("Engine", "Launch", "Offers", "Target"):
         from pipeline.serving.engines import base
 
         return getattr(base, name)
@@ -90,7 +90,6 @@ __all__ = [
     "Engine",
     "Launch",
     "Offers",
-    "Running",
     "Target",
     "check_engine_name",
     "default_engine",

