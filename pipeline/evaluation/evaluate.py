@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -30,6 +30,9 @@ from pipeline.evaluation.thinking import Thinking
 from pipeline.failures import fix_for, is_transient
 from pipeline.request import merge_stops
 from pipeline.store.database import Store
+
+if TYPE_CHECKING:
+    from pipeline.serving.provenance import LauncherFacts
 
 _DEFAULT_MAX_MODEL_LEN = 4096
 
@@ -118,12 +121,12 @@ def resolve_target(
 
 
 async def _evaluate(
-    config: EvalConfig, tasks: list[str], console: Console, provenance: dict[str, Any]
+    config: EvalConfig, tasks: list[str], console: Console, launcher: LauncherFacts | None
 ) -> EvalOutcome:
     from pipeline.evaluation.tokens import make_counter
     from pipeline.evaluation.truncation import resolve_truncation
     from pipeline.scoring.extras import scorer_provenance
-    from pipeline.serving.provenance import collect_provenance
+    from pipeline.serving.provenance import RunProvenance, collect_provenance
     from pipeline.tasks import get_task
 
     api_key = config.endpoint.api_key.get_secret_value() if config.endpoint.api_key else None
@@ -138,14 +141,13 @@ async def _evaluate(
         # Backpressure only where the server reports its queue (vLLM's /metrics).
         queue_depth = endpoint.queue_depth if await endpoint.queue_depth() is not None else None
         card = next(m for m in served if m.id == target.served_name)
-        provenance = {
-            **await collect_provenance(endpoint, card=card),
-            **provenance,
-        }
-        truncation = resolve_truncation(config.run.truncation, provenance.get("vllm_version"))
+        server = await collect_provenance(endpoint, card=card)
+        run_provenance = RunProvenance.of(server, len(config.endpoint.base_urls), launcher)
+        truncation = resolve_truncation(config.run.truncation, run_provenance.vllm_version)
         target = dataclasses.replace(target, truncation=truncation)
-        provenance["truncation"] = truncation
-        provenance["scorers"] = scorer_provenance(tasks)
+        provenance = run_provenance.model_copy(
+            update={"truncation": truncation, "scorers": scorer_provenance(tasks)}
+        ).as_json()
         store = Store.open(config.run.out)
         try:
             # Held through scoring: a second eval of this model would send the same requests again.
@@ -163,18 +165,18 @@ async def _evaluate(
 
 
 def run_evaluation(
-    config: EvalConfig, *, console: Console | None = None, provenance: dict[str, Any] | None = None
+    config: EvalConfig, *, console: Console | None = None, launcher: LauncherFacts | None = None
 ) -> EvalOutcome:
     """Run the eval described by ``config`` (progress on ``console``) and score it; print nothing else.
 
-    ``provenance`` adds what the caller knows about the server (image, GPUs, TP size) to the run's record.
+    ``launcher`` adds what the sweep knows about the server it started (image, GPUs, TP size) and its
+    pass to the run's provenance.
     """
     console = console or Console(stderr=True)
     tasks, skipped = select_tasks(config.run.tasks, config.run.data_dir)
     if skipped:
         console.print(f"skipping tasks without data under {config.run.data_dir}: {', '.join(skipped)}")
-    full = {**_provenance(config), **(provenance or {})}
-    outcome = asyncio.run(_evaluate(config, tasks, console, full))
+    outcome = asyncio.run(_evaluate(config, tasks, console, launcher))
     return dataclasses.replace(outcome, skipped_tasks=tuple(skipped))
 
 
@@ -236,7 +238,3 @@ def _failed_line(failed: dict[str, int], out: Path, must_fix: bool) -> str:
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
-
-
-def _provenance(config: EvalConfig) -> dict[str, Any]:
-    return {"replicas": len(config.endpoint.base_urls)}

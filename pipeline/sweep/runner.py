@@ -28,6 +28,7 @@ from pipeline.failures import FailureClass
 from pipeline.files import open_private, private_dir
 from pipeline.serving.argv import connect_host
 from pipeline.serving.process import cmdline
+from pipeline.serving.provenance import LauncherFacts, SweepPass
 from pipeline.serving.running import RunningServer
 from pipeline.sweep.journal import Journal, ModelDone, ModelStart, ServerStarted, ServerStopped
 from pipeline.sweep.launcher import Launcher, leftover
@@ -286,10 +287,8 @@ class SweepRunner:
     def _eval_pass(
         self, model: PlannedModel, handle: RunningServer, keeper: ServerKeeper, n: int
     ) -> EvalMessage:
-        from pipeline.serving.provenance import launcher_facts
-
         config = self._eval_config(model, handle.openai_base_url)
-        provenance = {**launcher_facts(handle), "sweep": {"port": handle.port, "pass": n}}
+        provenance = LauncherFacts.of(handle, SweepPass.model_validate({"port": handle.port, "pass": n}))
         log_path = self.log_dir / f"{model.name}.eval.log"
         self._event(model.name, "eval_start", eval_pass=n)
         ctx = multiprocessing.get_context("spawn")
@@ -428,7 +427,7 @@ class SweepRunner:
             self.console.print(f"[bold]{model}[/bold]: {event} {text}", highlight=False, soft_wrap=True)
 
 
-def eval_process(config: EvalConfig, provenance: dict[str, Any], log_path: str, conn: Connection) -> None:
+def eval_process(config: EvalConfig, provenance: LauncherFacts, log_path: str, conn: Connection) -> None:
     """Child-process entry: run one eval, progress into ``log_path``, send back an ``EvalMessage``."""
     from pipeline.evaluation.evaluate import run_evaluation
 
@@ -437,7 +436,7 @@ def eval_process(config: EvalConfig, provenance: dict[str, Any], log_path: str, 
         console = Console(file=log, force_terminal=False, width=120)
         message: EvalMessage
         try:
-            outcome = run_evaluation(config, console=console, provenance=provenance)
+            outcome = run_evaluation(config, console=console, launcher=provenance)
             message = EvalDone(
                 identity=outcome.target.identity,
                 tasks=list(outcome.tasks),
