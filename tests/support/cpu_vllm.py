@@ -27,11 +27,11 @@ from pathlib import Path
 
 import httpx
 
+from pipeline.endpoint import Endpoint
 from pipeline.models.registry import get_model
 from pipeline.serving import process
-from pipeline.serving.engines import Target, get_engine
-from pipeline.serving.health import wait_healthy
-from pipeline.serving.launch import child_env
+from pipeline.serving.engines import get_engine
+from pipeline.serving.lifecycle import child_env, plan_server
 from pipeline.serving.lora import server_models
 from tests.support.paths import REPO_ROOT
 from tests.support.ports import free_port
@@ -93,9 +93,9 @@ class SharedVllm:
 
 def _argv(port: int) -> tuple[list[str], dict[str, str], str, list[str]]:
     """(argv, environment, url, adapter names): the command `medsweep serve` plans, and the extras."""
-    base, adapters = server_models(get_model(SERVED))
-    target = Target(model=base, adapters=tuple(adapters), device="cpu", port=port, host="127.0.0.1")
-    launch = get_engine("cpu").plan(target)
+    plan = plan_server(get_model(SERVED), get_engine("cpu"), device="cpu", port=port, host="127.0.0.1")
+    adapters = plan.target.adapters
+    launch = plan.launch()
     argv = list(launch.argv)
     names = [a.name for a in adapters]
     if EXTRA_LORA_MODULES:
@@ -124,7 +124,7 @@ def shared_vllm(log_dir: Path) -> Iterator[SharedVllm]:
     STARTS.append(server)
     try:
         try:
-            wait_healthy(url, START_TIMEOUT, served_model=base.name, alive=server.alive)
+            Endpoint(url).wait_healthy(START_TIMEOUT, served_model=base.name, alive=server.alive)
         except Exception as exc:
             tail = server.log_tail()
             raise RuntimeError(f"the shared CPU vLLM server did not start: {exc}\n{tail}") from exc
