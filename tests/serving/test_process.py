@@ -224,7 +224,7 @@ async def test_provenance_reads_server_and_state(tmp_path: Path, monkeypatch: py
         )  # fmt: skip
         write_state(state)
         async with Endpoint(server.url + "/v1", "k") as endpoint:
-            prov = await collect_provenance(endpoint)
+            prov = (await collect_provenance(endpoint)).model_dump()  # as runs.provenance_json holds it
     assert prov["vllm_version"] == "0.32.0"
     assert (prov["served_model"], prov["max_model_len"], prov["root"]) == (
         "meta-llama-3.1-70b-instruct",
@@ -244,7 +244,7 @@ async def test_provenance_of_an_unreachable_server_is_empty_not_an_error(
 ) -> None:
     monkeypatch.setenv("MEDSWEEP_STATE_DIR", str(tmp_path))
     async with Endpoint(f"http://127.0.0.1:{free_port()}") as endpoint:
-        prov = await collect_provenance(endpoint)
+        prov = (await collect_provenance(endpoint)).model_dump()  # as runs.provenance_json holds it
     assert prov["vllm_version"] is None and prov["served_model"] is None and prov["image"] is None
 
 
