@@ -26,10 +26,7 @@ PIPELINE = REPO_ROOT / "pipeline"
 ROOTS = ("pipeline", "tests", "bench", "scripts")  # whose imports of private names are checked
 # Arrows being removed by work under way in #18; the assertions below skip them, and
 # test_pending_arrows_are_gone (xfail until then) says when they went. Remove an entry once it is gone.
-PENDING: dict[tuple[str, str], str] = {
-    ("serving", "evaluation"): "serving/provenance.py imports pipeline.evaluation.client.ServedModel: the "
-    "endpoint and provenance helpers' work (#18 items 6-7: one endpoint object, typed provenance)",
-}
+PENDING: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)

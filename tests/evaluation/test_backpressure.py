@@ -38,9 +38,7 @@ async def test_queue_depth_lowers_the_in_flight_limit(tmp_path: Path) -> None:
     with fake_server("--hold") as server:
         config = eval_config([server.base_url], tmp_path, concurrency=48, max_waiting=4)
         runs: list[object] = []
-        running = asyncio.create_task(
-            run_eval(config, CountingTask(400), queue_from=server.root, runs=runs)
-        )
+        running = asyncio.create_task(run_eval(config, CountingTask(400), queue_from=server.root, runs=runs))
         await asyncio.to_thread(server.wait_held, 48)  # 40 waiting at the server, 4 allowed
         await until(lambda: _run_of(runs).lowest_limit < 48, "the eval loop lowered its limit")
         await asyncio.to_thread(server.release)
@@ -55,9 +53,7 @@ async def test_a_queue_that_never_drains_still_lets_the_run_finish(tmp_path: Pat
     with fake_server("--hold", "--extra-waiting", "100") as server:
         config = eval_config([server.base_url], tmp_path, concurrency=8, max_waiting=4)
         runs: list[object] = []
-        running = asyncio.create_task(
-            run_eval(config, CountingTask(300), queue_from=server.root, runs=runs)
-        )
+        running = asyncio.create_task(run_eval(config, CountingTask(300), queue_from=server.root, runs=runs))
         await asyncio.to_thread(server.wait_held, 8)
         await until(lambda: _run_of(runs).limit == 1, "the limit fell to 1")
         await asyncio.to_thread(server.release)
