@@ -12,6 +12,7 @@ import dataclasses
 import shlex
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ class EvalOutcome:
     tasks: tuple[str, ...]
     skipped_tasks: tuple[str, ...]
     summaries: tuple[TaskSummary, ...]
+    scored_at: float = 0.0  # wall-clock time scoring ended (a sweep's timeline)
 
 
 def select_tasks(requested: Sequence[str], data_dir: Path) -> tuple[list[str], list[str]]:
@@ -156,7 +158,7 @@ async def _evaluate(
                 summaries = score_tasks(store, target.identity, config.run.variant, tasks)
         finally:
             store.close()
-    return EvalOutcome(result, target, tuple(tasks), (), tuple(summaries))
+    return EvalOutcome(result, target, tuple(tasks), (), tuple(summaries), time.time())
 
 
 def run_evaluation(

@@ -27,6 +27,7 @@ from asyncio_throttle import Throttler  # type: ignore[attr-defined]
 
 from pipeline.config import ChatMode, EvalConfig
 from pipeline.errors import MedsweepError
+from pipeline.evaluation.backpressure import ServerLoad
 from pipeline.evaluation.client import Client, Outcome
 from pipeline.evaluation.committer import Committer, Counted, max_uncommitted
 from pipeline.evaluation.concurrency import ConcurrencyController
@@ -62,6 +63,10 @@ class RunResult:
     interrupted: bool
     sent: int
     skipped: int
+    # Wall-clock marks (time.time()) of the sending, for a sweep's timeline (pipeline/sweep/timeline.py):
+    first_sent_at: float | None = None  # the first request went out (None: nothing to send)
+    tail_at: float | None = None  # the first worker found no more work: the rest is the tail
+    generated_at: float = 0.0  # the last answer was stored
 
 
 class EvalRun:
@@ -105,6 +110,8 @@ class EvalRun:
         self._queue: asyncio.Queue[tuple[Request, str] | None] = asyncio.Queue(maxsize=2 * concurrency)
         self._in_flight = 0
         self._sent = 0
+        self._first_sent_at: float | None = None
+        self._tail_at: float | None = None
         self._throttler = _throttler(config.client.rate)
 
     @property
@@ -134,7 +141,7 @@ class EvalRun:
         workers = [loop.create_task(self._work(i)) for i in range(cfg.client.concurrency)]
         flusher = loop.create_task(self.committer.run())
         monitor = (
-            loop.create_task(self.controller.run(self._queue_depth))
+            loop.create_task(self.controller.run(self._server_load))
             if self.metrics_url and cfg.client.backpressure
             else None
         )
@@ -179,7 +186,9 @@ class EvalRun:
         if not interrupted:
             self.store.finish_run(self.run_id)
         skipped = sum(p.skipped for p in self.progress.tasks.values())
-        return RunResult(self.run_id, interrupted, self._sent, skipped)
+        return RunResult(
+            self.run_id, interrupted, self._sent, skipped, self._first_sent_at, self._tail_at, time.time()
+        )
 
     def stop(self) -> None:
         """Stop sending; in-flight requests get a few seconds to settle."""
@@ -226,6 +235,8 @@ class EvalRun:
                 return
             item = await self._queue.get()
             if item is None:
+                if self._tail_at is None:
+                    self._tail_at = time.time()  # nothing left to send: in-flight falls from here on
                 return
             if throttler is not None:
                 async with throttler:
@@ -233,6 +244,8 @@ class EvalRun:
             request, key = item
             body = request_body(request, served, sampling_body)
             chat = request.kind == "chat"
+            if self._first_sent_at is None:
+                self._first_sent_at = time.time()
             self._in_flight += 1
             self.progress.in_flight = self._in_flight
             try:
@@ -282,12 +295,12 @@ class EvalRun:
         self.progress.retries = self.client.retries
         self.progress.retries_by_class = self.client.retries_by_class
 
-    async def _queue_depth(self) -> int | None:
-        """vLLM's waiting requests, read from its /metrics (the backpressure controller's input)."""
-        from pipeline.evaluation.backpressure import read_queue_depth
+    async def _server_load(self) -> ServerLoad | None:
+        """vLLM's waiting, running requests and KV-cache usage (/metrics): the controller's input."""
+        from pipeline.evaluation.backpressure import read_load
 
         assert self.metrics_url is not None
-        return await read_queue_depth(self.client.session, self.metrics_url)
+        return await read_load(self.client.session, self.metrics_url)
 
     # --- misc ---
 
