@@ -15,9 +15,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from pipeline.errors import ConfigError
-from pipeline.evaluation.reasoning_split import Splitter
 from pipeline.paths import RESULTS_DIR, default_data_dir
-from pipeline.request import Sampling
+from pipeline.request import Sampling, Splitter
 
 ChatMode = Literal["chat", "chat_nosystem", "base"]
 """How a prompt is rendered: chat with a system role, chat with the system text merged into the first

@@ -10,6 +10,11 @@ from typing import Any, Literal
 import orjson
 
 EndpointKind = Literal["chat", "completion"]
+# How a reasoning model's reply is split into its trace and its answer (pipeline.evaluation.reasoning_split
+# does it). Here, beside the request, because the run config, the model registry and the CLI name it too.
+Splitter = Literal["none", "think-tags", "markdown-headings"]
+SPLITTERS: tuple[Splitter, ...] = ("none", "think-tags", "markdown-headings")
+DEFAULT_SPLITTER: Splitter = "think-tags"  # every model, registry or not: a reply opening <think> is split
 
 
 def merge_stops(first: Sequence[str], more: Sequence[str]) -> list[str]:

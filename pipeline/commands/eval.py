@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.paths import DATA_DIR, DEMO_DATA_DIR, RESULTS_DIR
+from pipeline.request import SPLITTERS
 
 
 def register(sub: Any) -> None:
@@ -41,7 +42,7 @@ def register(sub: Any) -> None:
                    help="over-long prompts: v3 = the server keeps the end of the whole prompt "
                    "(truncate_prompt_tokens), letters = each letter cut to an equal share; auto (default) = "
                    "v3 on vLLM endpoints, else letters")  # fmt: skip
-    p.add_argument("--reasoning-split", choices=("none", "think-tags", "markdown-headings"),
+    p.add_argument("--reasoning-split", choices=SPLITTERS,
                    help="how a reply the server did not split is cut into trace and answer (default: the "
                    "registry's, else think-tags: a reply opening <think> is split at </think>)")  # fmt: skip
     p.add_argument("--chat-mode", choices=("chat", "chat_nosystem", "base"),
