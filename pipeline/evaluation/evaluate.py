@@ -21,7 +21,7 @@ from typing import Any
 from rich.console import Console
 
 from pipeline.config import EvalConfig, server_root, without_credentials
-from pipeline.errors import DataError, EndpointError
+from pipeline.errors import ConfigError, DataError, EndpointError
 from pipeline.evaluation.client import Client, ServedModel
 from pipeline.evaluation.progress import Progress
 from pipeline.evaluation.scheduler import EvalRun, EvalTarget, RunResult
@@ -113,9 +113,17 @@ def resolve_target(
         identity = config.model.identity or served_id
         chat_mode = config.model.chat_mode
     thinking = Thinking.resolve(entry.reasoning if entry else None, config.run.reasoning_split)
-    return EvalTarget(
-        identity, served_id, chat_mode, max_len or _DEFAULT_MAX_MODEL_LEN, thinking=thinking
-    ), config
+    context = max_len or _DEFAULT_MAX_MODEL_LEN
+    budget = context - thinking.prompt_room(context)
+    if entry is not None and budget >= context:
+        # The registry checks its own max_model_len; a server started with a smaller one (--max-model-len,
+        # a sweep's per-model override) is found here, before anything is sent.
+        raise ConfigError(
+            f"servers/{entry.name}.toml: reasoning.thinking_budget: {budget} tokens of trace and answer "
+            f"leave no room for a prompt in the context {served_id} is served with ({context} tokens); "
+            "serve it with a larger --max-model-len or lower the budget"
+        )
+    return EvalTarget(identity, served_id, chat_mode, context, thinking=thinking), config
 
 
 async def _evaluate(
