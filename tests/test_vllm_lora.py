@@ -80,7 +80,8 @@ def test_base_and_adapter_on_one_server_answer_each_with_its_own_text(
 
 
 def test_make_demo_prints_a_paired_comparison(tmp_path: Path) -> None:
-    """scripts/demo.sh (one item a task, to keep the test short): both models on one server of its own,
+    """scripts/demo.sh (one item of two tasks, to keep the test short: the adapter's CPU path is slow; every
+    task runs on the shared server in tests/test_vllm_eval.py): both models on one server of its own,
     started by `medsweep serve` and stopped by `medsweep stop` (process group gone), then the report."""
     env = {
         **medsweep_env(tmp_path / "state"),
@@ -88,6 +89,7 @@ def test_make_demo_prints_a_paired_comparison(tmp_path: Path) -> None:
         "DEMO_PORT": str(free_port()),
         "DEMO_OUT": str(tmp_path / "demo"),
         "DEMO_LIMIT": "1",
+        "DEMO_TASKS": "mednli,meqsum",
     }
     run = subprocess.run(
         ["bash", str(REPO / "scripts" / "demo.sh")],
