@@ -22,9 +22,11 @@ ChatMode = Literal["chat", "chat_nosystem", "base"]
 """How a prompt is rendered: chat with a system role, chat with the system text merged into the first
 user turn, or one plain-text completion prompt (base models)."""
 
-Variant = Literal["paper", "structured"]
+Variant = Literal["paper", "structured", "loglik"]
 """``paper`` sends the paper's prompts; ``structured`` adds the answer's JSON schema as
-``response_format`` for closed-answer tasks. The two are never mixed in one score."""
+``response_format`` for closed-answer tasks; ``loglik`` generates nothing: it scores each answer option of
+the choice tasks by its log-probability after the paper's prompt (``pipeline.evaluation.loglik``). The
+variants are never mixed in one score."""
 
 Demonstrations = Literal["v3", "shuffled"]
 """Which rows are the few-shot demonstrations: ``v3`` as the code behind the published numbers chose them
@@ -102,6 +104,7 @@ class RunConfig(_Strict):
     # How replies the server did not split are cut into trace and answer: over the registry's choice
     # (default think-tags; docs/reasoning.md).
     reasoning_split: Splitter | None = None
+    recheck: int = Field(default=0, ge=0, description="committed items re-sent one at a time after the run")
 
 
 class EvalConfig(_Strict):

@@ -60,6 +60,9 @@ class Request:
     response_format: dict[str, Any] | None = None
     prefix_group: str = ""
     extra_body: dict[str, Any] = field(default_factory=dict)
+    # --variant loglik: the answer options, (label, continuation as the answer format writes it), in order;
+    # empty for generated answers.
+    choices: tuple[tuple[str, str], ...] = ()
 
     def prompt_payload(self) -> Any:
         return list(self.messages) if self.messages is not None else self.prompt
@@ -86,6 +89,8 @@ def content_key(
         "response_format": request.response_format,
         "extra": request.extra_body,
     }
+    if request.choices:  # a scored-options result is never a generated one (and never keyed like one)
+        material["choices"] = [list(choice) for choice in request.choices]
     if options:
         material["options"] = dict(options)
     return hashlib.sha256(orjson.dumps(material, option=orjson.OPT_SORT_KEYS)).hexdigest()

@@ -134,6 +134,28 @@ def cpu_vllm_thinking(_cpu_vllm_thinking_session: SharedVllm) -> SharedVllm:
     return _cpu_vllm_thinking_session
 
 
+@pytest.fixture(scope="session")
+def _cpu_vllm_plain_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedVllm]:
+    reason = shared.missing(shared.PLAIN)
+    if reason is not None:
+        require.unavailable("vllm", reason)
+    with shared.shared_vllm(tmp_path_factory.mktemp("cpu-vllm-plain"), shared.PLAIN) as running:
+        yield running
+
+
+@pytest.fixture
+def cpu_vllm_plain(_cpu_vllm_plain_session: SharedVllm) -> SharedVllm:
+    """A real CPU vLLM server of SmolLM2-135M-Instruct without LoRA, for prompt log-probabilities only
+    (tests/test_vllm_loglik.py). Why not ``cpu_vllm``: ``PLAIN`` in tests/support/cpu_vllm.py. Started once,
+    at its first use; the same rules as ``cpu_vllm``."""
+    reason = _cpu_vllm_plain_session.alive()
+    if reason is not None:
+        pytest.fail(
+            f"the LoRA-less CPU vLLM server is down ({reason}):\n{_cpu_vllm_plain_session.log_tail()}"
+        )
+    return _cpu_vllm_plain_session
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[RunningServer]:
     """A well-behaved fake OpenAI-compatible server (no faults) shared by a module's tests."""

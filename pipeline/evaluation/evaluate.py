@@ -23,7 +23,9 @@ from rich.console import Console
 from pipeline.config import EvalConfig, server_root, without_credentials
 from pipeline.errors import ConfigError, DataError, EndpointError
 from pipeline.evaluation.client import Client, ServedModel
+from pipeline.evaluation.loglik import LoglikScorer
 from pipeline.evaluation.progress import Progress
+from pipeline.evaluation.recheck import determinism_provenance, recheck
 from pipeline.evaluation.scheduler import EvalRun, EvalTarget, RunResult
 from pipeline.evaluation.scorecard import TaskSummary, print_summary, score_tasks
 from pipeline.evaluation.thinking import Thinking
@@ -44,13 +46,24 @@ class EvalOutcome:
     scored_at: float = 0.0  # wall-clock time scoring ended (a sweep's timeline)
 
 
-def select_tasks(requested: Sequence[str], data_dir: Path) -> tuple[list[str], list[str]]:
-    """The tasks to run and the tasks skipped for lack of data (only when none were named)."""
+def select_tasks(
+    requested: Sequence[str], data_dir: Path, variant: str = "paper"
+) -> tuple[list[str], list[str]]:
+    """The tasks to run and the tasks skipped for lack of data (only when none were named); ``loglik``
+    runs the tasks whose prompt file lists answer options."""
+    from pipeline.evaluation.loglik import option_tasks
     from pipeline.tasks import get_task, task_names
 
     names = task_names()
+    if variant == "loglik":
+        names = option_tasks()
     if requested:
         unknown = [t for t in requested if t not in names]
+        if unknown and variant == "loglik" and unknown[0] in task_names():
+            raise DataError(
+                f"task {unknown[0]!r} has no answer options to score: --variant loglik runs "
+                f"{', '.join(names)} (a prompt file's [loglik] table)"
+            )
         if unknown:
             raise DataError(f"unknown task {unknown[0]!r}: choose from {', '.join(names)}")
         selected = list(requested)
@@ -153,6 +166,11 @@ async def _evaluate(
         target = dataclasses.replace(target, truncation=truncation)
         provenance["truncation"] = truncation
         provenance["scorers"] = scorer_provenance(tasks)
+        provenance |= await determinism_provenance(client.session, metrics_url, config.client.concurrency)
+        loglik = None
+        if config.run.variant == "loglik":
+            loglik = LoglikScorer(client, base_url, target.served_name)
+            await loglik.check_endpoint()  # before the store is touched: a refusal leaves nothing behind
         store = Store.open(config.run.out)
         try:
             # Held through scoring: a second eval of this model would send the same requests again.
@@ -160,9 +178,19 @@ async def _evaluate(
                 progress = Progress(tasks, console=console)
                 run = EvalRun(
                     config, target, [get_task(t) for t in tasks], client, store, counter, progress,
-                    provenance=provenance, metrics_url=metrics_url,
+                    provenance=provenance, metrics_url=metrics_url, loglik=loglik,
                 )  # fmt: skip
                 result = await run.run()
+                if config.run.recheck and not result.interrupted:
+                    checked = await recheck(
+                        config, target, run.tasks, client, store, counter, result.run_id, loglik
+                    )
+                    console.print(
+                        f"recheck: {checked['raw_agree']} of {checked['n']} raw outputs and "
+                        f"{checked['parsed_agree']} of {checked['n']} parsed answers agree when sent again "
+                        "one at a time (temperature 0)",
+                        highlight=False,
+                    )
                 summaries = score_tasks(store, target.identity, config.run.variant, tasks)
         finally:
             store.close()
@@ -177,7 +205,7 @@ def run_evaluation(
     ``provenance`` adds what the caller knows about the server (image, GPUs, TP size) to the run's record.
     """
     console = console or Console(stderr=True)
-    tasks, skipped = select_tasks(config.run.tasks, config.run.data_dir)
+    tasks, skipped = select_tasks(config.run.tasks, config.run.data_dir, config.run.variant)
     if skipped:
         console.print(f"skipping tasks without data under {config.run.data_dir}: {', '.join(skipped)}")
     full = {**_provenance(config), **(provenance or {})}

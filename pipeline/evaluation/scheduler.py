@@ -31,6 +31,7 @@ from pipeline.evaluation.backpressure import ServerLoad
 from pipeline.evaluation.client import Client, Outcome
 from pipeline.evaluation.committer import Committer, Counted, max_uncommitted
 from pipeline.evaluation.concurrency import ConcurrencyController
+from pipeline.evaluation.loglik import LoglikScorer, Scored
 from pipeline.evaluation.progress import Progress
 from pipeline.evaluation.thinking import NOT_THINKING, Thinking
 from pipeline.request import Request, content_key, request_body
@@ -84,6 +85,7 @@ class EvalRun:
         *,
         provenance: dict[str, Any] | None = None,
         metrics_url: str | None = None,
+        loglik: LoglikScorer | None = None,
     ) -> None:
         self.config = config
         self.target = target
@@ -94,6 +96,7 @@ class EvalRun:
         self.progress = progress
         self.provenance = provenance or {}
         self.metrics_url = metrics_url
+        self.loglik = loglik  # --variant loglik: requests with options are scored, not generated
         self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
         concurrency = config.client.concurrency
         self.controller = ConcurrencyController(concurrency, config.client.max_waiting, progress)
@@ -198,20 +201,13 @@ class EvalRun:
 
     async def _produce(self, done: set[str]) -> None:
         cfg = self.config
-        ctx = RenderContext(
-            chat_mode=self.target.chat_mode,
-            max_model_len=self.target.thinking.prompt_room(self.target.max_model_len),
-            counter=self.counter,
-            variant=cfg.run.variant,
-            limit=cfg.run.limit,
-            demonstrations=cfg.run.demonstrations,
-            truncation=self.target.truncation,
-        )
+        ctx = render_context(cfg, self.target, self.counter)
         identity, put, thinking = self.target.identity, self._queue.put, self.target.thinking
         options = prompt_options(cfg, self.target)
         for task in self.tasks:
             async for rendered in task.requests(cfg.run.data_dir, ctx):
-                request = thinking.apply(rendered)
+                # Reasoning stays off for scored options (--variant loglik): no budget, no template switch.
+                request = rendered if rendered.choices else thinking.apply(rendered)
                 key = content_key(identity, request, self._sampling, options)
                 if key in done:
                     self.progress.add_skipped(task.name)
@@ -242,21 +238,28 @@ class EvalRun:
                 async with throttler:
                     pass
             request, key = item
-            body = request_body(request, served, sampling_body)
-            chat = request.kind == "chat"
+            scored: Scored | None = None
             if self._first_sent_at is None:
                 self._first_sent_at = time.time()
             self._in_flight += 1
             self.progress.in_flight = self._in_flight
             try:
-                outcome = await send(
-                    "chat/completions" if chat else "completions", body, chat=chat, split=split
-                )
+                if request.choices and self.loglik is not None:
+                    scored = await self.loglik.score(request, key)
+                else:
+                    chat = request.kind == "chat"
+                    body = request_body(request, served, sampling_body)
+                    outcome = await send(
+                        "chat/completions" if chat else "completions", body, chat=chat, split=split
+                    )
             finally:
                 self._in_flight -= 1
                 self.progress.in_flight = self._in_flight
             self._sent += 1
-            self._record(request, key, outcome)
+            if scored is not None:
+                self._record(request, key, scored.outcome, scored.request_json, scored.choice_logprobs)
+            else:
+                self._record(request, key, outcome)
 
     async def _settle(self, workers: list[asyncio.Task[None]]) -> None:
         if self.committer.error is not None:  # nothing in flight can be kept: no point waiting for it
@@ -271,12 +274,21 @@ class EvalRun:
 
     # --- results ---
 
-    def _record(self, request: Request, key: str, outcome: Outcome) -> None:
+    def _record(
+        self,
+        request: Request,
+        key: str,
+        outcome: Outcome,
+        request_json: str | None = None,
+        choice_logprobs: str | None = None,
+    ) -> None:
         error_class = outcome.error_class.value if outcome.error_class is not None else None
+        if request_json is None:
+            request_json = _request_meta(request, self._sampling_body)
         row = ResultRecord(
             key=key, run_id=self.run_id, model=self.target.identity, variant=self.config.run.variant,
             task=request.task, subtask=request.subtask, item_id=request.item_id, repeat=request.repeat,
-            prompt_hash=request.prompt_hash(), request_json=_request_meta(request, self._sampling_body),
+            prompt_hash=request.prompt_hash(), request_json=request_json,
             reference_json=orjson.dumps(request.reference).decode(),
             status="succeeded" if outcome.ok else "failed", error_class=error_class,
             error_message=outcome.error_message,
@@ -284,7 +296,7 @@ class EvalRun:
             finish_reason=outcome.finish_reason, prompt_tokens=outcome.prompt_tokens,
             completion_tokens=outcome.completion_tokens, latency_s=outcome.latency_s,
             attempts=outcome.attempts, updated_at=time.time(), reasoning=outcome.reasoning,
-            reasoning_tokens=outcome.reasoning_tokens,
+            reasoning_tokens=outcome.reasoning_tokens, choice_logprobs=choice_logprobs,
         )  # fmt: skip
         self.committer.add(row, Counted(request.task, outcome.ok, error_class, outcome.completion_tokens))
 
@@ -340,6 +352,19 @@ class EvalRun:
             "reasoning": self.target.thinking.as_config(),
         }
         return data
+
+
+def render_context(config: EvalConfig, target: EvalTarget, counter: TokenCounter) -> RenderContext:
+    """How the run's requests are rendered (the recheck renders them again the same way)."""
+    return RenderContext(
+        chat_mode=target.chat_mode,
+        max_model_len=target.thinking.prompt_room(target.max_model_len),
+        counter=counter,
+        variant=config.run.variant,
+        limit=config.run.limit,
+        demonstrations=config.run.demonstrations,
+        truncation=target.truncation,
+    )
 
 
 def prompt_options(config: EvalConfig, target: EvalTarget) -> dict[str, str]:

