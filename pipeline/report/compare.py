@@ -252,7 +252,8 @@ def compare_adherence(
 def comparable_units(items: pl.DataFrame, pairs: list[Pair]) -> list[tuple[Pair, str, tuple[str, str]]]:
     """(pair, variant, unit) for every task unit both models of a pair have scores for."""
     found: list[tuple[Pair, str, tuple[str, str]]] = []
-    variants = sorted(set(items["variant"].unique().to_list()))
+    # --variant loglik has no paper metrics and no format: its pairs are compared in report/knowledge.py.
+    variants = sorted(set(items["variant"].unique().to_list()) - {"loglik"})
     for pair in pairs:
         for variant in variants:
             shared = _units(items, pair.biomedical, variant) & _units(items, pair.general, variant)

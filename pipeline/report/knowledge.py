@@ -13,7 +13,7 @@ from __future__ import annotations
 import polars as pl
 
 from pipeline.report.aggregate import item_bootstrap, unit_label
-from pipeline.report.compare import ALPHA, compare_pair, finish_comparisons
+from pipeline.report.compare import ALPHA, BETTER, WORSE, compare_pair, finish_comparisons
 from pipeline.report.pairs import Pair
 from pipeline.report.stats import seeded_rng
 from pipeline.scoring.loglik import ACCURACY as LOGLIK_ACCURACY
@@ -25,6 +25,7 @@ MEASURES: dict[str, tuple[str, str]] = {
 }
 """Each measure: the variant and the per-item metric it is the mean of."""
 GAP = "format_gap"
+LARGER_GAP, SMALLER_GAP = "larger format gap", "smaller format gap"  # the gap's verdicts (biomedical's)
 
 SCHEMA: dict[str, type[pl.DataType]] = {
     "model": pl.String,
@@ -115,4 +116,14 @@ def knowledge_paired(long: pl.DataFrame, pairs: list[Pair], seed: int, alpha: fl
                     }
                     | compare_pair(sides[0], sides[1], seed, labels, accuracy=name != GAP)
                 )
-    return finish_comparisons(rows, alpha)
+    frame = finish_comparisons(rows, alpha)
+    # A larger gap is not "better": the biomedical model lost more to the format than its base did.
+    gap = pl.col("metrics") == GAP
+    return frame.with_columns(
+        pl.when(gap & (pl.col("verdict") == BETTER))
+        .then(pl.lit(LARGER_GAP))
+        .when(gap & (pl.col("verdict") == WORSE))
+        .then(pl.lit(SMALLER_GAP))
+        .otherwise(pl.col("verdict"))
+        .alias("verdict")
+    )

@@ -173,7 +173,9 @@ def print_terminal(report: Report, console: Console) -> None:
             continue
         view = frame.select(
             pl.format("{} − {}", "biomedical", "general").alias("pair"),
-            "unit",
+            pl.format("{} ({})", "unit", "metrics").alias("unit")
+            if frame is report.knowledge_paired
+            else "unit",
             "n_pairs",
             pl.col("mean_diff").round(2).alias("diff"),
             pl.format("[{}, {}]", pl.col("ci_low").round(2), pl.col("ci_high").round(2)).alias("95% CI"),

@@ -58,6 +58,7 @@ def test_knowledge_and_format_side_by_side_with_paired_differences(report_out: P
     assert strict["ci_high"] < 0 and strict["verdict"] == "worse"  # the format was lost...
     assert loglik["mean_diff"] == 5.0 and loglik["test"] == "McNemar exact (b=1, c=0)"
     assert loglik["verdict"] == "no significant difference"  # ...not the knowledge
+    assert paired["format_gap"]["verdict"] == "larger format gap"
     assert paired["format_gap"]["mean_diff"] == 75.0 and paired["format_gap"]["test"].startswith("sign-flip")
     tables = named_tables(report)
     assert tables["knowledge"][1].height == 2 and tables["knowledge_paired"][1].height == 4
