@@ -17,16 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pipeline.errors import ConfigError
 from pipeline.paths import RESULTS_DIR, default_data_dir
 from pipeline.request import Sampling, Splitter
+from pipeline.request import Variant as Variant  # re-exported: a run setting, defined beside the request
 
 ChatMode = Literal["chat", "chat_nosystem", "base"]
 """How a prompt is rendered: chat with a system role, chat with the system text merged into the first
 user turn, or one plain-text completion prompt (base models)."""
 
-Variant = Literal["paper", "structured", "loglik"]
-"""``paper`` sends the paper's prompts; ``structured`` adds the answer's JSON schema as
-``response_format`` for closed-answer tasks; ``loglik`` generates nothing: it scores each answer option of
-the choice tasks by its log-probability after the paper's prompt (``pipeline.evaluation.loglik``). The
-variants are never mixed in one score."""
 
 Demonstrations = Literal["v3", "shuffled"]
 """Which rows are the few-shot demonstrations: ``v3`` as the code behind the published numbers chose them

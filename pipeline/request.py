@@ -10,6 +10,12 @@ from typing import Any, Literal
 import orjson
 
 EndpointKind = Literal["chat", "completion"]
+Variant = Literal["paper", "structured", "loglik"]
+"""``paper`` sends the paper's prompts; ``structured`` adds the answer's JSON schema as
+``response_format`` for closed-answer tasks; ``loglik`` generates nothing: it scores each answer option of
+the choice tasks by its log-probability after the paper's prompt (``pipeline.evaluation.loglik``). The
+variants are never mixed in one score. Here, not in pipeline.config, so that `eval --help` lists them
+without pydantic."""
 # How a reasoning model's reply is split into its trace and its answer (pipeline.evaluation.reasoning_split
 # does it). Here, beside the request, because the run config, the model registry and the CLI name it too.
 Splitter = Literal["none", "think-tags", "markdown-headings"]

@@ -27,7 +27,7 @@ class _Variants:
 def _variants() -> tuple[str, ...]:
     from typing import get_args
 
-    from pipeline.config import Variant
+    from pipeline.request import Variant
 
     return get_args(Variant)
 
