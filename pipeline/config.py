@@ -15,17 +15,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from pipeline.errors import ConfigError
-from pipeline.evaluation.reasoning_split import Splitter
 from pipeline.paths import RESULTS_DIR, default_data_dir
-from pipeline.request import Sampling
+from pipeline.request import Sampling, Splitter
+from pipeline.request import Variant as Variant  # re-exported: a run setting, defined beside the request
 
 ChatMode = Literal["chat", "chat_nosystem", "base"]
 """How a prompt is rendered: chat with a system role, chat with the system text merged into the first
 user turn, or one plain-text completion prompt (base models)."""
 
-Variant = Literal["paper", "structured"]
-"""``paper`` sends the paper's prompts; ``structured`` adds the answer's JSON schema as
-``response_format`` for closed-answer tasks. The two are never mixed in one score."""
 
 Demonstrations = Literal["v3", "shuffled"]
 """Which rows are the few-shot demonstrations: ``v3`` as the code behind the published numbers chose them
@@ -103,6 +100,7 @@ class RunConfig(_Strict):
     # How replies the server did not split are cut into trace and answer: over the registry's choice
     # (default think-tags; docs/reasoning.md).
     reasoning_split: Splitter | None = None
+    recheck: int = Field(default=0, ge=0, description="committed items re-sent one at a time after the run")
 
 
 class EvalConfig(_Strict):

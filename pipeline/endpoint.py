@@ -1,6 +1,6 @@
 """One vLLM server's endpoints beyond chat and completions: ``/v1/models`` (discovery), ``/health`` (the
-readiness wait), ``/tokenize`` + ``/detokenize`` (exact token counts), ``/metrics`` (the waiting queue, for
-backpressure) and ``/version`` (provenance), over one HTTP client configuration.
+readiness wait), ``/tokenize`` + ``/detokenize`` (exact token counts), ``/metrics`` (the server's load, for
+backpressure, and its prefix caching) and ``/version`` (provenance), over one HTTP client configuration.
 
 ``Endpoint`` owns that configuration: the server's root, the ``Authorization`` header and the timeouts
 (``TIMEOUTS``), written once here. Its sync client (the readiness wait of `medsweep serve` and of the sweep's
@@ -66,18 +66,65 @@ class ServedModel:
     root: str | None
 
 
-def parse_waiting(text: str) -> int | None:
-    """Sum of ``vllm:num_requests_waiting`` over engines in a Prometheus ``/metrics`` body; None when the
-    body has no such metric."""
-    total: float | None = None
+# The gauges vLLM 0.32 (V1 engine) exports, one series per engine. ``kv_cache_usage_perc`` is a fraction in
+# [0, 1] despite its name; ``gpu_cache_usage_perc`` is its older name (vLLM before 0.10), read as a fallback.
+WAITING = "vllm:num_requests_waiting"
+RUNNING = "vllm:num_requests_running"
+KV_USAGE = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")
+CACHE_CONFIG = "vllm:cache_config_info"
+
+
+@dataclass(frozen=True)
+class ServerLoad:
+    """One reading of the server: requests queued, requests in its running batch, KV cache in use (0-1).
+
+    ``running`` and ``kv_usage`` are None when the server does not export them."""
+
+    waiting: int
+    running: int | None = None
+    kv_usage: float | None = None
+
+
+def _series(text: str, name: str) -> list[float]:
+    """The values of every series of gauge ``name`` (any labels; not ``name_suffix`` gauges)."""
+    values = []
     for line in text.splitlines():
-        if line.startswith("vllm:num_requests_waiting") and not line.startswith("vllm:num_requests_waiting_"):
+        if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " "):
             try:
-                value = float(line.rsplit(" ", 1)[1])
+                values.append(float(line.rsplit(" ", 1)[1]))
             except (IndexError, ValueError):
                 continue
-            total = (total or 0.0) + value
-    return None if total is None else int(total)
+    return values
+
+
+def parse_load(text: str) -> ServerLoad | None:
+    """A Prometheus ``/metrics`` body's load: waiting and running summed over engines, KV usage the fullest
+    engine's (the one that preempts); None when the body has no waiting queue (not vLLM)."""
+    waiting = _series(text, WAITING)
+    if not waiting:
+        return None
+    running = _series(text, RUNNING)
+    kv = next((values for name in KV_USAGE if (values := _series(text, name))), [])
+    return ServerLoad(
+        waiting=int(sum(waiting)),
+        running=int(sum(running)) if running else None,
+        kv_usage=max(kv) if kv else None,
+    )
+
+
+def parse_waiting(text: str) -> int | None:
+    """Sum of ``vllm:num_requests_waiting`` over engines, or None when the body has no such metric."""
+    load = parse_load(text)
+    return None if load is None else load.waiting
+
+
+def parse_prefix_caching(text: str) -> bool | None:
+    """Whether the server caches prefixes (the ``enable_prefix_caching`` label of vLLM's cache-config
+    gauge); None when the body does not say."""
+    for line in text.splitlines():
+        if line.startswith(CACHE_CONFIG + "{") and "enable_prefix_caching=" in line:
+            return line.split("enable_prefix_caching=", 1)[1].split('"')[1].lower() == "true"
+    return None
 
 
 class Endpoint:
@@ -159,15 +206,28 @@ class Endpoint:
         except (TypeError, KeyError):
             return []
 
-    async def queue_depth(self) -> int | None:
-        """The requests waiting at the server (``/metrics``); None when it cannot tell."""
+    async def _metrics(self) -> str | None:
+        """The ``/metrics`` body; None when the server does not answer it."""
         try:
             response = await self._client.get("/metrics", timeout=self.timeouts.probe)
         except httpx.HTTPError:
             return None
-        if response.status_code != 200:
-            return None
-        return parse_waiting(response.text)
+        return response.text if response.status_code == 200 else None
+
+    async def load(self) -> ServerLoad | None:
+        """The server's load now (waiting, running, KV usage); None when it cannot tell."""
+        text = await self._metrics()
+        return None if text is None else parse_load(text)
+
+    async def queue_depth(self) -> int | None:
+        """The requests waiting at the server; None when it cannot tell."""
+        load = await self.load()
+        return None if load is None else load.waiting
+
+    async def prefix_caching(self) -> bool | None:
+        """Whether the server caches prefixes; None when it does not say."""
+        text = await self._metrics()
+        return None if text is None else parse_prefix_caching(text)
 
     async def tokenize(self, model: str, text: str) -> list[int]:
         """``text``'s tokens in ``model``'s tokenizer, without special tokens (no BOS)."""

@@ -10,6 +10,17 @@ from typing import Any, Literal
 import orjson
 
 EndpointKind = Literal["chat", "completion"]
+Variant = Literal["paper", "structured", "loglik"]
+"""``paper`` sends the paper's prompts; ``structured`` adds the answer's JSON schema as
+``response_format`` for closed-answer tasks; ``loglik`` generates nothing: it scores each answer option of
+the choice tasks by its log-probability after the paper's prompt (``pipeline.evaluation.loglik``). The
+variants are never mixed in one score. Here, not in pipeline.config, so that `eval --help` lists them
+without pydantic."""
+# How a reasoning model's reply is split into its trace and its answer (pipeline.evaluation.reasoning_split
+# does it). Here, beside the request, because the run config, the model registry and the CLI name it too.
+Splitter = Literal["none", "think-tags", "markdown-headings"]
+SPLITTERS: tuple[Splitter, ...] = ("none", "think-tags", "markdown-headings")
+DEFAULT_SPLITTER: Splitter = "think-tags"  # every model, registry or not: a reply opening <think> is split
 
 
 def merge_stops(first: Sequence[str], more: Sequence[str]) -> list[str]:
@@ -55,6 +66,9 @@ class Request:
     response_format: dict[str, Any] | None = None
     prefix_group: str = ""
     extra_body: dict[str, Any] = field(default_factory=dict)
+    # --variant loglik: the answer options, (label, continuation as the answer format writes it), in order;
+    # empty for generated answers.
+    choices: tuple[tuple[str, str], ...] = ()
 
     def prompt_payload(self) -> Any:
         return list(self.messages) if self.messages is not None else self.prompt
@@ -81,6 +95,8 @@ def content_key(
         "response_format": request.response_format,
         "extra": request.extra_body,
     }
+    if request.choices:  # a scored-options result is never a generated one (and never keyed like one)
+        material["choices"] = [list(choice) for choice in request.choices]
     if options:
         material["options"] = dict(options)
     return hashlib.sha256(orjson.dumps(material, option=orjson.OPT_SORT_KEYS)).hexdigest()

@@ -16,10 +16,13 @@ started=$SECONDS
 $MEDSWEEP serve --model "$BIOMEDICAL" --port "$PORT"
 trap '$MEDSWEEP stop >/dev/null 2>&1 || true' EXIT
 # Small on purpose: the CPU server answers a few requests a second. --limit caps the items of each task
-# (DEMO_LIMIT, default 3); the demonstrations are not counted.
+# (DEMO_LIMIT, default 3); the demonstrations are not counted. DEMO_TASKS (comma-separated) keeps only those
+# tasks (default: every task of the demo data).
+tasks=()
+[[ -n "${DEMO_TASKS:-}" ]] && tasks=(--task "$DEMO_TASKS")
 for model in "$GENERAL" "$BIOMEDICAL"; do
   $MEDSWEEP eval --base-url "http://127.0.0.1:$PORT/v1" --model "$model" --data-dir demo_data --out "$OUT" \
-    --concurrency 16 --limit "${DEMO_LIMIT:-3}"
+    --concurrency 16 --limit "${DEMO_LIMIT:-3}" "${tasks[@]}"
 done
 $MEDSWEEP stop
 trap - EXIT

@@ -50,8 +50,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for line in require.summary_lines():
         terminalreporter.write_line(line)
     if shared.STARTS:
-        ready = ", ".join(f"ready after {s.ready_after_s:.0f} s" for s in shared.STARTS)
-        terminalreporter.write_line(f"shared CPU vLLM server: {len(shared.STARTS)} start(s) ({ready})")
+        ready = ", ".join(f"{s.base} ready after {s.ready_after_s:.0f} s" for s in shared.STARTS)
+        terminalreporter.write_line(f"shared CPU vLLM servers: {len(shared.STARTS)} start(s) ({ready})")
 
 
 @pytest.fixture(autouse=True)
@@ -107,6 +107,53 @@ def cpu_vllm(_cpu_vllm_session: SharedVllm) -> SharedVllm:
     if reason is not None:
         pytest.fail(f"the shared CPU vLLM server is down ({reason}):\n{_cpu_vllm_session.log_tail()}")
     return _cpu_vllm_session
+
+
+@pytest.fixture(scope="session")
+def _cpu_vllm_thinking_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedVllm]:
+    reason = shared.missing(shared.THINKING)
+    if reason is not None:
+        require.unavailable("vllm", reason)
+    log_dir = tmp_path_factory.mktemp("cpu-vllm-thinking")
+    with shared.shared_vllm(log_dir, shared.THINKING, (shared.THINKING_UNBUDGETED,)) as running:
+        yield running
+
+
+@pytest.fixture
+def cpu_vllm_thinking(_cpu_vllm_thinking_session: SharedVllm) -> SharedVllm:
+    """The session's second real CPU vLLM server, for reasoning tests only (tests/test_vllm_reasoning.py):
+    the test model ``smollm2-135m-think`` (SmolLM2 with `<think>`/`</think>` as tokens, a template that opens
+    `<think>`) with ``--reasoning-parser deepseek_r1``, also served as ``smollm2-135m-think-unbudgeted`` (a
+    name the registry does not know: no thinking budget). Why not ``cpu_vllm``: ``THINKING`` in
+    tests/support/cpu_vllm.py. Started once, at its first use; the same rules as ``cpu_vllm``."""
+    reason = _cpu_vllm_thinking_session.alive()
+    if reason is not None:
+        pytest.fail(
+            f"the thinking CPU vLLM server is down ({reason}):\n{_cpu_vllm_thinking_session.log_tail()}"
+        )
+    return _cpu_vllm_thinking_session
+
+
+@pytest.fixture(scope="session")
+def _cpu_vllm_plain_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedVllm]:
+    reason = shared.missing(shared.PLAIN)
+    if reason is not None:
+        require.unavailable("vllm", reason)
+    with shared.shared_vllm(tmp_path_factory.mktemp("cpu-vllm-plain"), shared.PLAIN) as running:
+        yield running
+
+
+@pytest.fixture
+def cpu_vllm_plain(_cpu_vllm_plain_session: SharedVllm) -> SharedVllm:
+    """A real CPU vLLM server of SmolLM2-135M-Instruct without LoRA, for prompt log-probabilities only
+    (tests/test_vllm_loglik.py). Why not ``cpu_vllm``: ``PLAIN`` in tests/support/cpu_vllm.py. Started once,
+    at its first use; the same rules as ``cpu_vllm``."""
+    reason = _cpu_vllm_plain_session.alive()
+    if reason is not None:
+        pytest.fail(
+            f"the LoRA-less CPU vLLM server is down ({reason}):\n{_cpu_vllm_plain_session.log_tail()}"
+        )
+    return _cpu_vllm_plain_session
 
 
 @pytest.fixture(scope="module")

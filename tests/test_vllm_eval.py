@@ -49,7 +49,7 @@ def test_every_task_runs_against_the_real_cpu_server(cpu_vllm: SharedVllm, tmp_p
     out = tmp_path / "out"
     hits_before = cpu_vllm.prefix_cache_hits()
     args = ("eval", "--base-url", cpu_vllm.base_url, "--model", cpu_vllm.base, "--data-dir", "demo_data",
-            "--out", str(out), "--limit", "2", "--concurrency", "16")  # fmt: skip
+            "--out", str(out), "--limit", "1", "--concurrency", "16")  # fmt: skip
     first = run_medsweep(*args, env=env)
     assert first.returncode == 0, first.stderr[-3000:]
     with sqlite3.connect(out / "medsweep.sqlite") as conn:

@@ -22,7 +22,6 @@ import pytest
 from pipeline.models.registry import get_model
 from pipeline.serving.process import exit_reason
 from tests.support.cpu_vllm import SharedVllm, medsweep_env
-from tests.support.cpu_vllm import run_medsweep as _medsweep
 from tests.support.paths import REPO_ROOT as REPO
 from tests.support.ports import free_port
 
@@ -48,46 +47,27 @@ def _chat(root: str, model: str) -> str:
     return str(response.json()["choices"][0]["message"]["content"])
 
 
-def test_base_and_adapter_on_one_server_answer_each_with_its_own_text(
-    cpu_vllm: SharedVllm, tmp_path: Path
-) -> None:
-    env = medsweep_env(tmp_path / "state")
+def test_base_and_adapter_on_one_server_answer_each_with_its_own_text(cpu_vllm: SharedVllm) -> None:
+    # How each model's results are stored (own identity, own keys) is checked on the demo's store below.
     root = cpu_vllm.root
     models = {m["id"]: m for m in httpx.get(f"{root}/v1/models", timeout=30).json()["data"]}
     assert {BASE, LORA} <= set(models)
     assert models[LORA].get("parent") == BASE
     assert _chat(root, BASE) != _chat(root, LORA)
 
-    out = tmp_path / "out"
-    for model in (BASE, LORA):
-        args = ("--model", model, "--task", "meqsum", "--data-dir", "demo_data", "--limit", "2")
-        run = _medsweep("eval", "--base-url", f"{root}/v1", "--out", str(out), *args, env=env)
-        assert run.returncode == 0, run.stderr[-3000:]
-    with sqlite3.connect(out / "medsweep.sqlite") as conn:
-        rows = conn.execute(
-            "SELECT model, item_id, key, output FROM results WHERE status = 'succeeded'"
-        ).fetchall()
-    by_model: dict[str, dict[str, tuple[str, str]]] = {}
-    for model, item, key, output in rows:
-        by_model.setdefault(model, {})[item] = (key, output)
-    lora = get_model(LORA)
-    assert lora.adapter is not None
-    assert lora.identity() == f"{LORA}@main+lora.{lora.adapter.sha256[:16]}"
-    assert set(by_model) == {f"{BASE}@main", lora.identity()}
-    base_items, lora_items = by_model[f"{BASE}@main"], by_model[lora.identity()]
-    assert set(base_items) == set(lora_items) and len(base_items) == 2
-    assert all(base_items[i][0] != lora_items[i][0] for i in base_items)  # the identity is in the key
-
 
 def test_make_demo_prints_a_paired_comparison(tmp_path: Path) -> None:
-    """scripts/demo.sh (one item a task, to keep the test short): both models on one server of its own,
-    started by `medsweep serve` and stopped by `medsweep stop` (process group gone), then the report."""
+    """scripts/demo.sh (one item of two tasks, to keep the test short: the adapter's CPU path is slow; every
+    task runs on the shared server in tests/test_vllm_eval.py): both models on one server of its own,
+    started by `medsweep serve` and stopped by `medsweep stop` (process group gone), each model's results
+    under its own identity and keys, then the report."""
     env = {
         **medsweep_env(tmp_path / "state"),
         "DEMO_STATE_DIR": str(tmp_path / "state"),
         "DEMO_PORT": str(free_port()),
         "DEMO_OUT": str(tmp_path / "demo"),
         "DEMO_LIMIT": "1",
+        "DEMO_TASKS": "mednli,meqsum",
     }
     run = subprocess.run(
         ["bash", str(REPO / "scripts" / "demo.sh")],
@@ -100,8 +80,19 @@ def test_make_demo_prints_a_paired_comparison(tmp_path: Path) -> None:
     html = (tmp_path / "demo" / "report" / "report.html").read_text(encoding="utf-8")
     assert "could not be compared" not in html and "data-item-id" in html
     with sqlite3.connect(tmp_path / "demo" / "medsweep.sqlite") as conn:
-        models = {m for (m,) in conn.execute("SELECT DISTINCT model FROM results")}
-    assert models == {f"{BASE}@main", get_model(LORA).identity()}
+        rows = conn.execute(
+            "SELECT model, task, item_id, key FROM results WHERE status = 'succeeded'"
+        ).fetchall()
+    by_model: dict[str, dict[tuple[str, str], str]] = {}
+    for model, task, item, key in rows:
+        by_model.setdefault(model, {})[(task, item)] = key
+    lora = get_model(LORA)
+    assert lora.adapter is not None
+    assert lora.identity() == f"{LORA}@main+lora.{lora.adapter.sha256[:16]}"
+    assert set(by_model) == {f"{BASE}@main", lora.identity()}
+    base_items, lora_items = by_model[f"{BASE}@main"], by_model[lora.identity()]
+    assert set(base_items) == set(lora_items) and {task for task, _ in base_items} == {"mednli", "meqsum"}
+    assert all(base_items[i] != lora_items[i] for i in base_items)  # the identity is in the key
     assert not (tmp_path / "state" / "serve.json").exists()  # the demo stopped its server...
     pid = int(re.search(r"started cpu server pid (\d+)", run.stdout).group(1))  # type: ignore[union-attr]
     assert exit_reason(pid) is not None  # ...and its process is gone

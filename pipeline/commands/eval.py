@@ -5,10 +5,31 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pipeline.paths import DATA_DIR, DEMO_DATA_DIR, RESULTS_DIR
+from pipeline.request import SPLITTERS
+
+
+class _Variants:
+    """``pipeline.config.Variant``'s values, read when argparse checks or lists them: importing the
+    configuration (pydantic) at start-up would slow every command."""
+
+    def __contains__(self, name: object) -> bool:
+        return name in _variants()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_variants())
+
+
+def _variants() -> tuple[str, ...]:
+    from typing import get_args
+
+    from pipeline.request import Variant
+
+    return get_args(Variant)
 
 
 def register(sub: Any) -> None:
@@ -33,7 +54,9 @@ def register(sub: Any) -> None:
     p.add_argument("--timeout", type=float, help="seconds per attempt (default 600)")
     p.add_argument("--limit", type=int, help="items per task (after few-shot removal)")
     p.add_argument("--config", type=Path, help="TOML config file (see docs/eval.md)")
-    p.add_argument("--variant", choices=("paper", "structured"), help="prompt variant (default paper)")
+    p.add_argument("--variant", choices=_Variants(),
+                   help="prompt variant (default paper); loglik scores the options of the choice tasks "
+                   "by their log-probability instead of generating (docs/eval.md)")  # fmt: skip
     p.add_argument("--demonstrations", choices=("v3", "shuffled"),
                    help="few-shot rows as the paper's v3 code chose them (default), or every task "
                    "shuffled with seed 1 first (the later HEAD code)")  # fmt: skip
@@ -41,7 +64,7 @@ def register(sub: Any) -> None:
                    help="over-long prompts: v3 = the server keeps the end of the whole prompt "
                    "(truncate_prompt_tokens), letters = each letter cut to an equal share; auto (default) = "
                    "v3 on vLLM endpoints, else letters")  # fmt: skip
-    p.add_argument("--reasoning-split", choices=("none", "think-tags", "markdown-headings"),
+    p.add_argument("--reasoning-split", choices=SPLITTERS,
                    help="how a reply the server did not split is cut into trace and answer (default: the "
                    "registry's, else think-tags: a reply opening <think> is split at </think>)")  # fmt: skip
     p.add_argument("--chat-mode", choices=("chat", "chat_nosystem", "base"),
@@ -50,6 +73,9 @@ def register(sub: Any) -> None:
     p.add_argument("--max-model-len", type=int, help="context length when the endpoint does not report it")
     p.add_argument("--max-attempts", type=int, help="attempts per request (default 8)")
     p.add_argument("--seed", type=int, help="sampling seed (default 1234)")
+    p.add_argument("--recheck", type=int, metavar="N",
+                   help="after the run, re-send N randomly chosen committed items one at a time (T=0) and "
+                   "report how many raw outputs and parsed answers agree (determinism check)")  # fmt: skip
     p.add_argument("--no-backpressure", action="store_true", help="ignore vLLM's queue depth")
     p.set_defaults(handler=_run)
 
@@ -106,6 +132,7 @@ def _run(args: argparse.Namespace) -> int:
             "demonstrations": args.demonstrations,
             "truncation": args.truncation,
             "reasoning_split": args.reasoning_split,
+            "recheck": args.recheck,
         },
     }
     config = load_config(args.config, overrides, sections=sections)

@@ -52,9 +52,14 @@ class _ChatChoice(_Loose):
     finish_reason: str | None = None
 
 
+class _TextLogprobs(_Loose):
+    token_logprobs: list[float | None] = []
+
+
 class _TextChoice(_Loose):
     text: str
     finish_reason: str | None = None
+    logprobs: _TextLogprobs | None = None  # asked for by --variant loglik (echo: the prompt's too)
 
 
 class _TokenDetails(_Loose):
@@ -100,6 +105,8 @@ class Outcome:
     attempts: int = 0
     error_class: FailureClass | None = None
     error_message: str | None = None
+    # A completion's per-token log-probabilities when the body asked for them (``echo``: the prompt's first).
+    token_logprobs: list[float | None] | None = None
 
 
 class _Retry(Exception):
@@ -259,11 +266,13 @@ class Client:
                 message, finish, usage = choice.message, choice.finish_reason, parsed_chat.usage
                 trace = message.reasoning if message.reasoning is not None else message.reasoning_content
                 reply = from_server(message.content, trace, split)
+                logprobs = None
             else:
                 parsed_text = CompletionResponse.model_validate_json(payload)
                 tchoice = parsed_text.choices[0]
                 finish, usage = tchoice.finish_reason, parsed_text.usage
                 reply = from_server(tchoice.text, None, split)
+                logprobs = tchoice.logprobs.token_logprobs if tchoice.logprobs is not None else None
         except (ValidationError, IndexError):
             raise _Retry(
                 FailureClass.INVALID_RESPONSE, f"unparseable response body ({len(payload)} bytes)"
@@ -279,6 +288,7 @@ class Client:
             finish_reason=finish,
             prompt_tokens=usage.prompt_tokens if usage else 0,
             completion_tokens=usage.completion_tokens if usage else 0,
+            token_logprobs=logprobs,
         )
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:

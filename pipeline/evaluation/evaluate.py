@@ -12,6 +12,7 @@ import dataclasses
 import shlex
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +22,11 @@ from rich.console import Console
 
 from pipeline.config import EvalConfig, without_credentials
 from pipeline.endpoint import Endpoint, ServedModel
-from pipeline.errors import DataError, EndpointError
+from pipeline.errors import ConfigError, DataError, EndpointError
 from pipeline.evaluation.client import Client
+from pipeline.evaluation.loglik import LoglikScorer
 from pipeline.evaluation.progress import Progress
+from pipeline.evaluation.recheck import determinism_provenance, recheck
 from pipeline.evaluation.scheduler import EvalRun, EvalTarget, RunResult
 from pipeline.evaluation.scorecard import TaskSummary, print_summary, score_tasks
 from pipeline.evaluation.thinking import Thinking
@@ -44,15 +47,27 @@ class EvalOutcome:
     tasks: tuple[str, ...]
     skipped_tasks: tuple[str, ...]
     summaries: tuple[TaskSummary, ...]
+    scored_at: float = 0.0  # wall-clock time scoring ended (a sweep's timeline)
 
 
-def select_tasks(requested: Sequence[str], data_dir: Path) -> tuple[list[str], list[str]]:
-    """The tasks to run and the tasks skipped for lack of data (only when none were named)."""
+def select_tasks(
+    requested: Sequence[str], data_dir: Path, variant: str = "paper"
+) -> tuple[list[str], list[str]]:
+    """The tasks to run and the tasks skipped for lack of data (only when none were named); ``loglik``
+    runs the tasks whose prompt file lists answer options."""
+    from pipeline.evaluation.loglik import option_tasks
     from pipeline.tasks import get_task, task_names
 
     names = task_names()
+    if variant == "loglik":
+        names = option_tasks()
     if requested:
         unknown = [t for t in requested if t not in names]
+        if unknown and variant == "loglik" and unknown[0] in task_names():
+            raise DataError(
+                f"task {unknown[0]!r} has no answer options to score: --variant loglik runs "
+                f"{', '.join(names)} (a prompt file's [loglik] table)"
+            )
         if unknown:
             raise DataError(f"unknown task {unknown[0]!r}: choose from {', '.join(names)}")
         selected = list(requested)
@@ -115,9 +130,17 @@ def resolve_target(
         identity = config.model.identity or served_id
         chat_mode = config.model.chat_mode
     thinking = Thinking.resolve(entry.reasoning if entry else None, config.run.reasoning_split)
-    return EvalTarget(
-        identity, served_id, chat_mode, max_len or _DEFAULT_MAX_MODEL_LEN, thinking=thinking
-    ), config
+    context = max_len or _DEFAULT_MAX_MODEL_LEN
+    budget = context - thinking.prompt_room(context)
+    if entry is not None and budget >= context:
+        # The registry checks its own max_model_len; a server started with a smaller one (--max-model-len,
+        # a sweep's per-model override) is found here, before anything is sent.
+        raise ConfigError(
+            f"servers/{entry.name}.toml: reasoning.thinking_budget: {budget} tokens of trace and answer "
+            f"leave no room for a prompt in the context {served_id} is served with ({context} tokens); "
+            "serve it with a larger --max-model-len or lower the budget"
+        )
+    return EvalTarget(identity, served_id, chat_mode, context, thinking=thinking), config
 
 
 async def _evaluate(
@@ -138,16 +161,24 @@ async def _evaluate(
         served = await endpoint.list_models()
         target, config = resolve_target(config, served, base_url)
         counter = await make_counter(endpoint, target.served_name)
-        # Backpressure only where the server reports its queue (vLLM's /metrics).
-        queue_depth = endpoint.queue_depth if await endpoint.queue_depth() is not None else None
+        # Backpressure only where the server reports its load (vLLM's /metrics).
+        server_load = endpoint.load if await endpoint.load() is not None else None
         card = next(m for m in served if m.id == target.served_name)
         server = await collect_provenance(endpoint, card=card)
         run_provenance = RunProvenance.of(server, len(config.endpoint.base_urls), launcher)
         truncation = resolve_truncation(config.run.truncation, run_provenance.vllm_version)
         target = dataclasses.replace(target, truncation=truncation)
         provenance = run_provenance.model_copy(
-            update={"truncation": truncation, "scorers": scorer_provenance(tasks)}
+            update={
+                "truncation": truncation,
+                "scorers": scorer_provenance(tasks),
+                **await determinism_provenance(endpoint, config.client.concurrency),
+            }
         ).as_json()
+        loglik = None
+        if config.run.variant == "loglik":
+            loglik = LoglikScorer(client, base_url, target.served_name)
+            await loglik.check_endpoint()  # before the store is touched: a refusal leaves nothing behind
         store = Store.open(config.run.out)
         try:
             # Held through scoring: a second eval of this model would send the same requests again.
@@ -155,13 +186,23 @@ async def _evaluate(
                 progress = Progress(tasks, console=console)
                 run = EvalRun(
                     config, target, [get_task(t) for t in tasks], client, store, counter, progress,
-                    provenance=provenance, queue_depth=queue_depth,
+                    provenance=provenance, server_load=server_load, loglik=loglik,
                 )  # fmt: skip
                 result = await run.run()
+                if config.run.recheck and not result.interrupted:
+                    checked = await recheck(
+                        config, target, run.tasks, client, store, counter, result.run_id, loglik
+                    )
+                    console.print(
+                        f"recheck: {checked['raw_agree']} of {checked['n']} raw outputs and "
+                        f"{checked['parsed_agree']} of {checked['n']} parsed answers agree when sent again "
+                        "one at a time (temperature 0)",
+                        highlight=False,
+                    )
                 summaries = score_tasks(store, target.identity, config.run.variant, tasks)
         finally:
             store.close()
-    return EvalOutcome(result, target, tuple(tasks), (), tuple(summaries))
+    return EvalOutcome(result, target, tuple(tasks), (), tuple(summaries), time.time())
 
 
 def run_evaluation(
@@ -173,7 +214,7 @@ def run_evaluation(
     pass to the run's provenance.
     """
     console = console or Console(stderr=True)
-    tasks, skipped = select_tasks(config.run.tasks, config.run.data_dir)
+    tasks, skipped = select_tasks(config.run.tasks, config.run.data_dir, config.run.variant)
     if skipped:
         console.print(f"skipping tasks without data under {config.run.data_dir}: {', '.join(skipped)}")
     outcome = asyncio.run(_evaluate(config, tasks, console, launcher))

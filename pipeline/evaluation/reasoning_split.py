@@ -15,11 +15,10 @@ A server started with a reasoning parser does the split itself (``message.reason
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
-Splitter = Literal["none", "think-tags", "markdown-headings"]
-SPLITTERS: tuple[Splitter, ...] = ("none", "think-tags", "markdown-headings")
-DEFAULT_SPLITTER: Splitter = "think-tags"  # every model, registry or not: a reply opening <think> is split
+from pipeline.request import DEFAULT_SPLITTER as DEFAULT_SPLITTER  # re-exported: the splitter's vocabulary
+from pipeline.request import SPLITTERS as SPLITTERS
+from pipeline.request import Splitter as Splitter
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 THINKING_HEADING, ANSWER_HEADING = "## Thinking", "## Final Response"

@@ -29,7 +29,8 @@ from pipeline.config import ChatMode, EvalConfig
 from pipeline.errors import MedsweepError
 from pipeline.evaluation.client import Client, Outcome
 from pipeline.evaluation.committer import Committer, Counted, max_uncommitted
-from pipeline.evaluation.concurrency import ConcurrencyController, QueueDepth
+from pipeline.evaluation.concurrency import ConcurrencyController, LoadReading
+from pipeline.evaluation.loglik import LoglikScorer, Scored
 from pipeline.evaluation.progress import Progress
 from pipeline.evaluation.thinking import NOT_THINKING, Thinking
 from pipeline.request import Request, content_key, request_body
@@ -62,6 +63,10 @@ class RunResult:
     interrupted: bool
     sent: int
     skipped: int
+    # Wall-clock marks (time.time()) of the sending, for a sweep's timeline (pipeline/sweep/timeline.py):
+    first_sent_at: float | None = None  # the first request went out (None: nothing to send)
+    tail_at: float | None = None  # the first worker found no more work: the rest is the tail
+    generated_at: float = 0.0  # the last answer was stored
 
 
 class EvalRun:
@@ -78,7 +83,8 @@ class EvalRun:
         progress: Progress,
         *,
         provenance: dict[str, Any] | None = None,
-        queue_depth: QueueDepth | None = None,
+        server_load: LoadReading | None = None,
+        loglik: LoglikScorer | None = None,
     ) -> None:
         self.config = config
         self.target = target
@@ -88,7 +94,8 @@ class EvalRun:
         self.counter = counter
         self.progress = progress
         self.provenance = provenance or {}
-        self.queue_depth = queue_depth  # the server's waiting requests (pipeline.endpoint), when it tells
+        self.server_load = server_load  # the server's load (pipeline.endpoint), when it tells
+        self.loglik = loglik  # --variant loglik: requests with options are scored, not generated
         self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
         concurrency = config.client.concurrency
         self.controller = ConcurrencyController(concurrency, config.client.max_waiting, progress)
@@ -105,6 +112,8 @@ class EvalRun:
         self._queue: asyncio.Queue[tuple[Request, str] | None] = asyncio.Queue(maxsize=2 * concurrency)
         self._in_flight = 0
         self._sent = 0
+        self._first_sent_at: float | None = None
+        self._tail_at: float | None = None
         self._throttler = _throttler(config.client.rate)
 
     @property
@@ -134,8 +143,8 @@ class EvalRun:
         workers = [loop.create_task(self._work(i)) for i in range(cfg.client.concurrency)]
         flusher = loop.create_task(self.committer.run())
         monitor = (
-            loop.create_task(self.controller.run(self.queue_depth))
-            if self.queue_depth is not None and cfg.client.backpressure
+            loop.create_task(self.controller.run(self.server_load))
+            if self.server_load is not None and cfg.client.backpressure
             else None
         )
         self.progress.start()
@@ -179,7 +188,9 @@ class EvalRun:
         if not interrupted:
             self.store.finish_run(self.run_id)
         skipped = sum(p.skipped for p in self.progress.tasks.values())
-        return RunResult(self.run_id, interrupted, self._sent, skipped)
+        return RunResult(
+            self.run_id, interrupted, self._sent, skipped, self._first_sent_at, self._tail_at, time.time()
+        )
 
     def stop(self) -> None:
         """Stop sending; in-flight requests get a few seconds to settle."""
@@ -189,20 +200,13 @@ class EvalRun:
 
     async def _produce(self, done: set[str]) -> None:
         cfg = self.config
-        ctx = RenderContext(
-            chat_mode=self.target.chat_mode,
-            max_model_len=self.target.thinking.prompt_room(self.target.max_model_len),
-            counter=self.counter,
-            variant=cfg.run.variant,
-            limit=cfg.run.limit,
-            demonstrations=cfg.run.demonstrations,
-            truncation=self.target.truncation,
-        )
+        ctx = render_context(cfg, self.target, self.counter)
         identity, put, thinking = self.target.identity, self._queue.put, self.target.thinking
         options = prompt_options(cfg, self.target)
         for task in self.tasks:
             async for rendered in task.requests(cfg.run.data_dir, ctx):
-                request = thinking.apply(rendered)
+                # Reasoning stays off for scored options (--variant loglik): no budget, no template switch.
+                request = rendered if rendered.choices else thinking.apply(rendered)
                 key = content_key(identity, request, self._sampling, options)
                 if key in done:
                     self.progress.add_skipped(task.name)
@@ -226,24 +230,35 @@ class EvalRun:
                 return
             item = await self._queue.get()
             if item is None:
+                if self._tail_at is None:
+                    self._tail_at = time.time()  # nothing left to send: in-flight falls from here on
                 return
             if throttler is not None:
                 async with throttler:
                     pass
             request, key = item
-            body = request_body(request, served, sampling_body)
-            chat = request.kind == "chat"
+            scored: Scored | None = None
+            if self._first_sent_at is None:
+                self._first_sent_at = time.time()
             self._in_flight += 1
             self.progress.in_flight = self._in_flight
             try:
-                outcome = await send(
-                    "chat/completions" if chat else "completions", body, chat=chat, split=split
-                )
+                if request.choices and self.loglik is not None:
+                    scored = await self.loglik.score(request, key)
+                else:
+                    chat = request.kind == "chat"
+                    body = request_body(request, served, sampling_body)
+                    outcome = await send(
+                        "chat/completions" if chat else "completions", body, chat=chat, split=split
+                    )
             finally:
                 self._in_flight -= 1
                 self.progress.in_flight = self._in_flight
             self._sent += 1
-            self._record(request, key, outcome)
+            if scored is not None:
+                self._record(request, key, scored.outcome, scored.request_json, scored.choice_logprobs)
+            else:
+                self._record(request, key, outcome)
 
     async def _settle(self, workers: list[asyncio.Task[None]]) -> None:
         if self.committer.error is not None:  # nothing in flight can be kept: no point waiting for it
@@ -258,12 +273,21 @@ class EvalRun:
 
     # --- results ---
 
-    def _record(self, request: Request, key: str, outcome: Outcome) -> None:
+    def _record(
+        self,
+        request: Request,
+        key: str,
+        outcome: Outcome,
+        request_json: str | None = None,
+        choice_logprobs: str | None = None,
+    ) -> None:
         error_class = outcome.error_class.value if outcome.error_class is not None else None
+        if request_json is None:
+            request_json = _request_meta(request, self._sampling_body)
         row = ResultRecord(
             key=key, run_id=self.run_id, model=self.target.identity, variant=self.config.run.variant,
             task=request.task, subtask=request.subtask, item_id=request.item_id, repeat=request.repeat,
-            prompt_hash=request.prompt_hash(), request_json=_request_meta(request, self._sampling_body),
+            prompt_hash=request.prompt_hash(), request_json=request_json,
             reference_json=orjson.dumps(request.reference).decode(),
             status="succeeded" if outcome.ok else "failed", error_class=error_class,
             error_message=outcome.error_message,
@@ -271,7 +295,7 @@ class EvalRun:
             finish_reason=outcome.finish_reason, prompt_tokens=outcome.prompt_tokens,
             completion_tokens=outcome.completion_tokens, latency_s=outcome.latency_s,
             attempts=outcome.attempts, updated_at=time.time(), reasoning=outcome.reasoning,
-            reasoning_tokens=outcome.reasoning_tokens,
+            reasoning_tokens=outcome.reasoning_tokens, choice_logprobs=choice_logprobs,
         )  # fmt: skip
         self.committer.add(row, Counted(request.task, outcome.ok, error_class, outcome.completion_tokens))
 
@@ -320,6 +344,19 @@ class EvalRun:
             "reasoning": self.target.thinking.as_config(),
         }
         return data
+
+
+def render_context(config: EvalConfig, target: EvalTarget, counter: TokenCounter) -> RenderContext:
+    """How the run's requests are rendered (the recheck renders them again the same way)."""
+    return RenderContext(
+        chat_mode=target.chat_mode,
+        max_model_len=target.thinking.prompt_room(target.max_model_len),
+        counter=counter,
+        variant=config.run.variant,
+        limit=config.run.limit,
+        demonstrations=config.run.demonstrations,
+        truncation=target.truncation,
+    )
 
 
 def prompt_options(config: EvalConfig, target: EvalTarget) -> dict[str, str]:

@@ -39,6 +39,7 @@ whatever the run's size (holding the whole run doubled an eval's RSS after sendi
 def score_tasks(store: Store, model: str, variant: str, tasks: Sequence[str]) -> list[TaskSummary]:
     """Score every succeeded output of ``model`` on ``tasks``, batch by batch; write the scores table;
     aggregate."""
+    from pipeline.scoring import loglik
     from pipeline.scoring.means import RunningMeans
     from pipeline.scoring.traces import TraceTally
     from pipeline.tasks import scores
@@ -46,6 +47,8 @@ def score_tasks(store: Store, model: str, variant: str, tasks: Sequence[str]) ->
     failed = store.failed_by_subtask(model, variant)
     summaries: list[TaskSummary] = []
     for task in tasks:
+        if variant == "loglik":  # refused before a score is written
+            _refuse_broken_loglik(store, model, task)
         by_subtask: dict[str, RunningMeans] = {}
         traces: dict[str, TraceTally] = {}
         for rows in store.result_batches(model, variant, task, SCORE_BATCH):
@@ -59,7 +62,8 @@ def score_tasks(store: Store, model: str, variant: str, tasks: Sequence[str]) ->
                 )
         subtasks = sorted(by_subtask) or [""]
         for subtask in subtasks:
-            agg = scores.aggregate(task, by_subtask.get(subtask, RunningMeans()))
+            means = by_subtask.get(subtask, RunningMeans())
+            agg = loglik.aggregate(means) if variant == "loglik" else scores.aggregate(task, means)
             summaries.append(
                 TaskSummary(
                     task, subtask, agg.n, failed.get((task, subtask), 0), dict(agg.metrics), agg.missing,
@@ -72,10 +76,33 @@ def score_tasks(store: Store, model: str, variant: str, tasks: Sequence[str]) ->
     return summaries
 
 
+def _refuse_broken_loglik(store: Store, model: str, task: str) -> None:
+    """Count the items whose options all scored the same (a first, light pass: the sums only)."""
+    from pipeline.scoring import loglik
+
+    ties = n = 0
+    for rows in store.result_batches(model, "loglik", task, SCORE_BATCH):
+        n += len(rows)
+        ties += sum(loglik.is_tied(orjson.loads(r["choice_logprobs"])) for r in rows)
+    loglik.refuse_if_broken(task, model, ties, n)
+
+
 def _score_batch(store: Store, model: str, variant: str, task: str, rows: Sequence[Any]) -> list[ScoredItem]:
     """Score one batch of result rows and write its scores (one transaction)."""
+    from pipeline.scoring import loglik
     from pipeline.tasks import scores
 
+    if variant == "loglik":
+        items = [
+            loglik.score_options(
+                orjson.loads(r["choice_logprobs"]),
+                orjson.loads(r["choice_labels"]),
+                orjson.loads(r["choice_texts"]),
+                orjson.loads(r["reference_json"]),
+            )
+            for r in rows
+        ]
+        return _write_scores(store, model, variant, task, rows, items)
     outputs = [r["output"] or "" for r in rows]
     if variant == "structured":
         outputs = [scores.as_answer_text(task, o) for o in outputs]
@@ -85,6 +112,12 @@ def _score_batch(store: Store, model: str, variant: str, task: str, rows: Sequen
         [orjson.loads(r["reference_json"]) for r in rows],
         subtasks=[r["subtask"] for r in rows],
     )
+    return _write_scores(store, model, variant, task, rows, items)
+
+
+def _write_scores(
+    store: Store, model: str, variant: str, task: str, rows: Sequence[Any], items: list[ScoredItem]
+) -> list[ScoredItem]:
     store.write_scores(
         ScoreRecord(
             key=r["key"],
@@ -106,11 +139,13 @@ def _score_batch(store: Store, model: str, variant: str, task: str, rows: Sequen
 def print_summary(summaries: Sequence[TaskSummary], model: str, out: Path, *, console: Console) -> None:
     """One row per task (LongHealth: per sub-task): the paper's metrics, format adherence, lenient score.
     Labels and their order are the metric declarations' (``pipeline/scoring/metrics.toml``)."""
+    from pipeline.scoring import loglik
     from pipeline.scoring.metrics import FORMAT_ADHERENCE, LENIENT, declared, paper_use
     from pipeline.scoring.traces import TRACE_METRICS
 
-    # The metrics column holds those the paper reports (for any task; MedQA's accuracy too).
-    labels = {name: m.label for name, m in declared().items() if paper_use(name)}
+    # The metrics column holds those the paper reports (for any task; MedQA's accuracy too), and
+    # --variant loglik's.
+    labels = {name: m.label for name, m in declared().items() if paper_use(name) or name in loglik.SUMMARY}
     table = Table(title=f"{model} — results in {out}", title_justify="left")
     table.add_column("task")
     table.add_column("scored", justify="right")

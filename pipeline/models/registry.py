@@ -29,11 +29,11 @@ from pydantic import (
 
 from pipeline.config import ChatMode
 from pipeline.errors import ConfigError
-from pipeline.evaluation.reasoning_split import Splitter
 from pipeline.models.adapters import missing_files
 from pipeline.models.devices import DEVICES as DEVICES  # re-exported: defined apart for a light --help
 from pipeline.models.devices import Device as Device
 from pipeline.paths import SERVERS_DIR
+from pipeline.request import Splitter
 
 MemoryClass = Literal[80, 40, 24]
 MEMORY_CLASSES: tuple[MemoryClass, ...] = (80, 40, 24)

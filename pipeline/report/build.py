@@ -11,7 +11,7 @@ import polars as pl
 
 from pipeline.errors import ConfigError
 from pipeline.paths import DEMO_DATA_DIR
-from pipeline.report import aggregate, compare
+from pipeline.report import aggregate, compare, determinism, knowledge
 from pipeline.report import published as paper_numbers
 from pipeline.report.compat import find_mismatches, run_settings
 from pipeline.report.load import item_records, load_stores
@@ -37,6 +37,13 @@ class Report:
     roles: dict[str, str]
     # The paper's numbers beside the run's (pipeline/report/published.py): one row per published figure.
     published: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=paper_numbers.SCHEMA))
+    # Knowledge or format (pipeline/report/knowledge.py): strict, lenient and log-likelihood accuracy per
+    # model and task unit, and their paired differences; empty without --variant loglik results.
+    knowledge: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=knowledge.SCHEMA))
+    recheck: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=determinism.SCHEMA))
+    knowledge_paired: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(schema=compare.COMPARISON_SCHEMA)
+    )
     summary: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -106,6 +113,9 @@ def build_report(
             task_metrics, levels, items, data.runs, paper_numbers.site_labels(servers_dir)
         ),
         notes=notes,
+        knowledge=knowledge.knowledge_table(long, seed),
+        knowledge_paired=knowledge.knowledge_paired(long, pairs, seed),
+        recheck=determinism.recheck_table(data.runs),
     )
     report.summary = summarise(report) + paper_numbers.summarise(report.published)
     if _scored_demo_data(data.runs):

@@ -61,9 +61,12 @@ COMPARISON_SCHEMA: dict[str, type[pl.DataType]] = {
 MOSTLY = 0.5  # a difference "comes mostly from no-answers" when more than half of it does
 
 
-def _compare(bio: pl.DataFrame, gen: pl.DataFrame, seed: int, labels: tuple[str, ...]) -> dict[str, object]:
+def compare_pair(
+    bio: pl.DataFrame, gen: pl.DataFrame, seed: int, labels: tuple[str, ...], *, accuracy: bool = True
+) -> dict[str, object]:
     """``bio`` / ``gen``: item_id, repeat, value (one row per answered item-repeat), and optionally
-    no_answer (whether that reply was cut inside its trace)."""
+    no_answer (whether that reply was cut inside its trace). ``accuracy=False``: the values are not
+    right/wrong even where they happen to be 0 or 100 (a difference): no McNemar."""
     joined = bio.join(gen, on=["item_id", "repeat"], how="inner", suffix="_g")
     n = joined.height
     out: dict[str, object] = {
@@ -75,9 +78,12 @@ def _compare(bio: pl.DataFrame, gen: pl.DataFrame, seed: int, labels: tuple[str,
         return out | {"n_items": 0, "test": "", "verdict": NOT_COMPARABLE, "wins": 0, "ties": 0, "losses": 0}
     joined = joined.with_columns((pl.col("value") - pl.col("value_g")).alias("d"))
     sums, counts, ci = item_bootstrap(joined, pl.col("d"), seeded_rng(seed, "paired", *labels))
-    binary = joined.select(
-        (pl.col("value").is_in([0.0, 100.0]) & pl.col("value_g").is_in([0.0, 100.0])).all()
-    ).item()
+    binary = (
+        accuracy
+        and joined.select(
+            (pl.col("value").is_in([0.0, 100.0]) & pl.col("value_g").is_in([0.0, 100.0])).all()
+        ).item()
+    )
     if binary:
         b = joined.filter((pl.col("value") == 100.0) & (pl.col("value_g") == 0.0)).height
         c = joined.filter((pl.col("value") == 0.0) & (pl.col("value_g") == 100.0)).height
@@ -112,7 +118,7 @@ def _compare(bio: pl.DataFrame, gen: pl.DataFrame, seed: int, labels: tuple[str,
     }
 
 
-def _finish(rows: list[dict[str, object]], alpha: float) -> pl.DataFrame:
+def finish_comparisons(rows: list[dict[str, object]], alpha: float) -> pl.DataFrame:
     frame = (
         pl.DataFrame(rows, schema=COMPARISON_SCHEMA, orient="row")
         if rows
@@ -197,9 +203,9 @@ def compare_scores(
                 "unit": unit,
                 "metrics": ", ".join(used),
             }
-            | _compare(values[0], values[1], seed, labels)
+            | compare_pair(values[0], values[1], seed, labels)
         )
-    return _finish(rows, alpha)
+    return finish_comparisons(rows, alpha)
 
 
 def _no_answers(items: pl.DataFrame, model: str, variant: str, task: str, subtask: str) -> pl.DataFrame:
@@ -238,15 +244,16 @@ def compare_adherence(
                 "unit": unit,
                 "metrics": "strict_valid",
             }
-            | _compare(sides[0], sides[1], seed, labels)
+            | compare_pair(sides[0], sides[1], seed, labels)
         )
-    return _finish(rows, alpha)
+    return finish_comparisons(rows, alpha)
 
 
 def comparable_units(items: pl.DataFrame, pairs: list[Pair]) -> list[tuple[Pair, str, tuple[str, str]]]:
     """(pair, variant, unit) for every task unit both models of a pair have scores for."""
     found: list[tuple[Pair, str, tuple[str, str]]] = []
-    variants = sorted(set(items["variant"].unique().to_list()))
+    # --variant loglik has no paper metrics and no format: its pairs are compared in report/knowledge.py.
+    variants = sorted(set(items["variant"].unique().to_list()) - {"loglik"})
     for pair in pairs:
         for variant in variants:
             shared = _units(items, pair.biomedical, variant) & _units(items, pair.general, variant)

@@ -35,6 +35,7 @@ _SIDE_COLUMNS = (
     "error_class",
     "error_message",
     "output",
+    "reasoning",
     "parsed_json",
     "strict_valid",
     "metrics_json",
@@ -169,6 +170,10 @@ def _side(
         "error": side["error_class"] or ("unknown" if state == "failed" else ""),
         "message": side["error_message"] or "",
         "output": side["output"],
+        # A reasoning model's trace, shown folded beside the answer; a trace without an answer is a
+        # no-answer (pipeline.store.schema.NO_ANSWER).
+        "reasoning": side["reasoning"],
+        "no_answer": state == "scored" and side["output"] is None and side["reasoning"] is not None,
         "value": side["value"],
         "metrics": {k: v for k, v in metrics.items() if isinstance(v, int | float)},
         "strict": None if side["strict_valid"] is None else bool(side["strict_valid"]),

@@ -42,6 +42,20 @@ def named_tables(report: Report) -> dict[str, tuple[str, pl.DataFrame]]:
             "Biomedical vs general: answer-format adherence (strict_valid, % points)",
             report.format_paired,
         ),
+        "knowledge": (
+            "Knowledge or format: strict, lenient and log-likelihood accuracy on the same items; "
+            "format_gap = loglik - strict, with its 95% bootstrap CI",
+            report.knowledge,
+        ),
+        "knowledge_paired": (
+            "Biomedical vs general: strict, lenient and log-likelihood accuracy and the format gap",
+            report.knowledge_paired,
+        ),
+        "recheck": (
+            "Determinism: items re-sent after the run (eval --recheck N) whose raw output and parsed answer "
+            "agreed, %",
+            report.recheck,
+        ),
         "task_metrics": ("Per model x task metrics with 95% bootstrap CIs", report.task_metrics),
         "levels": (
             "Level composition: metrics used and missing",
@@ -134,15 +148,34 @@ def print_terminal(report: Report, console: Console) -> None:
         console.print(
             _rich("The paper's numbers beside this run's (task means of the paper's metrics, Levels)", view)
         )
+    if not report.knowledge.is_empty():
+        view = report.knowledge.select(
+            "model",
+            "unit",
+            "n",
+            *(pl.col(c).round(1) for c in ("strict", "lenient", "loglik", "format_gap")),
+            pl.format("[{}, {}]", pl.col("gap_ci_low").round(1), pl.col("gap_ci_high").round(1)).alias(
+                "gap CI"
+            ),
+        )
+        console.print(_rich("Knowledge or format: accuracy (0-100); format_gap = loglik − strict", view))
+    if not report.recheck.is_empty():
+        console.print(_rich("Determinism: re-sent items that agreed (eval --recheck), %", report.recheck))
     for title, frame in (
         ("Biomedical − general: task score", report.paired),
         ("Biomedical − general: format adherence", report.format_paired),
+        (
+            "Biomedical − general: knowledge (loglik) and format (strict, lenient, gap)",
+            report.knowledge_paired,
+        ),
     ):
         if frame.is_empty():
             continue
         view = frame.select(
             pl.format("{} − {}", "biomedical", "general").alias("pair"),
-            "unit",
+            pl.format("{} ({})", "unit", "metrics").alias("unit")
+            if frame is report.knowledge_paired
+            else "unit",
             "n_pairs",
             pl.col("mean_diff").round(2).alias("diff"),
             pl.format("[{}, {}]", pl.col("ci_low").round(2), pl.col("ci_high").round(2)).alias("95% CI"),

@@ -104,6 +104,8 @@
       );
     }
     box.append(facts);
+    if (side.reasoning !== null) box.append(traceBlock(side.reasoning));
+    if (side.no_answer) box.append(el("p", "invalid", "no answer: the token budget ran out inside the reasoning trace"));
     if (side.output !== null) box.append(el("pre", "output", side.output));
     if (side.parsed !== null) {
       const parsed = el("p", "parsed", "parsed: ");
@@ -111,6 +113,19 @@
       box.append(parsed);
     }
     return box;
+  }
+
+  // A reasoning model's trace, folded beside the answer; like every model text it is set as textContent,
+  // and only when opened (traces run to thousands of tokens).
+  function traceBlock(trace) {
+    const details = el("details", "trace");
+    details.append(el("summary", null, "reasoning trace (" + trace.length + " characters)"));
+    const body = el("pre", "trace-text");
+    details.append(body);
+    details.addEventListener("toggle", () => {
+      if (details.open && !body.textContent) body.textContent = trace;
+    });
+    return details;
   }
 
   function promptBlock(index, label) {

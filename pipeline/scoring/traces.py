@@ -2,7 +2,8 @@
 
 A no-answer (the budget ran out inside the trace: ``pipeline.store.schema.NO_ANSWER``) is scored as a wrong
 answer like any other; these numbers say how much of a score is that, and how long the traces ran. Trace
-lengths are the server's counts (vLLM reports them when it runs a reasoning parser); replies without a
+lengths are the server's counts (vLLM reports them when it runs a reasoning parser, though not for a trace
+its prompt opened) or, for a no-answer, its generated tokens (pipeline.evaluation.client); replies without a
 count are left out of the percentiles.
 """
 

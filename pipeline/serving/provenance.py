@@ -102,6 +102,10 @@ class RunProvenance(ServerProvenance):
     sweep: SweepPass | None = None
     truncation: str | None = None
     scorers: dict[str, str] = Field(default_factory=dict)
+    # What makes temperature-0 outputs repeat or drift (pipeline.evaluation.recheck); None: unknown.
+    prefix_caching: bool | None = None
+    vllm_batch_invariant: bool | None = None
+    concurrency: int | None = None
 
     @classmethod
     def of(

@@ -36,6 +36,9 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 SCORING_COLUMNS = (
     "key", "subtask", "item_id", "repeat", "output", "reference_json", "choice_logprobs",
     "reasoning IS NOT NULL AS traced", "reasoning_tokens",  # the no-answers and trace lengths, not the traces
+    # --variant loglik: the options' labels and texts from the request (not its bodies, which are large)
+    "json_extract(request_json, '$.labels') AS choice_labels",
+    "json_extract(request_json, '$.continuations') AS choice_texts",
 )  # fmt: skip
 # The tables are generated from their records (pipeline.store.schema); the index serves status and scoring.
 _SCHEMA = "\n".join(
@@ -295,6 +298,23 @@ class Store:
             config_json=_dumps(config), provenance_json=_dumps(provenance),
         )  # fmt: skip
         self.conn.execute(schema.insert(schema.RUNS), record)
+
+    def add_provenance(self, run_id: str, extra: dict[str, Any]) -> None:
+        """Merge ``extra`` into a run's provenance (what is learnt after it began: the recheck)."""
+        row = self.conn.execute("SELECT provenance_json FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        merged = {**(orjson.loads(row[0]) if row else {}), **extra}
+        self.conn.execute("UPDATE runs SET provenance_json = ? WHERE run_id = ?", (_dumps(merged), run_id))
+
+    def stored_answers(self, keys: Sequence[str]) -> dict[str, tuple[str | None, str | None]]:
+        """key -> (output, choice_logprobs) of succeeded results."""
+        out: dict[str, tuple[str | None, str | None]] = {}
+        for key in keys:
+            row = self.conn.execute(
+                "SELECT output, choice_logprobs FROM results WHERE key = ? AND status = 'succeeded'", (key,)
+            ).fetchone()
+            if row is not None:
+                out[key] = (row[0], row[1])
+        return out
 
     def finish_run(self, run_id: str) -> None:
         self.conn.execute("UPDATE runs SET finished_at = ? WHERE run_id = ?", (time.time(), run_id))

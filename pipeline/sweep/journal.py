@@ -57,6 +57,7 @@ class ModelDone:
     sent: int = 0
     wall_s: float = 0.0
     error: str = ""
+    timeline: dict[str, float] | None = None  # pipeline/sweep/timeline.py: where wall_s went
     t: float = 0.0
 
 

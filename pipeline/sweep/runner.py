@@ -35,6 +35,7 @@ from pipeline.sweep.launcher import Launcher, leftover
 from pipeline.sweep.packing import Need, allocate, check_fits, order
 from pipeline.sweep.plan import PlannedModel, SweepSettings, riders_of
 from pipeline.sweep.summary import ModelReport, ModelStats, model_stats
+from pipeline.sweep.timeline import PassMarks, build_timeline
 from pipeline.sweep.watchdog import ServerKeeper, Watchdog
 
 _TERM_GRACE_S = 30.0  # an eval asked to stop settles in-flight requests (10 s) and commits
@@ -52,6 +53,11 @@ class EvalDone:
     tasks: list[str]
     sent: int
     interrupted: bool
+    # The pass's marks for the model's timeline (pipeline/sweep/timeline.py), seconds since the epoch.
+    first_sent_at: float | None = None
+    tail_at: float | None = None
+    generated_at: float = 0.0
+    scored_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +189,10 @@ class SweepRunner:
         ``evals`` on it in turn under one watchdog, stop it; one report per model of ``evals``."""
         reports = [ModelReport(m.name, list(gpus), host.port) for m in evals]
         tasks: dict[str, tuple[str, ...]] = {}
-        started = {m.name: time.monotonic() for m in evals[:1]}
+        # Wall-clock (the eval process's marks are compared with them): a model's turn and its passes.
+        started = {m.name: time.time() for m in evals[:1]}
+        ended: dict[str, float] = {}
+        passes: dict[str, list[PassMarks]] = {m.name: [] for m in evals}
         for model in evals:
             on = {} if model is host else {"server_of": host.name}
             self._event(model.name, "model_start", gpus=list(gpus), port=host.port, **on)
@@ -208,8 +217,9 @@ class SweepRunner:
             ):
                 for model, report in zip(evals, reports, strict=True):
                     current = report
-                    started.setdefault(model.name, time.monotonic())
-                    handle = self._evaluate(model, report, keeper, handle, tasks)
+                    started.setdefault(model.name, time.time())
+                    handle = self._evaluate(model, report, keeper, handle, tasks, passes[model.name])
+                    ended[model.name] = time.time()
                     if report.status == "interrupted" or keeper.gave_up is not None:
                         break
         except MedsweepError as exc:
@@ -218,8 +228,11 @@ class SweepRunner:
                 report.error = str(exc)  # the server these would have used did not start
         finally:
             keeper.stop()
+            # The server's last model holds the GPUs until the server is gone: its stop is its own.
+            ended[evals[reports.index(current)].name] = time.time()
         for model, report in zip(evals, reports, strict=True):
-            self._finish(model, report, keeper, started.get(model.name), tasks.get(model.name, ()))
+            turn = (started[model.name], ended[model.name]) if model.name in started else None
+            self._finish(model, report, keeper, turn, tasks.get(model.name, ()), passes[model.name])
         return reports
 
     def _evaluate(
@@ -229,15 +242,20 @@ class SweepRunner:
         keeper: ServerKeeper,
         handle: RunningServer,
         tasks: dict[str, tuple[str, ...]],
+        passes: list[PassMarks],
     ) -> RunningServer:
         """``model``'s eval passes on ``handle``'s server: again while requests failed for a server that
-        was down (it is back by then); the handle of the server as it is now."""
+        was down (it is back by then); the handle of the server as it is now. Each pass's marks go to
+        ``passes``."""
         while True:
             report.eval_passes += 1
             result = self._eval_pass(model, handle, keeper, report.eval_passes)
             if isinstance(result, EvalFailed):
                 report.error = result.error
                 return handle
+            passes.append(
+                PassMarks(result.first_sent_at, result.tail_at, result.generated_at, result.scored_at)
+            )
             report.identity, tasks[model.name] = result.identity, tuple(result.tasks)
             report.sent += result.sent
             if result.interrupted or self._cancel.is_set():
@@ -258,12 +276,16 @@ class SweepRunner:
         model: PlannedModel,
         report: ModelReport,
         keeper: ServerKeeper,
-        started: float | None,
+        turn: tuple[float, float] | None,
         tasks: tuple[str, ...],
+        passes: list[PassMarks],
     ) -> None:
         """Fill in ``model``'s report from the store and journal its end."""
         report.restarts = keeper.restarts
-        report.wall_s = round(time.monotonic() - started, 1) if started is not None else 0.0
+        started = turn[0] if turn is not None else None
+        if turn is not None:
+            report.timeline = build_timeline(turn[0], passes, turn[1])
+            report.wall_s = report.timeline.wall_s
         report.stats = model_stats(self.out, report.identity, self.settings.variant, tasks)
         if report.status != "interrupted":
             if started is None and self._cancel.is_set() and not report.error:
@@ -282,6 +304,7 @@ class SweepRunner:
             sent=report.sent,
             wall_s=report.wall_s,
             error=report.error,
+            timeline=report.timeline.as_json() if report.timeline is not None else None,
         )
 
     def _eval_pass(
@@ -442,6 +465,10 @@ def eval_process(config: EvalConfig, provenance: LauncherFacts, log_path: str, c
                 tasks=list(outcome.tasks),
                 sent=outcome.run.sent,
                 interrupted=outcome.run.interrupted,
+                first_sent_at=outcome.run.first_sent_at,
+                tail_at=outcome.run.tail_at,
+                generated_at=outcome.run.generated_at,
+                scored_at=outcome.scored_at,
             )
         except MedsweepError as exc:
             message = EvalFailed(str(exc))

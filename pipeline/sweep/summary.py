@@ -13,6 +13,7 @@ from rich.table import Table
 from pipeline.failures import is_transient
 from pipeline.files import write_private
 from pipeline.store.database import Store, db_path
+from pipeline.sweep.timeline import Timeline
 
 SUMMARY_NAME = "sweep-summary.json"
 Status = Literal["done", "incomplete", "failed", "skipped", "interrupted"]
@@ -56,6 +57,7 @@ class ModelReport:
     wall_s: float = 0.0
     error: str = ""
     stats: ModelStats = field(default_factory=ModelStats)
+    timeline: Timeline | None = None  # where wall_s went (None: the model's turn never came)
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -94,7 +96,19 @@ def write_summary(out: Path, reports: list[ModelReport], wall_s: float) -> Path:
 
 def print_summary(reports: list[ModelReport], wall_s: float, console: Console) -> None:
     table = Table(title=f"sweep: {_counts_line(reports)} in {_fmt_time(wall_s)}", title_justify="left")
-    for col in ("model", "GPUs", "status", "restarts", "ok/total", "failed", "tokens in/out", "time", "note"):
+    columns = (
+        "model",
+        "GPUs",
+        "status",
+        "restarts",
+        "ok/total",
+        "failed",
+        "tokens in/out",
+        "time",
+        "timeline",
+        "note",
+    )
+    for col in columns:
         table.add_column(
             col,
             justify="right" if col in ("restarts", "ok/total", "time") else "left",
@@ -112,9 +126,20 @@ def print_summary(reports: list[ModelReport], wall_s: float, console: Console) -
             failed,
             f"{s.prompt_tokens:,}/{s.completion_tokens:,}",
             _fmt_time(r.wall_s),
+            timeline_text(r.timeline),
             r.error,
         )
     console.print(table)
+
+
+def timeline_text(t: Timeline | None) -> str:
+    """``start 1m02s, busy 5m10s, tail 0m40s, scoring 0m12s, stop 0m03s, idle 23%`` (queued only when >0)."""
+    if t is None:
+        return "-"
+    parts = [("queued", t.queued_s)] if t.queued_s else []
+    parts += [("start", t.start_s), ("busy", t.busy_s), ("tail", t.tail_s), ("scoring", t.scoring_s),
+              ("stop", t.stop_s)]  # fmt: skip
+    return ", ".join(f"{name} {_fmt_time(s)}" for name, s in parts) + f", idle {t.idle_fraction:.0%}"
 
 
 def _counts_line(reports: list[ModelReport]) -> str:

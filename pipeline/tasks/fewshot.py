@@ -134,7 +134,21 @@ class FewShotTask:
                 response_format=fmt,
                 prefix_group=self.name,
                 extra_body={**rendered.extra_body, **extra},
+                choices=self._choices(item) if ctx.variant == "loglik" else (),
             )
+
+    def _choices(self, item: Item) -> tuple[tuple[str, str], ...]:
+        """``--variant loglik``'s options, each as the demonstrations' answers write it."""
+        spec = self.spec
+        if spec.loglik is None:
+            raise ConfigError(
+                f"{prompt_path(self.name)}: no [loglik] table: {self.name} has no options to score"
+            )
+        options = spec.loglik
+        return tuple(
+            (value, spec.prompt.assistant.format_map({**item.fields, options.field: value}))
+            for value in options.values
+        )
 
     def _check_fields(self, item: Item) -> None:
         prompt = self.spec.prompt

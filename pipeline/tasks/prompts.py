@@ -76,6 +76,17 @@ class LongHealthSettings(_Strict):
     truncate_subtasks: tuple[str, ...] = ()
 
 
+class Loglik(_Strict):
+    """The answer options ``--variant loglik`` scores, written as the paper's answer format writes them.
+
+    Few-shot tasks: each of ``values`` put into the assistant template's ``field`` (MedNLI's labels into
+    ``{gold_label}``). LongHealth: ``answer`` formatted with an option's ``label`` and ``text``."""
+
+    field: str = ""
+    values: tuple[str, ...] = ()
+    answer: str = ""
+
+
 class TaskPrompts(_Strict):
     source: dict[str, str]
     data: DataSource
@@ -83,6 +94,7 @@ class TaskPrompts(_Strict):
     head: dict[str, Any] = Field(default_factory=dict)
     structured: Structured | None = None
     longhealth: LongHealthSettings | None = None
+    loglik: Loglik | None = None
 
 
 class Budget(_Strict):

@@ -128,3 +128,16 @@ def test_markdown_headings_are_split_for_the_model_that_writes_them(tmp_path: Pa
     assert {(r["output"], r["reasoning"], r["strict_valid"]) for r in _rows(tmp_path)} == {
         ("ENTAILMENT", "CONTRADICTION? No.", 1)
     }
+
+
+def test_a_budget_larger_than_the_served_context_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with fake_server("--model", "qwen3-0.6b", "--max-model-len", "2048") as server:  # budget 2048 + 256
+        assert _eval(server, tmp_path, model="qwen3-0.6b") == 2
+        assert server.stats()["received"] == 0  # said before anything was sent
+    err = capsys.readouterr().err.strip()
+    assert (
+        err.startswith("error: servers/qwen3-0.6b.toml: reasoning.thinking_budget: 2304 tokens")
+        and "\n" not in err
+    )

@@ -20,6 +20,7 @@ from tests.support.stores import StoreBuilder
 
 HOSTILE = "</script><img src=x onerror=alert(1)><!-- & ' \" <script>window.__pwned=1</script>"
 OUTPUT, REFERENCE, ITEM = f"output {HOSTILE}", f"reference {HOSTILE}", f"q{HOSTILE}"
+TRACE = f"reasoning trace {HOSTILE}"
 ERROR_CLASS = "timeout<b onmouseover=alert(2)>"
 MODEL = "other<svg onload=alert(3)>"
 
@@ -72,6 +73,9 @@ def _hostile_store(out: Path) -> None:
             "config_json = json_set(config_json, '$.note', ?)",
             (HOSTILE, HOSTILE),
         )
+        # A reasoning model's trace (a column newer than the builder's schema, as Store.open adds it).
+        db.execute("ALTER TABLE results ADD COLUMN reasoning TEXT")
+        db.execute("UPDATE results SET reasoning = ? WHERE model = 'bio-7b'", (TRACE,))
 
 
 def _page(tmp_path: Path) -> tuple[str, _Page]:
@@ -110,6 +114,7 @@ def test_the_json_block_holds_no_markup_and_reads_back_exactly(tmp_path: Path) -
     data: dict[str, Any] = json.loads(block)
     outputs = {side["output"] for row in data["rows"] for side in row["sides"] if side.get("output")}
     assert OUTPUT in outputs
+    assert TRACE in {side["reasoning"] for row in data["rows"] for side in row["sides"]}
     assert ITEM in {row["id"] for row in data["rows"]}
     assert REFERENCE in {row["reference"] for row in data["rows"]}
     assert ERROR_CLASS in {side["error"] for row in data["rows"] for side in row["sides"]}

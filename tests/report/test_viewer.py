@@ -311,3 +311,28 @@ def test_prompts_of_real_eval_runs_are_rendered_again(tmp_path: Path) -> None:
         if "messages" in body
     }
     assert chats == shown
+
+
+def test_viewer_folds_the_reasoning_trace_beside_the_answer(session: Session, tmp_path: Path) -> None:
+    from tests.support.datasets import write_mednli
+    from tests.support.fakeserver import TRACE
+
+    data, out = write_mednli(tmp_path / "data", 6), tmp_path / "run"
+    for model, shape in (("thinker", ["--reasoning", "cut"]), ("base", ["--answer", "ENTAILMENT"])):
+        with fake_server("--model", model, *shape) as server:
+            args = ["eval", "--base-url", server.base_url, "--model", model, "--task", "mednli",
+                    "--data-dir", str(data), "--out", str(out)]  # fmt: skip
+            assert main(args) == 0
+    assert main(["report", "--out", str(out), "--pair", "thinker=base", "--format", "html", "--samples"]) == 0
+    _load(session, out / "report" / "report.html")
+    row = "[data-item-id] .side.biomedical"
+    assert "no answer: the token budget ran out inside the reasoning trace" in session.text(session.find(row))
+    trace = session.find(f"{row} details.trace pre")
+    assert not session.displayed(trace)  # folded away until opened
+    summary = session.find(f"{row} details.trace summary")
+    assert session.text(summary) == f"reasoning trace ({len(TRACE) // 2} characters)"
+    session.click(summary)
+    assert (
+        session.wait_for(lambda: session.text(trace), "the opened trace") == TRACE[: len(TRACE) // 2].strip()
+    )
+    assert not session.find_all("[data-item-id] .side.general details.trace")  # the base model has no trace

@@ -54,10 +54,14 @@ def test_the_summary_labels_in_their_order() -> None:
         ("no_answer", "no answer %"),  # a reasoning model's replies (pipeline/scoring/traces.py)
         ("reasoning_tokens_p50", "trace p50"),
         ("reasoning_tokens_p95", "trace p95"),
+        ("accuracy_loglik", "loglik acc"),  # --variant loglik (pipeline/scoring/loglik.py)
+        ("accuracy_loglik_norm", "loglik acc-norm"),
+        ("tied", "tied %"),
     ]
-    scored = [m for name, m in metrics.declared().items() if name not in TRACE_METRICS]
+    lower_is_better = {*TRACE_METRICS, "tied"}  # tied: loglik items whose options all score the same
+    scored = [m for name, m in metrics.declared().items() if name not in lower_is_better]
     assert all(m.higher_is_better and m.scale == (0, 100) for m in scored)
-    assert all(not metrics.metric(name).higher_is_better for name in TRACE_METRICS)
+    assert all(not metrics.metric(name).higher_is_better for name in lower_is_better)
 
 
 def test_lenient_and_subtask_names_share_the_declaration() -> None:

@@ -79,7 +79,7 @@ async def run_eval(
     runs: list[object] | None = None,
 ) -> RunResult:
     """Run the real eval loop (client, store, progress) for one task against ``config``'s endpoint; with
-    ``queue_from`` (a server root), backpressure reads that server's queue."""
+    ``queue_from`` (a server root), backpressure reads that server's load."""
     import io
 
     from rich.console import Console
@@ -99,9 +99,9 @@ async def run_eval(
         try:
             progress = Progress([task.name], console=Console(file=io.StringIO()))
             target = EvalTarget("fake-model", "fake-model", "chat", 2048)
-            queue_depth = endpoint.queue_depth if queue_from else None
+            server_load = endpoint.load if queue_from else None
             run = EvalRun(
-                config, target, [task], client, store, EstimateCounter(), progress, queue_depth=queue_depth
+                config, target, [task], client, store, EstimateCounter(), progress, server_load=server_load
             )  # type: ignore[list-item]
             if runs is not None:
                 runs.append(run)

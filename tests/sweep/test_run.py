@@ -26,7 +26,7 @@ from rich.console import Console
 from pipeline.errors import EndpointError
 from pipeline.models.registry import ServerConfig
 from pipeline.serving.running import RunningServer
-from pipeline.sweep.journal import Journal
+from pipeline.sweep.journal import Journal, ModelDone, ModelStart
 from pipeline.sweep.plan import load_plan, resolve_models
 from pipeline.sweep.runner import SweepRunner
 from pipeline.sweep.summary import ModelReport, print_summary, write_summary
@@ -275,6 +275,43 @@ def test_summary_table_and_json(
     assert "4 done" in text and "2 failed" in text and SMALL_B in text
     events = Journal(out).events()
     assert any(e["event"] == "restart" and e["model"] == SMALL_B for e in events)
+    assert "busy" in text and "idle" in text  # the timeline column
+
+
+TIMELINE_KEYS = {"queued_s", "start_s", "busy_s", "tail_s", "scoring_s", "stop_s", "idle_fraction"}
+
+
+def test_each_model_has_a_timeline_adding_up_to_its_wall(
+    first_sweep: tuple[Path, FakeLauncher, list[ModelReport]],
+) -> None:
+    """The parts add up to wall_s, in sweep-summary.json and in the journal's model_done; the eval's marks
+    (eval_done events) lie inside the model's turn and in order; a model whose server never came up spent
+    its turn starting."""
+    plan, _, reports = first_sweep
+    out = load_plan(plan).sweep.out
+    rows = {r["model"]: r for r in json.loads(write_summary(out, reports, 12.0).read_text())["results"]}
+    journal = Journal(out)
+    done = {d.model: d for d in journal.read(ModelDone)}
+    starts = {s.model: s for s in journal.read(ModelStart)}
+    for name, row in rows.items():
+        timeline = row["timeline"]
+        assert set(timeline) == TIMELINE_KEYS, name
+        parts = sum(v for k, v in timeline.items() if k != "idle_fraction")
+        assert round(parts, 1) == row["wall_s"], (name, timeline, row["wall_s"])
+        assert done[name].timeline == timeline and done[name].wall_s == row["wall_s"]
+        assert timeline["queued_s"] == 0  # local: nothing pending
+        assert 0 <= timeline["idle_fraction"] <= 1
+    for name in (SMALL_A, BIG, SMALL_B, SMALL_C):
+        marks = [e for e in journal.events() if e["event"] == "eval_done" and e["model"] == name]
+        assert marks, name
+        last = starts[name].t
+        for m in marks:  # each pass: sent, ran out of work, stored, scored; all inside the turn
+            assert last <= m["first_sent_at"] < m["generated_at"] <= m["scored_at"], m
+            assert m["first_sent_at"] <= m["tail_at"] <= m["generated_at"], m
+            last = m["scored_at"]
+        assert last <= done[name].t
+    never = rows[FAILING_START]["timeline"]
+    assert never["start_s"] == rows[FAILING_START]["wall_s"] and never["busy_s"] == 0
 
 
 def test_rerun_skips_finished_models_and_sends_nothing(
@@ -336,6 +373,12 @@ def test_a_base_and_its_adapter_share_one_server(tmp_path: Path) -> None:
     buffer = io.StringIO()
     print_summary(reports, 1.0, Console(file=buffer, width=200))
     assert BASE in buffer.getvalue() and LORA in buffer.getvalue()
+    for name in (
+        BASE,
+        LORA,
+    ):  # the adapter's turn is its own: the base's wall ends where the adapter's begins
+        timeline = by[name].timeline
+        assert timeline is not None and timeline.wall_s == by[name].wall_s
 
     launcher = FakeLauncher()
     assert {r.status for r in _sweep(plan, launcher)} == {"skipped"} and not launcher.starts

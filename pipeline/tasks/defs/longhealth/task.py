@@ -155,6 +155,7 @@ class _Frame:
     budget: int  # tokens left for the documents
     reference: str
     response_format: dict[str, Any] | None
+    choices: tuple[tuple[str, str], ...] = ()  # --variant loglik: (letter, the answer naming it)
 
 
 class LongHealthTask:
@@ -266,7 +267,17 @@ class LongHealthTask:
         else:
             reference = gold_letter(question, labels, settings.option_f, settings.gold_match) or ""
         fmt = self._response_format(labels) if ctx.variant == "structured" else None
-        return _Frame(options, self._max_len(subtask, ctx) - fixed, reference, fmt)
+        choices: tuple[tuple[str, str], ...] = ()
+        if ctx.variant == "loglik":
+            if self.spec.loglik is None:
+                raise DataError(
+                    "prompts/longhealth.toml has no [loglik] table; restore it from the repository"
+                )
+            answer = self.spec.loglik.answer
+            choices = tuple(
+                (label.upper(), answer.format(label=label.upper(), text=texts[label])) for label in labels
+            )
+        return _Frame(options, self._max_len(subtask, ctx) - fixed, reference, fmt, choices)
 
     def _request(
         self,
@@ -308,4 +319,5 @@ class LongHealthTask:
             response_format=frame.response_format,
             prefix_group=patient_id,
             extra_body=extra,
+            choices=frame.choices,
         )

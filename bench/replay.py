@@ -1,0 +1,171 @@
+"""medsweep eval beside a bare aiohttp loop replaying its exact request bodies, on one server, in one session.
+
+The bodies are rendered as ``medsweep eval`` renders them (the task's requests, the endpoint's tokenizer and
+truncation, ``pipeline.request.request_body`` with the run's sampling), then each round runs the bare loop and
+``medsweep eval`` (defaults, a fresh --out: nothing resumed) at the same concurrency; the order alternates
+from round to round, because the second run of a pair finds vLLM's prefix cache warm. Printed per
+concurrency: the walls and ``ratio = bare / eval`` (1.0: medsweep keeps the server as busy as the bare loop;
+the goal is >= 0.95). The eval's wall is the `medsweep eval` process's, start to exit, scoring included; its
+generation wall (first request to last result, read from the run's store) is printed beside it.
+
+Usage (a server already running, e.g. `medsweep serve --model smollm2-135m-instruct --engine cpu`):
+  python bench/replay.py --base-url http://127.0.0.1:8000/v1 --model smollm2-135m-instruct \
+      --data-dir /work/shared/data --task meqsum --limit 64 --concurrency 8,32,128 [--rounds 2] \
+      [--also-no-backpressure]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import aiohttp  # noqa: E402
+
+from pipeline.config import load_config  # noqa: E402
+from pipeline.evaluation.client import Client  # noqa: E402
+from pipeline.evaluation.evaluate import resolve_target  # noqa: E402
+from pipeline.evaluation.tokens import make_counter  # noqa: E402
+from pipeline.evaluation.truncation import resolve_truncation  # noqa: E402
+from pipeline.request import request_body  # noqa: E402
+from pipeline.serving.provenance import collect_provenance  # noqa: E402
+from pipeline.tasks import get_task  # noqa: E402
+from pipeline.tasks.base import RenderContext  # noqa: E402
+
+Body = tuple[str, bytes]  # (path under /v1, JSON body)
+
+
+async def record(base_url: str, model: str, task: str, data_dir: Path, limit: int) -> list[Body]:
+    """The bodies `medsweep eval --task TASK --limit LIMIT` sends, in its order."""
+    config = load_config(
+        None,
+        {"endpoint": {"base_urls": [base_url]}, "model": {"name": model},
+         "run": {"data_dir": data_dir, "limit": limit, "out": Path(tempfile.gettempdir())}},
+        environ={},
+    )  # fmt: skip
+    async with Client(config.client, config.endpoint.base_urls) as client:
+        target, config = resolve_target(config, await client.list_models(), base_url)
+        counter = await make_counter(client.session, base_url, target.served_name, dict(client.headers))
+        provenance = await collect_provenance(base_url)
+        ctx = RenderContext(
+            chat_mode=target.chat_mode,
+            max_model_len=target.max_model_len,
+            counter=counter,
+            variant=config.run.variant,
+            limit=limit,
+            demonstrations=config.run.demonstrations,
+            truncation=resolve_truncation(config.run.truncation, provenance.get("vllm_version")),
+        )
+        sampling = config.sampling.to_sampling().as_body()
+        bodies = []
+        async for request in get_task(task).requests(data_dir, ctx):
+            path = "chat/completions" if request.kind == "chat" else "completions"
+            bodies.append((path, request_body(request, target.served_name, sampling)))
+    return bodies
+
+
+async def replay(base_url: str, bodies: list[Body], concurrency: int) -> float:
+    """Send every body, ``concurrency`` at a time, with nothing else; the wall seconds."""
+    root = base_url.rstrip("/")
+    connector = aiohttp.TCPConnector(limit=concurrency + 8)
+    timeout = aiohttp.ClientTimeout(total=3600)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(path: str, body: bytes) -> None:
+            async with sem:
+                headers = {"Content-Type": "application/json"}
+                async with session.post(f"{root}/{path}", data=body, headers=headers) as resp:
+                    await resp.read()
+                    if resp.status != 200:
+                        raise RuntimeError(f"the server answered {resp.status} to a replayed body")
+
+        start = time.perf_counter()
+        await asyncio.gather(*(one(path, body) for path, body in bodies))
+        return time.perf_counter() - start
+
+
+def medsweep_eval(args: argparse.Namespace, concurrency: int, *extra: str) -> tuple[float, float]:
+    """`medsweep eval` as a user runs it, into a fresh folder: (process wall, generation wall) seconds."""
+    with tempfile.TemporaryDirectory(prefix="replay-") as out:
+        argv = [sys.executable, "-m", "pipeline", "eval", "--base-url", args.base_url, "--model", args.model,
+                "--task", args.task, "--limit", str(args.limit), "--data-dir", str(args.data_dir),
+                "--out", out, "--concurrency", str(concurrency), *extra]  # fmt: skip
+        env = {**os.environ, "MEDSWEEP_STATE_DIR": out}
+        start = time.perf_counter()
+        done = subprocess.run(
+            argv, cwd=REPO, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL
+        )
+        wall = time.perf_counter() - start
+        if done.returncode != 0:
+            raise SystemExit(
+                f"medsweep eval failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+            )
+        return wall, _generation_wall(Path(out))
+
+
+def _generation_wall(out: Path) -> float:
+    """First request sent to last result written, from the run's store (latency_s back from updated_at)."""
+    with sqlite3.connect(next(out.rglob("*.sqlite"))) as db:
+        first, last = db.execute(
+            "SELECT MIN(updated_at - latency_s), MAX(updated_at) FROM results"
+        ).fetchone()
+    return float(last - first)
+
+
+def compare(args: argparse.Namespace, bodies: list[Body], concurrency: int, shift: int) -> str:
+    """``args.rounds`` rounds of the bare loop and `medsweep eval` (and --no-backpressure), each round in
+    another order; one line with the mean walls, the load average and the ratio bare / eval."""
+    walls: dict[str, list[float]] = {"bare": [], "eval": [], "generation": [], "no-backpressure": []}
+    kinds = ["bare", "eval"] + (["no-backpressure"] if args.also_no_backpressure else [])
+    for r in range(args.rounds):
+        turn = (r + shift) % len(kinds)
+        for kind in kinds[turn:] + kinds[:turn]:
+            if kind == "bare":
+                walls["bare"].append(asyncio.run(replay(args.base_url, bodies, concurrency)))
+            elif kind == "eval":
+                wall, generation = medsweep_eval(args, concurrency)
+                walls["eval"].append(wall)
+                walls["generation"].append(generation)
+            else:
+                walls[kind].append(medsweep_eval(args, concurrency, "--no-backpressure")[0])
+    mean = {k: sum(v) / len(v) for k, v in walls.items() if v}
+    line = f"concurrency {concurrency}: bare {mean['bare']:.1f} s, eval {mean['eval']:.1f} s"
+    line += f" (generation {mean['generation']:.1f} s)"
+    if "no-backpressure" in mean:
+        line += f", eval --no-backpressure {mean['no-backpressure']:.1f} s"
+        line += f" (ratio {mean['bare'] / mean['no-backpressure']:.3f})"
+    return f"{line}, load average {os.getloadavg()[0]:.1f}: ratio={mean['bare'] / mean['eval']:.3f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--base-url", required=True)
+    parser.add_argument("--model", required=True, help="the served model (or registry name)")
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--task", default="meqsum")
+    parser.add_argument("--limit", type=int, default=64)
+    parser.add_argument("--concurrency", default="8,32,128", help="comma-separated")
+    parser.add_argument("--rounds", type=int, default=1, help="pairs per concurrency (order alternates)")
+    parser.add_argument(
+        "--also-no-backpressure", action="store_true", help="also time eval --no-backpressure"
+    )
+    args = parser.parse_args()
+    bodies = asyncio.run(record(args.base_url, args.model, args.task, args.data_dir, args.limit))
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"{len(bodies)} bodies recorded ({args.task}, limit {args.limit}); load average {load}")
+    for n, concurrency in enumerate(int(c) for c in args.concurrency.split(",")):
+        print(compare(args, bodies, concurrency, n), flush=True)
+
+
+if __name__ == "__main__":
+    main()
