@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 import aiohttp  # noqa: E402
 
 from pipeline.config import load_config  # noqa: E402
-from pipeline.evaluation.client import Client  # noqa: E402
+from pipeline.endpoint import Endpoint  # noqa: E402
 from pipeline.evaluation.evaluate import resolve_target  # noqa: E402
 from pipeline.evaluation.tokens import make_counter  # noqa: E402
 from pipeline.evaluation.truncation import resolve_truncation  # noqa: E402
@@ -52,10 +52,10 @@ async def record(base_url: str, model: str, task: str, data_dir: Path, limit: in
          "run": {"data_dir": data_dir, "limit": limit, "out": Path(tempfile.gettempdir())}},
         environ={},
     )  # fmt: skip
-    async with Client(config.client, config.endpoint.base_urls) as client:
-        target, config = resolve_target(config, await client.list_models(), base_url)
-        counter = await make_counter(client.session, base_url, target.served_name, dict(client.headers))
-        provenance = await collect_provenance(base_url)
+    async with Endpoint(base_url) as endpoint:
+        target, config = resolve_target(config, await endpoint.list_models(), base_url)
+        counter = await make_counter(endpoint, target.served_name)
+        provenance = await collect_provenance(endpoint)
         ctx = RenderContext(
             chat_mode=target.chat_mode,
             max_model_len=target.max_model_len,
@@ -63,7 +63,7 @@ async def record(base_url: str, model: str, task: str, data_dir: Path, limit: in
             variant=config.run.variant,
             limit=limit,
             demonstrations=config.run.demonstrations,
-            truncation=resolve_truncation(config.run.truncation, provenance.get("vllm_version")),
+            truncation=resolve_truncation(config.run.truncation, provenance.vllm_version),
         )
         sampling = config.sampling.to_sampling().as_body()
         bodies = []

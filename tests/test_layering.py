@@ -18,15 +18,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 from tests.support.paths import REPO_ROOT
 
 PIPELINE = REPO_ROOT / "pipeline"
 ROOTS = ("pipeline", "tests", "bench", "scripts")  # whose imports of private names are checked
-# Arrows being removed by work under way in #18; the assertions below skip them, and
-# test_pending_arrows_are_gone (xfail until then) says when they went. Remove an entry once it is gone.
-PENDING: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)
@@ -95,13 +90,12 @@ def _units() -> list[str]:
     return sorted(found)
 
 
-def _unit_graph(*, pending: bool = False) -> dict[str, dict[str, list[str]]]:
-    """unit -> unit it imports -> where (``module:line``), over every import of pipeline/ (without the
-    PENDING arrows unless ``pending``)."""
+def _unit_graph() -> dict[str, dict[str, list[str]]]:
+    """unit -> unit it imports -> where (``module:line``), over every import of pipeline/."""
     graph: dict[str, dict[str, list[str]]] = {}
     for imp in _all_imports("pipeline"):
         src, dst = _unit(imp.module), _unit(imp.target)
-        if src is None or dst is None or src == dst or (not pending and (src, dst) in PENDING):
+        if src is None or dst is None or src == dst:
             continue
         graph.setdefault(src, {}).setdefault(dst, []).append(f"{imp.module}:{imp.line}")
     return graph
@@ -187,13 +181,6 @@ def test_nothing_imports_a_private_name_from_outside_its_package() -> None:
         if (private or private_module) and not inside:
             wrong.append(f"{imp.module}:{imp.line} imports {private or private_module} from {imp.target}")
     assert wrong == [], "private names imported from outside their package:\n" + "\n".join(wrong)
-
-
-@pytest.mark.xfail(reason="; ".join(PENDING.values()), strict=False)
-def test_pending_arrows_are_gone() -> None:
-    graph = _unit_graph(pending=True)
-    left = {f"{a} -> {b}": graph[a][b] for a, b in PENDING if b in graph.get(a, {})}
-    assert left == {}, f"still there: {left}"
 
 
 def _is_package(dotted: str) -> bool:

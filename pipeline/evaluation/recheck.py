@@ -15,9 +15,8 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from pipeline.endpoint import Endpoint
-
 from pipeline.config import EvalConfig
+from pipeline.endpoint import Endpoint
 from pipeline.evaluation.client import Client
 from pipeline.evaluation.loglik import LoglikScorer
 from pipeline.evaluation.scheduler import EvalTarget, prompt_options, render_context

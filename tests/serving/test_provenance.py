@@ -32,7 +32,8 @@ def test_an_eval_records_the_same_keys_and_values(tmp_path: Path, monkeypatch: p
     with sqlite3.connect(tmp_path / "out" / "medsweep.sqlite") as conn:
         (text,) = conn.execute("SELECT provenance_json FROM runs").fetchone()
     recorded = json.loads(text)
-    assert list(recorded) == sorted([*SERVER_KEYS, "replicas", "truncation", "scorers"])  # the store sorts
+    run_keys = ["replicas", "truncation", "scorers", "prefix_caching", "vllm_batch_invariant", "concurrency"]
+    assert list(recorded) == sorted([*SERVER_KEYS, *run_keys])  # the store sorts
     assert {k: recorded[k] for k in SERVER_KEYS[:5]} == {
         "base_url": root, "vllm_version": "0.0.0-fake", "served_model": "fake-model", "max_model_len": 2048,
         "root": "fake-model",
@@ -40,6 +41,10 @@ def test_an_eval_records_the_same_keys_and_values(tmp_path: Path, monkeypatch: p
     assert all(recorded[k] is None for k in SERVER_KEYS[5:18])  # no state file: the server's facts only
     assert (recorded["replicas"], recorded["truncation"]) == (1, "v3")
     assert recorded["medsweep_version"] and recorded["scorers"] == {}  # MedNLI needs no optional scorer
+    # The fake server exports no cache-config gauge; nothing reports batch invariance (docs/eval.md).
+    assert (recorded["prefix_caching"], recorded["vllm_batch_invariant"], recorded["concurrency"]) == (
+        None, None, 64,
+    )  # fmt: skip
 
 
 def _server(**ids: object) -> RunningServer:
@@ -58,7 +63,10 @@ def test_a_sweep_adds_what_its_launcher_knew_and_its_pass() -> None:
         facts, 1, LauncherFacts.of(docker, SweepPass.model_validate({"port": 8001, "pass": 2}))
     )
     recorded = run.model_copy(update={"truncation": "v3", "scorers": {}}).as_json()
-    assert list(recorded) == [*SERVER_KEYS, "replicas", "sweep", "truncation", "scorers"]
+    assert list(recorded) == [
+        *SERVER_KEYS, "replicas", "sweep", "truncation", "scorers", "prefix_caching", "vllm_batch_invariant",
+        "concurrency",
+    ]  # fmt: skip
     assert recorded["sweep"] == {"port": 8001, "pass": 2}
     assert (recorded["engine"], recorded["device"], recorded["gpus"], recorded["tensor_parallel_size"]) == (
         "docker", "gpu", [2, 3], 2,
