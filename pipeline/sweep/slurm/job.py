@@ -110,8 +110,10 @@ def job_launcher(settings: SweepSettings, shape: JobShape | None, gpus: tuple[in
 
 def _free_or_other(host: str, port: int) -> int:
     """The plan's port when it is free on this node, else one the OS picks: the node is shared with other
-    users' jobs, and only this job's own eval talks to its server."""
+    users' jobs, and only this job's own eval talks to its server. SO_REUSEADDR as the server itself binds
+    (uvicorn): a port whose last server closed moments ago (connections in TIME_WAIT) is free to it."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((connect_host(host), port))
             return port
