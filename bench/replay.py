@@ -3,7 +3,9 @@
 The bodies are rendered as ``medsweep eval`` renders them (the task's requests, the endpoint's tokenizer and
 truncation, ``pipeline.request.request_body`` with the run's sampling), then each round runs the bare loop and
 ``medsweep eval`` (defaults, a fresh --out: nothing resumed) at the same concurrency; the order alternates
-from round to round, because the second run of a pair finds vLLM's prefix cache warm. Printed per
+from round to round, because the second run of a pair finds vLLM's prefix cache warm; and one untimed bare
+pass goes first (``--cold``: none), because the first pass over new prompts pays their whole prefill (a
+first run of 160 MeQSum prompts at concurrency 32 took 46 s, the runs after it 18-27 s). Printed per
 concurrency: the walls and ``ratio = bare / eval`` (1.0: medsweep keeps the server as busy as the bare loop;
 the goal is >= 0.95). The eval's wall is the `medsweep eval` process's, start to exit, scoring included; its
 generation wall (first request to last result, read from the run's store) is printed beside it.
@@ -159,10 +161,14 @@ def main() -> None:
     parser.add_argument(
         "--also-no-backpressure", action="store_true", help="also time eval --no-backpressure"
     )
+    parser.add_argument("--cold", action="store_true", help="no untimed warm-up pass first")
     args = parser.parse_args()
     bodies = asyncio.run(record(args.base_url, args.model, args.task, args.data_dir, args.limit))
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"{len(bodies)} bodies recorded ({args.task}, limit {args.limit}); load average {load}")
+    if not args.cold:  # the first pass over new prompts pays their prefill: it goes to no one's timing
+        warm = asyncio.run(replay(args.base_url, bodies, max(int(c) for c in args.concurrency.split(","))))
+        print(f"warm-up pass (untimed in the comparison): {warm:.1f} s", flush=True)
     for n, concurrency in enumerate(int(c) for c in args.concurrency.split(",")):
         print(compare(args, bodies, concurrency, n), flush=True)
 
