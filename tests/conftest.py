@@ -103,10 +103,15 @@ def cpu_vllm(_cpu_vllm_session: SharedVllm) -> SharedVllm:
     limit), never by a second server per test. A test that kills it fails every later one: each use checks
     that it is still up, and fails with its log otherwise. Skips, saying why, where `make setup-server` was
     not done (fails when ``MEDSWEEP_REQUIRE`` names vllm)."""
-    reason = _cpu_vllm_session.alive()
+    return _up(_cpu_vllm_session, "the shared CPU vLLM server")
+
+
+def _up(server: SharedVllm, what: str) -> SharedVllm:
+    """``server`` while it runs; else the test fails with why and its log (an earlier test killed it)."""
+    reason = server.alive()
     if reason is not None:
-        pytest.fail(f"the shared CPU vLLM server is down ({reason}):\n{_cpu_vllm_session.log_tail()}")
-    return _cpu_vllm_session
+        pytest.fail(f"{what} is down ({reason}):\n{server.log_tail()}")
+    return server
 
 
 @pytest.fixture(scope="session")
@@ -126,12 +131,7 @@ def cpu_vllm_thinking(_cpu_vllm_thinking_session: SharedVllm) -> SharedVllm:
     `<think>`) with ``--reasoning-parser deepseek_r1``, also served as ``smollm2-135m-think-unbudgeted`` (a
     name the registry does not know: no thinking budget). Why not ``cpu_vllm``: ``THINKING`` in
     tests/support/cpu_vllm.py. Started once, at its first use; the same rules as ``cpu_vllm``."""
-    reason = _cpu_vllm_thinking_session.alive()
-    if reason is not None:
-        pytest.fail(
-            f"the thinking CPU vLLM server is down ({reason}):\n{_cpu_vllm_thinking_session.log_tail()}"
-        )
-    return _cpu_vllm_thinking_session
+    return _up(_cpu_vllm_thinking_session, "the thinking CPU vLLM server")
 
 
 @pytest.fixture(scope="session")
@@ -148,12 +148,7 @@ def cpu_vllm_plain(_cpu_vllm_plain_session: SharedVllm) -> SharedVllm:
     """A real CPU vLLM server of SmolLM2-135M-Instruct without LoRA, for prompt log-probabilities only
     (tests/test_vllm_loglik.py). Why not ``cpu_vllm``: ``PLAIN`` in tests/support/cpu_vllm.py. Started once,
     at its first use; the same rules as ``cpu_vllm``."""
-    reason = _cpu_vllm_plain_session.alive()
-    if reason is not None:
-        pytest.fail(
-            f"the LoRA-less CPU vLLM server is down ({reason}):\n{_cpu_vllm_plain_session.log_tail()}"
-        )
-    return _cpu_vllm_plain_session
+    return _up(_cpu_vllm_plain_session, "the LoRA-less CPU vLLM server")
 
 
 @pytest.fixture(scope="module")
