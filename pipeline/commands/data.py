@@ -64,8 +64,8 @@ def _positive(text: str) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from pipeline.datasets.medisumcode import build
-    from pipeline.datasets.progress import file_bars
+    from pipeline.datasets.build_medisumcode import build
+    from pipeline.datasets.file_progress import file_bars
 
     with file_bars() as bars:
         result = build(
@@ -86,7 +86,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from pipeline.datasets.published import LABEL, metric_column
+    from pipeline.datasets.clue_v3 import LABEL, metric_column
     from pipeline.datasets.versions import identify
     from pipeline.paths import default_data_dir
     from pipeline.tasks import check_data, task_names

@@ -39,7 +39,7 @@ whatever the run's size (holding the whole run doubled an eval's RSS after sendi
 def score_tasks(store: Store, model: str, variant: str, tasks: Sequence[str]) -> list[TaskSummary]:
     """Score every succeeded output of ``model`` on ``tasks``, batch by batch; write the scores table;
     aggregate."""
-    from pipeline.scoring import loglik
+    from pipeline.scoring import option_logprobs
     from pipeline.scoring.means import RunningMeans
     from pipeline.scoring.traces import TraceTally
     from pipeline.tasks import scores
@@ -63,7 +63,7 @@ def score_tasks(store: Store, model: str, variant: str, tasks: Sequence[str]) ->
         subtasks = sorted(by_subtask) or [""]
         for subtask in subtasks:
             means = by_subtask.get(subtask, RunningMeans())
-            agg = loglik.aggregate(means) if variant == "loglik" else scores.aggregate(task, means)
+            agg = option_logprobs.aggregate(means) if variant == "loglik" else scores.aggregate(task, means)
             summaries.append(
                 TaskSummary(
                     task, subtask, agg.n, failed.get((task, subtask), 0), dict(agg.metrics), agg.missing,
@@ -78,23 +78,23 @@ def score_tasks(store: Store, model: str, variant: str, tasks: Sequence[str]) ->
 
 def _refuse_broken_loglik(store: Store, model: str, task: str) -> None:
     """Count the items whose options all scored the same (a first, light pass: the sums only)."""
-    from pipeline.scoring import loglik
+    from pipeline.scoring import option_logprobs
 
     ties = n = 0
     for rows in store.result_batches(model, "loglik", task, SCORE_BATCH):
         n += len(rows)
-        ties += sum(loglik.is_tied(orjson.loads(r["choice_logprobs"])) for r in rows)
-    loglik.refuse_if_broken(task, model, ties, n)
+        ties += sum(option_logprobs.is_tied(orjson.loads(r["choice_logprobs"])) for r in rows)
+    option_logprobs.refuse_if_broken(task, model, ties, n)
 
 
 def _score_batch(store: Store, model: str, variant: str, task: str, rows: Sequence[Any]) -> list[ScoredItem]:
     """Score one batch of result rows and write its scores (one transaction)."""
-    from pipeline.scoring import loglik
+    from pipeline.scoring import option_logprobs
     from pipeline.tasks import scores
 
     if variant == "loglik":
         items = [
-            loglik.score_options(
+            option_logprobs.score_options(
                 orjson.loads(r["choice_logprobs"]),
                 orjson.loads(r["choice_labels"]),
                 orjson.loads(r["choice_texts"]),
@@ -139,13 +139,15 @@ def _write_scores(
 def print_summary(summaries: Sequence[TaskSummary], model: str, out: Path, *, console: Console) -> None:
     """One row per task (LongHealth: per sub-task): the paper's metrics, format adherence, lenient score.
     Labels and their order are the metric declarations' (``pipeline/scoring/metrics.toml``)."""
-    from pipeline.scoring import loglik
+    from pipeline.scoring import option_logprobs
     from pipeline.scoring.metrics import FORMAT_ADHERENCE, LENIENT, declared, paper_use
     from pipeline.scoring.traces import TRACE_METRICS
 
     # The metrics column holds those the paper reports (for any task; MedQA's accuracy too), and
     # --variant loglik's.
-    labels = {name: m.label for name, m in declared().items() if paper_use(name) or name in loglik.SUMMARY}
+    labels = {
+        name: m.label for name, m in declared().items() if paper_use(name) or name in option_logprobs.SUMMARY
+    }
     table = Table(title=f"{model} — results in {out}", title_justify="left")
     table.add_column("task")
     table.add_column("scored", justify="right")

@@ -16,7 +16,7 @@ from pipeline.report.aggregate import item_bootstrap, unit_label
 from pipeline.report.compare import ALPHA, BETTER, WORSE, compare_pair, finish_comparisons
 from pipeline.report.pairs import Pair
 from pipeline.report.stats import seeded_rng
-from pipeline.scoring.loglik import ACCURACY as LOGLIK_ACCURACY
+from pipeline.scoring.option_logprobs import ACCURACY as LOGLIK_ACCURACY
 
 MEASURES: dict[str, tuple[str, str]] = {
     "strict": ("paper", "accuracy"),

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.datasets import published as paper
+from pipeline.datasets import clue_v3 as paper
 from pipeline.report import spec
 
 Z = 1.96

@@ -10,7 +10,7 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.datasets.published import LABEL
+from pipeline.datasets.clue_v3 import LABEL
 from pipeline.report import published
 from pipeline.report.build import Report
 

@@ -19,7 +19,7 @@ from pipeline.evaluation.loglik import cache_salt, continuation_sum
 from pipeline.evaluation.tokens import EstimateCounter
 from pipeline.paths import DEMO_DATA_DIR
 from pipeline.request import Request, Sampling, content_key
-from pipeline.scoring import loglik
+from pipeline.scoring import option_logprobs
 from pipeline.scoring.means import RunningMeans
 from pipeline.tasks import get_task
 from pipeline.tasks.base import RenderContext
@@ -61,20 +61,33 @@ def test_the_options_are_written_as_the_answer_format_writes_them() -> None:
 
 def test_tied_options_are_flagged_and_a_mostly_tied_task_is_refused() -> None:
     labels = texts = ["entailment", "neutral", "contradiction"]
-    right = loglik.score_options([-5.0, -2.0, -1.0], labels, texts, "contradiction")
-    assert right.metrics == {loglik.ACCURACY: 100.0, loglik.ACCURACY_NORM: 100.0, loglik.TIED: 0.0}
+    right = option_logprobs.score_options([-5.0, -2.0, -1.0], labels, texts, "contradiction")
+    assert right.metrics == {
+        option_logprobs.ACCURACY: 100.0,
+        option_logprobs.ACCURACY_NORM: 100.0,
+        option_logprobs.TIED: 0.0,
+    }
     # Per byte the long "contradiction" (-1.95 / 13) beats "neutral" (-1.9 / 7).
-    longer = loglik.score_options([-5.0, -1.9, -1.95], labels, texts, {"answer": "contradiction"})
-    assert (longer.metrics[loglik.ACCURACY], longer.metrics[loglik.ACCURACY_NORM]) == (0.0, 100.0)
-    tied = loglik.score_options([-3.0, -3.0, -3.0], labels, texts, "entailment")  # not the first option
-    assert tied.parsed["tied"] and tied.metrics[loglik.ACCURACY] == 0.0
+    longer = option_logprobs.score_options([-5.0, -1.9, -1.95], labels, texts, {"answer": "contradiction"})
+    assert (longer.metrics[option_logprobs.ACCURACY], longer.metrics[option_logprobs.ACCURACY_NORM]) == (
+        0.0,
+        100.0,
+    )
+    tied = option_logprobs.score_options(
+        [-3.0, -3.0, -3.0], labels, texts, "entailment"
+    )  # not the first option
+    assert tied.parsed["tied"] and tied.metrics[option_logprobs.ACCURACY] == 0.0
     means = RunningMeans([right, tied])
-    summary = loglik.aggregate(means)
-    assert summary.metrics == {loglik.ACCURACY: 50.0, loglik.ACCURACY_NORM: 50.0, loglik.TIED: 50.0}
+    summary = option_logprobs.aggregate(means)
+    assert summary.metrics == {
+        option_logprobs.ACCURACY: 50.0,
+        option_logprobs.ACCURACY_NORM: 50.0,
+        option_logprobs.TIED: 50.0,
+    }
     assert summary.notes == ("1 of 2 items score every option the same (flagged, scored 0)",)
-    loglik.refuse_if_broken("mednli", "m", 2, 4)  # half: flagged, kept
+    option_logprobs.refuse_if_broken("mednli", "m", 2, 4)  # half: flagged, kept
     with pytest.raises(MedsweepError, match="refused: 3 of 4 mednli items of m score every answer option"):
-        loglik.refuse_if_broken("mednli", "m", 3, 4)
+        option_logprobs.refuse_if_broken("mednli", "m", 3, 4)
 
 
 def test_continuation_sums_need_every_prompt_token() -> None:

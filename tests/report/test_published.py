@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipeline.datasets.published import published
+from pipeline.datasets.clue_v3 import published
 from pipeline.report import build_report
 from pipeline.report.tables import report_markdown
 from tests.support.datasets import write_mednli

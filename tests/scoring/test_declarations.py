@@ -54,7 +54,7 @@ def test_the_summary_labels_in_their_order() -> None:
         ("no_answer", "no answer %"),  # a reasoning model's replies (pipeline/scoring/traces.py)
         ("reasoning_tokens_p50", "trace p50"),
         ("reasoning_tokens_p95", "trace p95"),
-        ("accuracy_loglik", "loglik acc"),  # --variant loglik (pipeline/scoring/loglik.py)
+        ("accuracy_loglik", "loglik acc"),  # --variant loglik (pipeline/scoring/option_logprobs.py)
         ("accuracy_loglik_norm", "loglik acc-norm"),
         ("tied", "tied %"),
     ]

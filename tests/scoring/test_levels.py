@@ -8,7 +8,7 @@ import csv
 
 import pytest
 
-from pipeline.datasets.published import RESULTS
+from pipeline.datasets.clue_v3 import RESULTS
 from pipeline.scoring import level_scores
 from pipeline.tasks.scores import paper_metrics
 

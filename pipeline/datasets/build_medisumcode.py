@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.datasets.csvstream import CsvRows, Row, open_rows
-from pipeline.datasets.progress import FileBars
+from pipeline.datasets.file_progress import FileBars
 from pipeline.errors import DataError
 from pipeline.files import FILE_MODE, private_dir
 
