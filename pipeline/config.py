@@ -101,6 +101,9 @@ class RunConfig(_Strict):
     # (default think-tags; docs/reasoning.md).
     reasoning_split: Splitter | None = None
     recheck: int = Field(default=0, ge=0, description="committed items re-sent one at a time after the run")
+    # False: generate only and leave scoring to `score_stored` (the sweep scores after the server is
+    # stopped, so the GPUs are not held through CPU-only scoring; docs/sweeps.md, docs/slurm.md).
+    score: bool = True
 
 
 class EvalConfig(_Strict):

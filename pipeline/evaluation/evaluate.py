@@ -199,10 +199,24 @@ async def _evaluate(
                         "one at a time (temperature 0)",
                         highlight=False,
                     )
-                summaries = score_tasks(store, target.identity, config.run.variant, tasks)
+                summaries = (
+                    score_tasks(store, target.identity, config.run.variant, tasks) if config.run.score else []
+                )
         finally:
             store.close()
     return EvalOutcome(result, target, tuple(tasks), (), tuple(summaries), time.time())
+
+
+def score_stored(out: Path, identity: str, variant: str, tasks: Sequence[str]) -> list[TaskSummary]:
+    """Score what the store under ``out`` holds of ``identity`` on ``tasks`` (an eval run with
+    ``run.score = false`` generated it): no server is needed. Holds the model's store lock, as the eval
+    does, so that it never scores beside a running eval of the same model."""
+    store = Store.open(out)
+    try:
+        with store.lock(identity, variant):
+            return score_tasks(store, identity, variant, tasks)
+    finally:
+        store.close()
 
 
 def run_evaluation(
