@@ -97,6 +97,10 @@ class SweepRunner:
         self.journal = Journal(self.out)
         self._cancel = threading.Event()
         self._api_key = self._read_api_key()
+        # A Slurm job's (pipeline/sweep/slurm/job.py): when its allocation began and how long it was pending
+        # before; the first model's turn begins then and its timeline counts the wait as queued_s.
+        self.allocated_at: float | None = None
+        self.queued_s = 0.0
 
     # --- the sweep ---
 
@@ -190,7 +194,9 @@ class SweepRunner:
         reports = [ModelReport(m.name, list(gpus), host.port) for m in evals]
         tasks: dict[str, tuple[str, ...]] = {}
         # Wall-clock (the eval process's marks are compared with them): a model's turn and its passes.
-        started = {m.name: time.time() for m in evals[:1]}
+        now = time.time()
+        started = {m.name: min(self.allocated_at or now, now) for m in evals[:1]}
+        queued = {m.name: self.queued_s for m in evals[:1]}
         ended: dict[str, float] = {}
         passes: dict[str, list[PassMarks]] = {m.name: [] for m in evals}
         for model in evals:
@@ -232,7 +238,10 @@ class SweepRunner:
             ended[evals[reports.index(current)].name] = time.time()
         for model, report in zip(evals, reports, strict=True):
             turn = (started[model.name], ended[model.name]) if model.name in started else None
-            self._finish(model, report, keeper, turn, tasks.get(model.name, ()), passes[model.name])
+            marks = passes[model.name]
+            self._finish(
+                model, report, keeper, turn, tasks.get(model.name, ()), marks, queued.get(model.name, 0.0)
+            )
         return reports
 
     def _evaluate(
@@ -279,12 +288,13 @@ class SweepRunner:
         turn: tuple[float, float] | None,
         tasks: tuple[str, ...],
         passes: list[PassMarks],
+        queued_s: float = 0.0,
     ) -> None:
         """Fill in ``model``'s report from the store and journal its end."""
         report.restarts = keeper.restarts
         started = turn[0] if turn is not None else None
         if turn is not None:
-            report.timeline = build_timeline(turn[0], passes, turn[1])
+            report.timeline = build_timeline(turn[0], passes, turn[1], queued_s)
             report.wall_s = report.timeline.wall_s
         report.stats = model_stats(self.out, report.identity, self.settings.variant, tasks)
         if report.status != "interrupted":

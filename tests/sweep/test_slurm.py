@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -310,13 +311,36 @@ def test_more_gpus_than_the_clusters_nodes_have_submits_nothing(sweep: Sweep) ->
 def test_a_sweep_from_a_folder_with_spaces_and_a_hash_runs_where_it_should(sweep: Sweep) -> None:
     # The real sbatch reads the quoted --chdir and --output (unquoted, it split them at the space and cut
     # them at the `#`): the job runs in that folder and its log lands in OUT/logs there.
+    # The job is submitted held (--hold) and released by the test once Slurm's clock has passed its submit
+    # second: its pending time is the model's queued_s, exactly Slurm's StartTime - SubmitTime.
     room = sweep.root / "my runs #2"
     room.mkdir()
     sweep.root, sweep.models = room, [SMALL_A]
-    sweep.write_plan()
+    sweep.write_plan(slurm='extra_sbatch = ["--hold"]')
     proc = sweep.start()
+    wait_for("the job to be submitted", lambda: bool(sweep.submitted().get(SMALL_A)))
+    (job_id,) = sweep.submitted()[SMALL_A]
+    submitted = _job_field(sweep.cluster, job_id, "SubmitTime")
+    assert _job_field(sweep.cluster, job_id, "Reason") == "JobHeldUser"
+    wait_for("a second past the submission", lambda: time.time() >= submitted.timestamp() + 1)
+    sweep.cluster.run("scontrol", "release", job_id)
     output, _ = proc.communicate(timeout=240)
     assert proc.returncode == 0, output + sweep.logs()
-    (job_id,) = sweep.submitted()[SMALL_A]
     assert (room / "out" / "logs" / f"{SMALL_A}.slurm-{job_id}.out").is_file()
     assert sweep.counts(SMALL_A) == (TOTAL, TOTAL)
+    queued = (_job_field(sweep.cluster, job_id, "StartTime") - submitted).total_seconds()
+    assert queued >= 1
+    (row,) = json.loads((sweep.out / "sweep-summary.json").read_text())["results"]
+    timeline = row["timeline"]
+    assert timeline["queued_s"] == queued, timeline
+    parts = sum(v for k, v in timeline.items() if k != "idle_fraction")
+    assert round(parts, 1) == row["wall_s"], timeline  # the wait is part of the model's wall
+    (event,) = [e for e in Journal(job_dir(sweep.out, SMALL_A)).events() if e["event"] == "job_started"]
+    assert event["job_id"] == job_id and event["queued_s"] == queued, event
+
+
+def _job_field(cluster: SlurmCluster, job_id: str, name: str) -> Any:
+    """A field of `scontrol show job` (times as datetimes, in Slurm's local time)."""
+    job = cluster.run("scontrol", "show", "job", "-o", job_id).stdout
+    value = next(f for f in job.split() if f.startswith(f"{name}=")).removeprefix(f"{name}=")
+    return datetime.fromisoformat(value) if name.endswith("Time") else value

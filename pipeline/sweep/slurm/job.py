@@ -21,12 +21,13 @@ from typing import Any
 
 from rich.console import Console
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, EndpointError
 from pipeline.serving.argv import connect_host
 from pipeline.store.layout import job_dir
 from pipeline.sweep.launcher import EngineLauncher, launcher_for
 from pipeline.sweep.plan import PlannedModel, SweepPlan, SweepSettings, load_plan, resolve_models
 from pipeline.sweep.runner import SweepRunner
+from pipeline.sweep.slurm import slurmcli
 from pipeline.sweep.slurm.shapes import JobShape, job_shape
 from pipeline.sweep.summary import print_summary, write_summary
 
@@ -65,6 +66,7 @@ def run_job(plan_path: Path, name: str, environ: Mapping[str, str] | None = None
     model = model.model_copy(update={"port": _free_or_other(plan.sweep.host, model.port)})
     runner = job_runner(plan, model, gpus, Console(stderr=True), environ, shape)
     signal.signal(signal.SIGTERM, _interrupt)
+    runner.allocated_at, runner.queued_s = _allocation(runner, environ, name)
     started = time.monotonic()
     reports = runner.run()
     wall = time.monotonic() - started
@@ -106,6 +108,24 @@ def job_launcher(settings: SweepSettings, shape: JobShape | None, gpus: tuple[in
         split = {"tensor_parallel": shape.tp, "pipeline_parallel": shape.pp,
                  "executor": "ray" if shape.multinode else None}  # fmt: skip
     return launcher_for(settings, **split)
+
+
+def _allocation(runner: SweepRunner, environ: Mapping[str, str], model: str) -> tuple[float | None, float]:
+    """(when Slurm started this job, how long it was pending): the model's timeline begins with its
+    allocation and counts the wait before it as ``queued_s``. Journaled as ``job_started``. Where Slurm
+    does not say (squeue and sacct silent): (None, 0.0), the turn begins when medsweep does."""
+    job_id = environ.get("SLURM_JOB_ID", "")
+    try:
+        times = slurmcli.job_times(job_id) if job_id else None
+    except (ConfigError, EndpointError):
+        times = None
+    if times is None:
+        return None, 0.0
+    submitted, started = times
+    queued = round(max(started - submitted, 0.0), 1)
+    runner.journal.append(model, "job_started", job_id=job_id, submitted_at=submitted, started_at=started,
+                          queued_s=queued)  # fmt: skip
+    return started, queued
 
 
 def _free_or_other(host: str, port: int) -> int:

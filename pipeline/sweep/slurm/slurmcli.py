@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from pipeline.errors import ConfigError, EndpointError
@@ -112,6 +113,31 @@ def accounting(job_ids: Iterable[str]) -> dict[str, str]:
         if job_id in ids and state:
             states[job_id] = state.split()[0]  # "CANCELLED by 0" -> CANCELLED
     return states
+
+
+def job_times(job_id: str) -> tuple[float, float] | None:
+    """(submitted, started) of a job that has started, in seconds since the epoch, from squeue (``%V``,
+    ``%S``; the job itself asks while it runs), else from sacct; None when neither says."""
+    proc = _run(["squeue", "--noheader", "--jobs", job_id, "--states=all", "--format=%V|%S"], "job times")
+    times = _times(proc.stdout.splitlines()[0] if proc.returncode == 0 and proc.stdout.strip() else "")
+    if times is None and shutil.which("sacct") is not None:
+        proc = _run(["sacct", "--noheader", "--parsable2", "--allocations", "--jobs", job_id,
+                     "--format=Submit,Start"], "job times")  # fmt: skip
+        times = _times(proc.stdout.splitlines()[0] if proc.returncode == 0 and proc.stdout.strip() else "")
+    return times
+
+
+def _times(line: str) -> tuple[float, float] | None:
+    """``2026-12-03T14:00:00|2026-12-03T14:00:07`` (Slurm's local time) as epoch seconds; None for a job
+    not started (``N/A``, ``Unknown``) or a line that is not two times."""
+    parts = line.strip().split("|")
+    if len(parts) != 2:
+        return None
+    try:
+        submitted, started = (datetime.fromisoformat(p).timestamp() for p in parts)
+    except ValueError:
+        return None
+    return submitted, started
 
 
 def cancel(job_ids: Iterable[str]) -> None:

@@ -35,6 +35,7 @@ from pipeline.sweep.summary import (
     print_summary,
     write_summary,
 )
+from pipeline.sweep.timeline import Timeline
 
 SCRIPTS_DIR = "slurm"  # OUT/slurm/<model>.sbatch: the scripts as submitted
 _POLL_FAILURES = 10  # squeue failures in a row before the watch gives up (the jobs keep running)
@@ -235,7 +236,7 @@ def _report(out: Path, model: PlannedModel, row: JobRow, variant: str) -> ModelR
     return ModelReport(
         model.name, gpus, model.port, status,
         identity=result.identity, restarts=result.restarts, sent=result.sent, wall_s=result.wall_s,
-        error=error, stats=stats,
+        error=error, stats=stats, timeline=Timeline(**result.timeline) if result.timeline else None,
     )  # fmt: skip
 
 
