@@ -115,6 +115,9 @@ class State:
     recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=512))
     request_log: str | None = None  # every completion body received, one line each
     reasoning: str | None = None  # the reply shape of a reasoning model (REASONING_SHAPES)
+    # (phrase, seconds): a request whose prompt holds the phrase takes that long (the first match; none:
+    # ``Faults.delay``). bench/sweep_idle.py gives each task's requests its own latency this way.
+    latencies: tuple[tuple[str, float], ...] = ()
 
 
 REASONING_SHAPES = ("reasoning", "reasoning_content", "inline", "cut")
@@ -222,8 +225,9 @@ def make_app(state: State) -> web.Application:
         try:
             if fault == "hang":
                 await asyncio.sleep(f.hang_seconds)
-            if f.delay:
-                await asyncio.sleep(f.delay)
+            delay = next((s for phrase, s in state.latencies if phrase in text), f.delay)
+            if delay:
+                await asyncio.sleep(delay)
         finally:
             state.in_flight -= 1
         answer = _answer_for(state, body, text)
@@ -388,6 +392,7 @@ def main() -> None:
     parser.add_argument("--no-vllm-api", action="store_true", help="a plain OpenAI-compatible server")
     parser.add_argument("--request-log", default=None, help="append every completion body received here")
     parser.add_argument("--reasoning", choices=REASONING_SHAPES, help="answer as a reasoning model does")
+    parser.add_argument("--latency-map", default=None, help="JSON file: [[phrase, seconds], ...] per request")
     args = parser.parse_args()
     faults = Faults(
         fail_first=args.fail_first, status_always=args.status_always, extra_waiting=args.extra_waiting
@@ -403,6 +408,9 @@ def main() -> None:
     state.answer = args.answer
     state.request_log = args.request_log
     state.gate.holding = args.hold
+    if args.latency_map:
+        with open(args.latency_map, encoding="utf-8") as fh:
+            state.latencies = tuple((str(p), float(t)) for p, t in orjson.loads(fh.read()))
     if args.ready_delay:
         import time
 

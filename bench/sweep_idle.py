@@ -1,0 +1,228 @@
+"""Where a night of GPUs goes: a sweep plan run by the real sweep code against fake servers, in accelerated
+time (issue #23, item 4).
+
+Real: the sweep (``SweepRunner``: its packing and allocator, server keeper, watchdog, one eval process per
+model, the evals' client, store and scoring, the timeline). Simulated: each model's server is our fake
+OpenAI server (tests/support/fakeserver.py) that becomes healthy ``load_s / A`` after its launch and answers
+each request after the latency the cost model (pipeline/sweep/costs.toml) gives a request of its task on a
+server of its class, divided by A (the acceleration).
+
+The data are the synthetic demo_data/ (a handful of items a task), sent one at a time (concurrency 1):
+each demo request of task t stands for k_t = requests_t (the full task, costs.toml) / demo requests_t real
+ones, and takes the server time those k_t requests take at full batch (k_t x their share of the server,
+``estimate.request_seconds``). A model's generation time is therefore the cost model's for the full study,
+divided by A, and the tail is one demo request, about k_t / concurrency real requests' latency: the shares
+of the timeline are the full study's. What does not scale: the code's own fixed costs (an eval process's
+start, scoring, stopping) run at real speed and count A times over in simulated time; the output shows how
+much of the allocation they are.
+
+Prints the makespan, the lower bound (generating GPU-time / GPUs) and, last, ``idle_fraction=X``: the share
+of the allocated GPU-time in which the GPUs generated nothing (pipeline/sweep/timeline.py's definition,
+summed over the models, weighted by their GPUs). Times are simulated seconds unless they say "real".
+
+Run: .venv/bin/python bench/sweep_idle.py [--plan docs/plans/clue.toml] [--accel A] [--models N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import shlex
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from rich.console import Console  # noqa: E402
+
+from pipeline.errors import MedsweepError  # noqa: E402
+from pipeline.models.registry import ServerConfig  # noqa: E402
+from pipeline.serving.running import RunningServer  # noqa: E402
+from pipeline.sweep.estimate import (  # noqa: E402
+    Costs,
+    StudyEstimate,
+    estimate,
+    load_costs,
+    request_seconds,
+    task_costs,
+)
+from pipeline.sweep.plan import PlannedModel, SweepSettings, load_plan, resolve_models  # noqa: E402
+from pipeline.sweep.runner import SweepRunner  # noqa: E402
+from pipeline.sweep.summary import ModelReport  # noqa: E402
+from tests.support.ports import free_port_block  # noqa: E402
+from tests.support.servers import FAKESERVER  # noqa: E402
+
+DEMO = REPO / "demo_data"
+TARGET_WALL_S = 60.0  # the default acceleration makes the cost model's makespan this many real seconds
+
+
+class FakeLauncher:
+    """Starts one fake server per model: healthy ``load_s / accel`` after launch, each request answered
+    after its task's latency (``--latency-map``)."""
+
+    def __init__(self, load_s: dict[str, float], latencies: dict[str, list[tuple[str, float]]], work: Path):
+        self.load_s, self.latencies, self.work = load_s, latencies, work
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+
+    def _argv(self, model: ServerConfig, port: int) -> list[str]:
+        table = self.work / f"{model.name}.latency.json"
+        table.write_text(json.dumps(self.latencies[model.name]))
+        return [sys.executable, str(FAKESERVER), "--port", str(port), "--model", model.name,
+                "--max-model-len", "100000", "--latency-map", str(table)]  # fmt: skip
+
+    def command(
+        self, model: ServerConfig, gpus: Sequence[int], port: int, adapters: Sequence[ServerConfig] = ()
+    ) -> str:
+        return shlex.join(self._argv(model, port))
+
+    def start(
+        self, model: ServerConfig, gpus: Sequence[int], port: int, adapters: Sequence[ServerConfig] = ()
+    ) -> RunningServer:
+        launched = time.monotonic()
+        log = open(self.work / f"{model.name}.server.log", "ab")  # noqa: SIM115 (the process keeps it)
+        proc = subprocess.Popen(self._argv(model, port), stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        log.close()
+        self.procs[proc.pid] = proc
+        # Healthy at load_s after launch: wait here (finer than the keeper's 1 s health poll, which A would
+        # stretch to A seconds) for the port, then for the rest of the load time.
+        while proc.poll() is None and not _listening(port):
+            time.sleep(0.005)
+        time.sleep(max(0.0, launched + self.load_s[model.name] - time.monotonic()))
+        url = f"http://127.0.0.1:{port}"
+        return RunningServer(
+            url=url, openai_base_url=f"{url}/v1", served_model=model.name, model=model.name, engine="local",
+            host="127.0.0.1", port=port, gpus=list(gpus), pid=proc.pid,
+        )  # fmt: skip
+
+    def alive(self, server: RunningServer) -> str | None:
+        proc = self.procs.get(server.pid or 0)
+        code = None if proc is None else proc.poll()
+        return "process is gone" if proc is None else None if code is None else f"exited with {code}"
+
+    def stop(self, server: RunningServer) -> None:
+        proc = self.procs.pop(server.pid or 0, None)
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+
+    def logs(self, server: RunningServer, lines: int = 50) -> str:
+        return ""
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def bench_models(
+    settings: SweepSettings, models: list[PlannedModel], costs: Costs, accel: float
+) -> tuple[dict[str, float], dict[str, list[tuple[str, float]]]]:
+    """Per model: its simulated load time, and (marker, seconds) per task of its demo requests."""
+    load_s: dict[str, float] = {}
+    latencies: dict[str, list[tuple[str, float]]] = {}
+    for model in models:
+        cls = costs.server_for(model.server.params_b)
+        load_s[model.name] = cls.load_s / accel
+        tasks = model.tasks or tuple(costs.task)
+        demo = task_costs(costs, tasks, settings.data_dir)  # the demo data's request counts
+        full = task_costs(costs, tasks, None)  # the full study's
+        latencies[model.name] = [
+            (full[t].bench_marker, full[t].requests / max(demo[t].requests, 1) * request_seconds(cls, full[t])
+             / accel)
+            for t in costs.task if t in tasks
+        ]  # fmt: skip
+    return load_s, latencies
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--plan", type=Path, default=REPO / "docs/plans/clue.toml")
+    parser.add_argument(
+        "--accel", type=float, default=None, help=f"default: the makespan in {TARGET_WALL_S:g} s"
+    )
+    parser.add_argument("--models", type=int, default=None, help="only the plan's first N models")
+    parser.add_argument("--out", type=Path, default=None, help="keep the sweep's store and logs here")
+    args = parser.parse_args(argv)
+    try:
+        plan = load_plan(args.plan)
+        models = resolve_models(plan, args.plan)[: args.models]
+        costs = load_costs()
+        planned = estimate(plan.sweep, models, costs, None)
+    except MedsweepError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    accel = args.accel or max(planned.makespan_s / TARGET_WALL_S, 1.0)
+    with tempfile.TemporaryDirectory(prefix="sweep-idle-") as tmp:
+        out = args.out or Path(tmp) / "runs"
+        settings = plan.sweep.model_copy(
+            update={"out": out, "data_dir": DEMO, "base_port": free_port_block(len(models)), "limit": None}
+        )
+        models = [
+            m.model_copy(update={"port": settings.base_port + i, "concurrency": 1, "limit": None})
+            for i, m in enumerate(models)
+        ]
+        load_s, latencies = bench_models(settings, models, costs, accel)
+        launcher = FakeLauncher(load_s, latencies, Path(tmp))
+        runner = SweepRunner(settings, models, launcher, console=Console(file=io.StringIO()))
+        began = time.monotonic()
+        reports = runner.run()
+        wall = time.monotonic() - began
+    report(reports, planned, len(settings.gpus), accel, wall, load_s)
+    return 0 if all(r.status == "done" for r in reports) else 1
+
+
+def report(
+    reports: list[ModelReport],
+    planned: StudyEstimate,
+    gpus: int,
+    accel: float,
+    wall: float,
+    load_s: dict[str, float],
+) -> None:
+    """The study's figures in simulated seconds (real ones x ``accel``); ``idle_fraction=X`` last."""
+    parts = dict.fromkeys(("load", "eval start", "busy", "tail", "scoring", "stop"), 0.0)  # GPU-seconds, real
+    for r in reports:
+        t = r.timeline
+        if t is None:
+            print(f"{r.model}: no timeline ({r.status}: {r.error})")
+            continue
+        n = max(len(r.gpus), 1)
+        load = min(load_s[r.model], t.start_s)
+        for name, seconds in (("load", load), ("eval start", t.start_s - load), ("busy", t.busy_s),
+                              ("tail", t.tail_s), ("scoring", t.scoring_s), ("stop", t.stop_s)):  # fmt: skip
+            parts[name] += seconds * n
+    allocated = sum(parts.values())
+    generating = parts["busy"] + parts["tail"]
+    fixed = parts["eval start"] + parts["scoring"] + parts["stop"]
+    makespan, bound = wall * accel, generating * accel / gpus
+    print(f"models: {len(reports)} ({sum(r.status == 'done' for r in reports)} done) on {gpus} GPUs; "
+          f"acceleration {accel:.0f}x; real wall {wall:.1f} s")  # fmt: skip
+    print(f"cost model (pipeline/sweep/costs.toml): makespan {planned.makespan_s / 3600:.2f} h, "
+          f"lower bound {planned.lower_bound_s / 3600:.2f} h, {planned.gpu_hours:.1f} GPU-hours")  # fmt: skip
+    expected = sum(m.generate_s * m.gpus for m in planned.models) / 3600
+    print(
+        f"generating GPU-time: {generating * accel / 3600:.1f} GPU-h measured, {expected:.1f} in the cost "
+        "model"
+    )
+    if allocated:
+        shares = ", ".join(f"{name} {seconds / allocated:.1%}" for name, seconds in parts.items())
+        print(f"allocated GPU-time {allocated * accel / 3600:.1f} GPU-h: {shares}")
+        # The code's own fixed costs ran at real speed; taken once instead of accel times:
+        real_speed = allocated - fixed + fixed / accel
+        print(f"idle fraction with eval start, scoring and stop at real speed (not x{accel:.0f}): "
+              f"{1 - generating / real_speed:.3f}")  # fmt: skip
+    print(f"makespan: {makespan / 3600:.2f} h")
+    print(f"lower bound (generating GPU-time / GPUs): {bound / 3600:.2f} h  (makespan / bound = "
+          f"{makespan / bound if bound else float('inf'):.2f})")  # fmt: skip
+    print(f"idle_fraction={1 - generating / allocated if allocated else 1.0:.3f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
