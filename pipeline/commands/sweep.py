@@ -32,14 +32,16 @@ def register(sub: Any) -> None:
     )
     # Inside a Slurm job: the per-model lifecycle on the GPUs Slurm gave (the sbatch script runs this).
     parser.add_argument("--job", metavar="MODEL", help=argparse.SUPPRESS)
+    # With --job: the model's CPU-only scoring job, after its GPU job (the scoring sbatch script runs this).
+    parser.add_argument("--score", action="store_true", help=argparse.SUPPRESS)
     parser.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     if args.job:
-        from pipeline.sweep.slurm.job import run_job
+        from pipeline.sweep.slurm.job import run_job, run_scoring_job
 
-        return run_job(args.plan, args.job)
+        return run_scoring_job(args.plan, args.job) if args.score else run_job(args.plan, args.job)
     from rich.console import Console
 
     from pipeline.sweep.plan import load_plan, resolve_models

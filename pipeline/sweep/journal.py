@@ -58,6 +58,8 @@ class ModelDone:
     wall_s: float = 0.0
     error: str = ""
     timeline: dict[str, float] | None = None  # pipeline/sweep/timeline.py: where wall_s went
+    # False: generated only (a Slurm GPU job); its scoring job writes it again, scored (docs/slurm.md).
+    scored: bool = True
     t: float = 0.0
 
 
@@ -103,6 +105,7 @@ class JobSubmitted:
     tp: int
     pp: int
     adopted: bool = False
+    scoring: bool = False  # the model's CPU-only scoring job (after its GPU job), not the GPU job
     t: float = 0.0
 
 
@@ -145,9 +148,10 @@ class Journal:
         ]
 
     def finished(self) -> dict[str, ModelDone]:
-        """model -> its last ``model_done`` event whose status is ``done`` (and not superseded)."""
+        """model -> its last ``model_done`` event whose status is ``done`` and which was scored (and not
+        superseded)."""
         last = {done.model: done for done in self.read(ModelDone)}
-        return {m: e for m, e in last.items() if e.status == "done"}
+        return {m: e for m, e in last.items() if e.status == "done" and e.scored}
 
     def leftover_servers(self) -> list[ServerStarted]:
         """``server_started`` records with no ``server_stopped`` after them (a crashed sweep's servers)."""

@@ -86,8 +86,12 @@ class SweepRunner:
         *,
         console: Console | None = None,
         environ: dict[str, str] | None = None,
+        score: bool = True,
     ) -> None:
         self.settings = settings
+        # False: the evals generate only and the model_done events say so (scored=False); a Slurm GPU job
+        # ends with its server and a CPU-only job scores after it (pipeline/sweep/slurm/job.py).
+        self.score = score
         self.models = models
         self.launcher = launcher
         self.console = console or Console(stderr=True)
@@ -315,6 +319,7 @@ class SweepRunner:
             wall_s=report.wall_s,
             error=report.error,
             timeline=report.timeline.as_json() if report.timeline is not None else None,
+            scored=self.score,
         )
 
     def _eval_pass(
@@ -369,7 +374,7 @@ class SweepRunner:
             "model": {"name": model.name},
             "client": client,
             "run": {"tasks": list(model.tasks), "data_dir": s.data_dir, "out": s.out, "limit": model.limit,
-                    "variant": s.variant},
+                    "variant": s.variant, "score": self.score},
         }  # fmt: skip
         environ = {"OPENAI_API_KEY": self._api_key} if self._api_key else {}
         return load_config(s.eval_config, overrides, environ=environ)
@@ -407,6 +412,16 @@ class SweepRunner:
     def finished_earlier(self, model: PlannedModel) -> ModelReport | None:
         """The ``skipped`` report when this plan finished ``model`` before with the same settings."""
         return self._already_done(model, self.journal.finished().get(model.name))
+
+    def generated_earlier(self, model: PlannedModel) -> ModelDone | None:
+        """The last ``model_done`` of ``model`` when it is ``done`` but generated only (``scored=False``: a
+        Slurm GPU job) with the same settings, and the store holds every answer: only scoring is left."""
+        done = [d for d in self.journal.read(ModelDone) if d.model == model.name]
+        last = done[-1] if done else None
+        if last is None or last.scored or last.status != "done" or last.settings != self._settings(model):
+            return None
+        stats = model_stats(self.out, last.identity, self.settings.variant, tuple(last.tasks))
+        return last if stats.total and not stats.pending and not stats.retryable else None
 
     def _already_done(self, model: PlannedModel, record: ModelDone | None) -> ModelReport | None:
         if record is None or record.settings != self._settings(model):

@@ -13,6 +13,7 @@ from pipeline.errors import ConfigError
 from pipeline.sweep.plan import load_plan, resolve_models
 from pipeline.sweep.slurm.settings import default_time, format_time, parse_time
 from pipeline.sweep.slurm.shapes import JobShape, job_shape, split
+from pipeline.sweep.slurm.slurmcli import submit_argv
 from pipeline.sweep.slurm.submit import SlurmSweep
 
 SMALL, BIG, MOE = "meta-llama-3-8b-instruct", "meta-llama-3-70b-instruct", "mixtral-8x22b-instruct-v0.1"
@@ -159,6 +160,54 @@ def test_single_node_script(tmp_path: Path) -> None:
     subprocess.run(["bash", "-n"], input=script, text=True, check=True)
 
 
+def test_scoring_script_and_sbatch_lines(tmp_path: Path) -> None:
+    """Each model's scoring job: CPU only (no --gpus, no --signal), on the plan's scoring partition, time
+    and options, the setup lines, then medsweep's scoring entry; submitted after the GPU job ended."""
+    slurm = (
+        'partition = "gpu"\naccount = "ikim"\ntime = "6:00:00"\nextra_sbatch = ["--constraint=a100"]\n'
+        'scoring_partition = "cpu"\nscoring_time = "45"\nscoring_extra_sbatch = ["--mem=32G"]\n'
+        'setup = ["module load CUDA/12.4"]'
+    )
+    path = _plan(tmp_path, slurm)
+    plan = load_plan(path)
+    sweep = SlurmSweep(plan, path, resolve_models(plan, path), console=None)  # type: ignore[arg-type]
+    script = sweep.scoring_scripts[SMALL]
+    lines = script.splitlines()
+    assert [line for line in lines if line.startswith("#SBATCH")] == [
+        f"#SBATCH --job-name=medsweep-clue-slurm-{SMALL}.score",
+        f"#SBATCH --output={tmp_path / 'out' / 'logs' / SMALL}.score-%j.out",
+        f"#SBATCH --chdir={Path.cwd()}",
+        "#SBATCH --time=00:45:00",
+        "#SBATCH --nodes=1",
+        "#SBATCH --ntasks-per-node=1",
+        "#SBATCH --no-requeue",
+        "#SBATCH --partition=cpu",
+        "#SBATCH --account=ikim",
+        "#SBATCH --mem=32G",
+    ]
+    assert "module load CUDA/12.4" in lines
+    assert lines[-1].startswith("exec ") and lines[-1].endswith(
+        f"-m pipeline sweep --plan {path} --job {SMALL} --score"
+    )
+    subprocess.run(["bash", "-n"], input=script, text=True, check=True)
+    default = _plan(tmp_path, 'partition = "gpu"')  # the scoring job's defaults: the GPU job's partition, 2 h
+    plan = load_plan(default)
+    script = SlurmSweep(plan, default, resolve_models(plan, default), console=None).scoring_scripts[SMALL]  # type: ignore[arg-type]
+    assert "#SBATCH --partition=gpu\n" in script and "#SBATCH --time=02:00:00\n" in script
+    assert "--gpus" not in script
+    with_gpu = _plan(tmp_path, "scoring_gpus = 1")  # for BERTScore on a GPU: asked for, and charged
+    plan = load_plan(with_gpu)
+    script = SlurmSweep(plan, with_gpu, resolve_models(plan, with_gpu), console=None).scoring_scripts[SMALL]  # type: ignore[arg-type]
+    assert "#SBATCH --gpus=1\n" in script
+    # The exact sbatch command lines: the GPU job, then its scoring job after it, whichever way it ends.
+    job = tmp_path / "m.sbatch"
+    assert submit_argv(job) == ["sbatch", "--parsable", str(job)]
+    assert submit_argv(job, dependency="afterany:4711") == [
+        "sbatch", "--parsable", "--dependency=afterany:4711", str(job)
+    ]  # fmt: skip
+    assert submit_argv(job, test_only=True) == ["sbatch", "--test-only", str(job)]
+
+
 def test_paths_with_spaces_and_hashes_are_quoted_for_sbatch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -231,8 +280,9 @@ def test_dry_run_prints_every_sbatch_script(tmp_path: Path, capsys: pytest.Captu
                  models=f'[[models]]\nname = "{SMALL}"\n\n[[models]]\nname = "{BIG}"\n')  # fmt: skip
     assert main(["sweep", "--plan", str(path), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert out.count("#!/bin/bash") == 2
+    assert out.count("#!/bin/bash") == 4  # each model's GPU job and its scoring job
     assert f"#SBATCH --job-name=medsweep-clue-slurm-{SMALL}" in out
+    assert f"#SBATCH --job-name=medsweep-clue-slurm-{SMALL}.score" in out
     assert f"#SBATCH --job-name=medsweep-clue-slurm-{BIG}" in out
     assert not (tmp_path / "out").exists()  # a dry run writes nothing
 
@@ -243,7 +293,9 @@ def test_the_shipped_slurm_plan_dry_runs(capsys: pytest.CaptureFixture[str]) -> 
     plan = REPO_ROOT / "docs" / "plans" / "clue-slurm.toml"
     assert main(["sweep", "--plan", str(plan), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert out.count("#!/bin/bash") == out.count("# --- ") == out.count("# the job serves with: ") >= 27
+    jobs = out.count("# the job serves with: ")
+    assert out.count("#!/bin/bash") == out.count("# --- ") == 2 * jobs and jobs >= 27
+    assert out.count(", scoring: CPU only, submitted with sbatch --dependency=afterany:") == jobs
     moe = out[out.index("# --- mixtral-8x22b-instruct-v0.1") :]
     moe = moe[: moe.index("\n# --- ")]
     assert "#SBATCH --nodes=2" in moe and "#SBATCH --gpus-per-node=4" in moe

@@ -6,5 +6,6 @@ script.py    the sbatch script of one model (single node, or Ray over several no
 slurmcli.py  sbatch / squeue / sacct / scancel, their errors as one line
 submit.py    the sweep on Slurm: submit what is due, watch, cancel, the summary
 jobs.py      the jobs as `sweep` and `status` list them (journal, job stores, squeue): read only
-job.py       `medsweep sweep --job MODEL` inside the job: the local sweep's lifecycle for one model
+job.py       `medsweep sweep --job MODEL` inside the GPU job: the local sweep's lifecycle for one model,
+             generating only; `--job MODEL --score`: its CPU-only scoring job after it
 """

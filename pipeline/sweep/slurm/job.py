@@ -6,10 +6,13 @@ watchdog, stop), launcher and journal — on the GPUs Slurm gave the job (``CUDA
 ``OUT/stores/<model>/`` (its store, journal, summary, logs: one writer, see pipeline/store/layout.py).
 ``--signal=B:TERM@grace`` before the time limit arrives here as SIGTERM: the sweep stops as on Ctrl-C —
 the eval stops sending and commits, the server is stopped — and a rerun of the plan resubmits the job.
+The job generates only: it ends, and releases its GPUs, with the server; ``--score`` is the model's
+scoring job after it, CPU only (``run_scoring_job``; docs/slurm.md).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import socket
@@ -24,12 +27,14 @@ from rich.console import Console
 from pipeline.errors import ConfigError, EndpointError
 from pipeline.serving.argv import connect_host
 from pipeline.store.layout import job_dir
+from pipeline.sweep.journal import Journal, ModelDone
 from pipeline.sweep.launcher import EngineLauncher, launcher_for
 from pipeline.sweep.plan import PlannedModel, SweepPlan, SweepSettings, load_plan, resolve_models
 from pipeline.sweep.runner import SweepRunner
 from pipeline.sweep.slurm import slurmcli
 from pipeline.sweep.slurm.shapes import JobShape, job_shape
 from pipeline.sweep.summary import print_summary, write_summary
+from pipeline.sweep.timeline import Timeline
 
 GPU_ENV = ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_GPUS")
 
@@ -64,9 +69,10 @@ def run_job(plan_path: Path, name: str, environ: Mapping[str, str] | None = None
     # The head node's share of the job: all its GPUs on one node; TP of them per node over several.
     gpus = granted_gpus(environ, shape.gpus_per_node) if shape.gpus_per_node else ()
     model = model.model_copy(update={"port": _free_or_other(plan.sweep.host, model.port)})
-    runner = job_runner(plan, model, gpus, Console(stderr=True), environ, shape)
+    # Generation only: the job (and its GPUs) ends with the server; the scoring job scores after it.
+    runner = job_runner(plan, model, gpus, Console(stderr=True), environ, shape, score=False)
     signal.signal(signal.SIGTERM, _interrupt)
-    runner.allocated_at, runner.queued_s = _allocation(runner, environ, name)
+    runner.allocated_at, runner.queued_s = _allocation(runner.journal, environ, name)
     started = time.monotonic()
     reports = runner.run()
     wall = time.monotonic() - started
@@ -84,6 +90,8 @@ def job_runner(
     console: Console,
     environ: Mapping[str, str] | None = None,
     shape: JobShape | None = None,
+    *,
+    score: bool = True,
 ) -> SweepRunner:
     """The local sweep of one model in its job folder, on ``gpus`` (also what the submitter asks whether
     a model finished earlier: the same journal and settings check as the job's own rerun)."""
@@ -91,7 +99,50 @@ def job_runner(
     if gpus:
         model = model.model_copy(update={"gpu_count": len(gpus)})  # exactly this node's share
     env = dict(os.environ if environ is None else environ)
-    return SweepRunner(settings, [model], job_launcher(settings, shape, gpus), console=console, environ=env)
+    launcher = job_launcher(settings, shape, gpus)
+    return SweepRunner(settings, [model], launcher, console=console, environ=env, score=score)
+
+
+def run_scoring_job(plan_path: Path, name: str, environ: Mapping[str, str] | None = None) -> int:
+    """`medsweep sweep --plan P --job MODEL --score`: the model's scoring job, CPU only, after its GPU job
+    (``--dependency=afterany``). It scores what the GPU job generated (its last ``model_done``, written
+    with ``scored=False``) from the job's store, and writes that ``model_done`` again, scored, its timeline
+    completed: the wait for this job in ``queued_s``, this job in ``scoring_s``; the GPU allocation, and so
+    ``idle_fraction``, stays the GPU job's. Nothing to score (the GPU job was stopped, failed to start, or
+    the model is scored already): says so and exits 0."""
+    from pipeline.evaluation.evaluate import score_stored
+    from pipeline.evaluation.scorecard import print_summary as print_scores
+
+    environ = os.environ if environ is None else environ
+    plan = load_plan(plan_path)
+    if not any(m.name == name for m in resolve_models(plan, plan_path)):
+        raise ConfigError(f"{plan_path}: no model {name!r} in [[models]]")
+    folder = job_dir(plan.sweep.out.resolve(), name)
+    journal = Journal(folder)
+    done = journal.read(ModelDone)
+    last = done[-1] if done else None
+    console = Console(stderr=True)
+    ended = last is not None and bool(last.identity) and last.status != "interrupted"
+    if last is None or not ended or last.scored:
+        why = "it is scored already" if ended else "no generation of it ended"
+        console.print(f"{name}: nothing to score ({why})", highlight=False)
+        return 0
+    signal.signal(signal.SIGTERM, _interrupt)
+    began = time.time()
+    started, queued = _allocation(journal, environ, name, after=last.t)
+    summaries = score_stored(folder, last.identity, plan.sweep.variant, last.tasks)
+    gpu = Timeline(**last.timeline) if last.timeline else Timeline()
+    scoring = round(time.time() - (started or began), 1)
+    timeline = dataclasses.replace(
+        gpu, queued_s=round(gpu.queued_s + queued, 1), scoring_s=round(gpu.scoring_s + scoring, 1)
+    )  # idle_fraction: the GPU job's allocation, the only one that held GPUs ...
+    if plan.slurm.scoring_gpus:  # ... unless this job held GPUs too: its time is GPU time, generating nothing
+        held = gpu.wall_s - gpu.queued_s + scoring
+        idle = (held - gpu.busy_s - gpu.tail_s) / held if held > 0 else 0.0
+        timeline = dataclasses.replace(timeline, idle_fraction=round(min(max(idle, 0.0), 1.0), 3))
+    journal.write(dataclasses.replace(last, scored=True, timeline=timeline.as_json(), wall_s=timeline.wall_s))
+    print_scores(summaries, last.identity, folder, console=Console())
+    return 0
 
 
 def job_settings(plan: SweepPlan, model: PlannedModel, gpus: tuple[int, ...]) -> SweepSettings:
@@ -110,10 +161,13 @@ def job_launcher(settings: SweepSettings, shape: JobShape | None, gpus: tuple[in
     return launcher_for(settings, **split)
 
 
-def _allocation(runner: SweepRunner, environ: Mapping[str, str], model: str) -> tuple[float | None, float]:
+def _allocation(
+    journal: Journal, environ: Mapping[str, str], model: str, after: float = 0.0
+) -> tuple[float | None, float]:
     """(when Slurm started this job, how long it was pending): the model's timeline begins with its
-    allocation and counts the wait before it as ``queued_s``. Journaled as ``job_started``. Where Slurm
-    does not say (squeue and sacct silent): (None, 0.0), the turn begins when medsweep does."""
+    allocation and counts the wait before it as ``queued_s`` (a scoring job's wait counts from ``after``,
+    the GPU job's end: before it, the job waited for its dependency). Journaled as ``job_started``. Where
+    Slurm does not say (squeue and sacct silent): (None, 0.0), the turn begins when medsweep does."""
     job_id = environ.get("SLURM_JOB_ID", "")
     try:
         times = slurmcli.job_times(job_id) if job_id else None
@@ -122,8 +176,8 @@ def _allocation(runner: SweepRunner, environ: Mapping[str, str], model: str) -> 
     if times is None:
         return None, 0.0
     submitted, started = times
-    queued = round(max(started - submitted, 0.0), 1)
-    runner.journal.append(model, "job_started", job_id=job_id, submitted_at=submitted, started_at=started,
+    queued = round(max(started - max(submitted, after), 0.0), 1)
+    journal.append(model, "job_started", job_id=job_id, submitted_at=submitted, started_at=started,
                           queued_s=queued)  # fmt: skip
     return started, queued
 

@@ -29,8 +29,11 @@ RAY_ADDRESS_ENV = "RAY_ADDRESS"
 _PLAIN = re.compile(r"[\w./:%@+=,-]+")
 
 
-def job_name(sweep: str, model: str) -> str:
-    return f"{JOB_PREFIX}-{sweep}-{model}"
+SCORING_SUFFIX = ".score"  # the scoring job's name: the GPU job's and this (no model name ends so)
+
+
+def job_name(sweep: str, model: str, *, scoring: bool = False) -> str:
+    return f"{JOB_PREFIX}-{sweep}-{model}" + (SCORING_SUFFIX if scoring else "")
 
 
 def job_time(plan: SweepPlan, model: PlannedModel) -> int:
@@ -54,8 +57,8 @@ class JobFiles:
     workdir: Path  # the directory `medsweep sweep` ran in: relative plan paths resolve against it
     logs: Path  # OUT/logs
 
-    def log(self, model: str) -> Path:
-        return self.logs / f"{model}.slurm-%j.out"
+    def log(self, model: str, *, scoring: bool = False) -> Path:
+        return self.logs / f"{model}.{'score' if scoring else 'slurm'}-%j.out"
 
 
 def one_line(value: str) -> str:
@@ -73,9 +76,10 @@ def sbatch_quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def medsweep_argv(plan: Path, model: str) -> list[str]:
+def medsweep_argv(plan: Path, model: str, *, scoring: bool = False) -> list[str]:
     """The job's command: this interpreter's medsweep (the venv must be visible on the compute nodes)."""
-    return [sys.executable, "-m", "pipeline", "sweep", "--plan", str(plan), "--job", model]
+    argv = [sys.executable, "-m", "pipeline", "sweep", "--plan", str(plan), "--job", model]
+    return [*argv, "--score"] if scoring else argv
 
 
 def render(plan: SweepPlan, sweep: str, model: PlannedModel, shape: JobShape, files: JobFiles) -> str:
@@ -111,6 +115,36 @@ def render(plan: SweepPlan, sweep: str, model: PlannedModel, shape: JobShape, fi
     if shape.multinode:
         body += ["", *_ray_cluster(shape, plan.sweep.startup_timeout)]
     body += ["", shlex.join(["exec", *medsweep_argv(files.plan, model.name)])]
+    return "\n".join(head + body) + "\n"
+
+
+def render_scoring(plan: SweepPlan, sweep: str, model: PlannedModel, files: JobFiles) -> str:
+    """The model's scoring job: CPU only (no ``--gpus`` unless ``scoring_gpus``), submitted with
+    ``--dependency=afterany:<GPU job>``, so it starts once the GPU job has ended, whichever way (it scores
+    only what was generated)."""
+    slurm = plan.slurm
+    head = [
+        "#!/bin/bash",
+        f"# medsweep: scoring of {model.name} of sweep {sweep!r}, after its GPU job; written by "
+        f"`medsweep sweep --plan {shlex.quote(one_line(str(files.plan)))}`",
+        f"#SBATCH --job-name={sbatch_quote(job_name(sweep, model.name, scoring=True))}",
+        f"#SBATCH --output={sbatch_quote(str(files.log(model.name, scoring=True)))}",
+        f"#SBATCH --chdir={sbatch_quote(str(files.workdir))}",
+        f"#SBATCH --time={format_time(parse_time(slurm.scoring_time))}",
+        "#SBATCH --nodes=1",
+        "#SBATCH --ntasks-per-node=1",
+        "#SBATCH --no-requeue",
+    ]
+    if slurm.scoring_gpus:
+        head.append(f"#SBATCH --gpus={slurm.scoring_gpus}")
+    options = {"partition": slurm.scoring_partition or slurm.partition, "account": slurm.account,
+               "qos": slurm.qos}  # fmt: skip
+    head += [f"#SBATCH --{key}={sbatch_quote(value)}" for key, value in options.items() if value]
+    head += [f"#SBATCH {option}" for option in slurm.scoring_extra_sbatch]
+    body = ["", "set -e"]
+    if slurm.setup:
+        body += ["# [slurm] setup", *slurm.setup]
+    body += ["", shlex.join(["exec", *medsweep_argv(files.plan, model.name, scoring=True)])]
     return "\n".join(head + body) + "\n"
 
 

@@ -100,13 +100,20 @@ class SlurmSettings(BaseModel):
     setup: tuple[str, ...] = ()  # shell lines run first in the job: module loads, venv activation
     grace: int = Field(default=300, ge=30, le=3600, description="seconds between SIGTERM and the limit")
     poll_interval: float = Field(default=30.0, gt=0, description="seconds between squeue polls")
+    # Each model's CPU-only scoring job, after its GPU job (docs/slurm.md): where, how long, what else.
+    scoring_partition: str | None = Field(default=None, min_length=1)  # None: `partition`
+    scoring_time: str = "02:00:00"
+    scoring_extra_sbatch: tuple[str, ...] = ()  # e.g. "--mem=32G" (the UMLS linker is large)
+    # GPUs of the scoring job: 0, or e.g. 1 for BERTScore, which runs its model on a GPU when it sees one
+    # (on the CPUs otherwise); such a job's time counts as GPU time in the model's idle_fraction.
+    scoring_gpus: int = Field(default=0, ge=0, le=64)
 
-    @field_validator("time")
+    @field_validator("time", "scoring_time")
     @classmethod
     def _time(cls, value: str | None) -> str | None:
         return check_time(value)
 
-    @field_validator("partition", "account", "qos")
+    @field_validator("partition", "account", "qos", "scoring_partition")
     @classmethod
     def _name(cls, value: str | None) -> str | None:
         # Written into an #SBATCH line: a line break would end the header and run the rest as shell.
@@ -115,7 +122,7 @@ class SlurmSettings(BaseModel):
             raise ValueError(f'{value!r} holds {what}; give one Slurm name, e.g. "gpu"')
         return value
 
-    @field_validator("extra_sbatch")
+    @field_validator("extra_sbatch", "scoring_extra_sbatch")
     @classmethod
     def _extra(cls, lines: tuple[str, ...]) -> tuple[str, ...]:
         out = []

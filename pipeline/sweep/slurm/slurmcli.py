@@ -64,10 +64,11 @@ def _message(proc: subprocess.CompletedProcess[str]) -> str:
     return text or f"exit status {proc.returncode}"
 
 
-def submit(script: Path, *, test_only: bool = False) -> str:
-    """Submit ``script``; the job id (``--test-only``: sbatch's answer). ConfigError with sbatch's own
-    message when it refuses (a partition that does not exist, a time over the partition's limit)."""
-    argv = ["sbatch", "--test-only", str(script)] if test_only else ["sbatch", "--parsable", str(script)]
+def submit(script: Path, *, test_only: bool = False, dependency: str | None = None) -> str:
+    """Submit ``script`` (after ``dependency``, e.g. ``afterany:4711``); the job id (``--test-only``:
+    sbatch's answer). ConfigError with sbatch's own message when it refuses (a partition that does not
+    exist, a time over the partition's limit)."""
+    argv = submit_argv(script, test_only=test_only, dependency=dependency)
     proc = _run(argv, "submitting")
     if proc.returncode != 0:
         raise ConfigError(f"sbatch refused {script.name}: {_message(proc)}")
@@ -75,6 +76,14 @@ def submit(script: Path, *, test_only: bool = False) -> str:
         return _message(proc)
     # --parsable prints "jobid" or "jobid;cluster".
     return proc.stdout.strip().split(";")[0]
+
+
+def submit_argv(script: Path, *, test_only: bool = False, dependency: str | None = None) -> list[str]:
+    """The sbatch command line of ``submit`` (tests assert it)."""
+    if test_only:
+        return ["sbatch", "--test-only", str(script)]
+    after = [f"--dependency={dependency}"] if dependency else []
+    return ["sbatch", "--parsable", *after, str(script)]
 
 
 def queue(prefix: str) -> dict[str, JobInfo]:

@@ -25,7 +25,7 @@ from pipeline.sweep.plan import PlannedModel, SweepPlan
 from pipeline.sweep.slurm import slurmcli
 from pipeline.sweep.slurm.job import job_launcher, job_runner, job_settings
 from pipeline.sweep.slurm.jobs import JOB_PREFIX, JobRow, job_rows, read, submissions
-from pipeline.sweep.slurm.script import JobFiles, job_name, render
+from pipeline.sweep.slurm.script import SCORING_SUFFIX, JobFiles, job_name, render, render_scoring
 from pipeline.sweep.slurm.shapes import JobShape, job_shapes
 from pipeline.sweep.summary import (
     STATUSES,
@@ -62,6 +62,7 @@ class SlurmSweep:
         files = JobFiles(plan=plan_path.resolve(), workdir=Path.cwd(), logs=self.out / "logs")
         try:
             self.scripts = {m.name: render(plan, self.sweep, m, self.shapes[m.name], files) for m in models}
+            self.scoring_scripts = {m.name: render_scoring(plan, self.sweep, m, files) for m in models}
         except ConfigError as exc:
             raise ConfigError(f"{plan_path}: {exc}") from None
         self._stop = threading.Event()
@@ -75,8 +76,9 @@ class SlurmSweep:
     def dry_run(self) -> None:
         """Every sbatch script exactly as it would be submitted (plain text: copy-pastable)."""
         print(
-            f"# {len(self.models)} models, one Slurm job each; results in {self.out} (a store per job under "
-            f"{STORES_DIR}/); submit with `medsweep sweep --plan {self.plan_path}`"
+            f"# {len(self.models)} models, one Slurm job each and a CPU-only scoring job after it; results "
+            f"in {self.out} (a store per model under {STORES_DIR}/); submit with `medsweep sweep --plan "
+            f"{self.plan_path}`"
         )
         for model in self.models:
             shape = self.shapes[model.name]
@@ -87,6 +89,9 @@ class SlurmSweep:
             granted = tuple(range(shape.gpus_per_node))  # as CUDA_VISIBLE_DEVICES will name them
             launcher = job_launcher(job_settings(self.plan, model, granted), shape, granted)
             print(f"# the job serves with: {launcher.command(model.server, granted, model.port)}")
+            print(f"\n# --- {model.name}, scoring: CPU only, submitted with sbatch "
+                  "--dependency=afterany:<the job above> ---")  # fmt: skip
+            print(self.scoring_scripts[model.name], end="")
 
     # --- submit and watch ---
 
@@ -96,16 +101,19 @@ class SlurmSweep:
         subs = submissions(self.out)
         queue = slurmcli.queue(self.prefix)
         active_by_name = {info.name: info for info in queue.values() if info.active}
+        scoring = submissions(self.out, scoring=True)
         reports: dict[str, ModelReport] = {}
         due: list[PlannedModel] = []
+        due_scoring: list[PlannedModel] = []
         for model in self.models:
             runner = job_runner(self.plan, model, (), self.console)
             runner.check_inputs()  # config, data and a damaged store: said before anything is submitted
             earlier = runner.finished_earlier(model)
-            name = job_name(self.sweep, model.name)
             recorded = [e.job_id for e in subs.get(model.name, [])]
-            running = next((queue[j] for j in reversed(recorded) if j in queue and queue[j].active), None)
-            running = running or active_by_name.get(name)
+            known = recorded + [e.job_id for e in scoring.get(model.name, [])]
+            running = next((queue[j] for j in reversed(known) if j in queue and queue[j].active), None)
+            names = (job_name(self.sweep, model.name), job_name(self.sweep, model.name, scoring=True))
+            running = running or next((active_by_name[n] for n in names if n in active_by_name), None)
             if earlier is not None:
                 reports[model.name] = earlier
                 self.console.print(f"{model.name}: done by an earlier job of this plan; skipped")
@@ -113,8 +121,11 @@ class SlurmSweep:
                 self.console.print(
                     f"{model.name}: job {running.job_id} is {running.state}; left alone", highlight=False
                 )
-                if running.job_id not in recorded:  # submitted by a run that crashed before recording it
-                    self._record(journal, model, running.job_id, adopted=True)
+                if running.job_id not in known:  # submitted by a run that crashed before recording it
+                    adopted = running.name == names[1]
+                    self._record(journal, model, running.job_id, adopted=True, scoring=adopted)
+            elif runner.generated_earlier(model) is not None:
+                due_scoring.append(model)  # its GPU job generated everything; only the scoring is missing
             elif len(recorded) > self.plan.sweep.max_restarts:
                 reports[model.name] = ModelReport(
                     model.name, [], model.port, "failed",
@@ -123,10 +134,11 @@ class SlurmSweep:
                 )  # fmt: skip
             else:
                 due.append(model)
-        self._submit(journal, due)
+        self._submit(journal, due, due_scoring)
         if not wait:
             self.console.print(
-                f"submitted {len(due)} job(s); `medsweep status --out {self.plan.sweep.out}` shows them, "
+                f"submitted {len(due) + len(due_scoring)} model(s); `medsweep status --out "
+                f"{self.plan.sweep.out}` shows them, "
                 f"`medsweep sweep --plan {self.plan_path} --cancel` cancels them",
                 highlight=False, soft_wrap=True,
             )  # fmt: skip
@@ -151,26 +163,47 @@ class SlurmSweep:
         print(f"summary: {path}")
         return 0 if all(r.status in ("done", "skipped") for r in ordered) else 1
 
-    def _submit(self, journal: Journal, due: list[PlannedModel]) -> None:
-        if not due:
+    def _submit(self, journal: Journal, due: list[PlannedModel], due_scoring: list[PlannedModel]) -> None:
+        """Each model of ``due``: its GPU job, and its scoring job after it (``--dependency=afterany``);
+        each of ``due_scoring`` (generated by an earlier job): its scoring job alone."""
+        if not due and not due_scoring:
             return
         folder = private_dir(self.out / SCRIPTS_DIR)
         private_dir(self.out / "logs")
         paths = {m.name: write_private(folder / f"{m.name}.sbatch", self.scripts[m.name]) for m in due}
-        for model in due:  # sbatch's own refusal (a partition that does not exist) before any job exists
-            slurmcli.submit(paths[model.name], test_only=True)
+        scorers = {
+            m.name: write_private(folder / f"{m.name}.score.sbatch", self.scoring_scripts[m.name])
+            for m in (*due, *due_scoring)
+        }
+        # sbatch's own refusal (a partition that does not exist) before any job exists
+        for path in (*paths.values(), *scorers.values()):
+            slurmcli.submit(path, test_only=True)
         for model in due:
             job_id = slurmcli.submit(paths[model.name])
             self._record(journal, model, job_id)
-            self.console.print(f"{model.name}: submitted job {job_id}", highlight=False)
+            scorer = slurmcli.submit(scorers[model.name], dependency=f"afterany:{job_id}")
+            self._record(journal, model, scorer, scoring=True)
+            self.console.print(
+                f"{model.name}: submitted job {job_id} and its scoring job {scorer}", highlight=False
+            )
+        for model in due_scoring:
+            scorer = slurmcli.submit(scorers[model.name])
+            self._record(journal, model, scorer, scoring=True)
+            self.console.print(
+                f"{model.name}: generated by an earlier job; submitted its scoring job {scorer}",
+                highlight=False,
+            )
 
-    def _record(self, journal: Journal, model: PlannedModel, job_id: str, adopted: bool = False) -> None:
+    def _record(
+        self, journal: Journal, model: PlannedModel, job_id: str, adopted: bool = False, scoring: bool = False
+    ) -> None:
         shape = self.shapes[model.name]
+        gpus = (0, 0, 0) if scoring else (shape.gpus_per_node, shape.tp, shape.pp)  # a scoring job: no GPU
         journal.write(
             JobSubmitted(
-                model=model.name, job_id=job_id, job_name=job_name(self.sweep, model.name),
-                nodes=shape.nodes, gpus_per_node=shape.gpus_per_node, tp=shape.tp, pp=shape.pp,
-                adopted=adopted,
+                model=model.name, job_id=job_id, job_name=job_name(self.sweep, model.name, scoring=scoring),
+                nodes=shape.nodes if not scoring else 1, gpus_per_node=gpus[0], tp=gpus[1], pp=gpus[2],
+                adopted=adopted, scoring=scoring,
             )
         )  # fmt: skip
 
@@ -193,7 +226,7 @@ class SlurmSweep:
                 if shown.get(row.model) != row.line():
                     shown[row.model] = row.line()
                     self.console.print(row.line(), highlight=False, markup=False)
-            if not any(row.state not in slurmcli.ENDED | {"ENDED", "GONE"} for row in rows):
+            if not any(row.active for row in rows):
                 return
             if self._stop.wait(self.plan.slurm.poll_interval):
                 return
@@ -202,13 +235,16 @@ class SlurmSweep:
 
     def cancel(self) -> int:
         journal = Journal(self.out)
-        recorded = {e.job_id for evs in submissions(self.out).values() for e in evs}
-        names = {job_name(self.sweep, m.name) for m in self.models}
+        recorded = {
+            e.job_id for scoring in (False, True) for evs in submissions(self.out, scoring=scoring).values()
+            for e in evs
+        }  # fmt: skip
+        names = {job_name(self.sweep, m.name, scoring=s) for m in self.models for s in (False, True)}
         queue = slurmcli.queue(self.prefix)
         doomed = [j for j in queue.values() if j.active and (j.job_id in recorded or j.name in names)]
         slurmcli.cancel(j.job_id for j in doomed)
         for job in doomed:
-            model = job.name.removeprefix(self.prefix)
+            model = job.name.removeprefix(self.prefix).removesuffix(SCORING_SUFFIX)
             journal.append(model, "job_cancelled", job_id=job.job_id)
             self.console.print(f"{model}: cancelled job {job.job_id} ({job.state})", highlight=False)
         if not doomed:
@@ -233,6 +269,15 @@ def _report(out: Path, model: PlannedModel, row: JobRow, variant: str) -> ModelR
     error = result.error
     if status == "interrupted":  # the job was stopped (time limit, scancel), not the sweep
         status, error = "incomplete", f"job {row.job_id} stopped ({row.state}); rerun the plan to resubmit it"
+    elif not result.scored and status == "done":
+        scoring = f"job {row.scoring_id} ({row.scoring_state})" if row.scoring_id else "none submitted"
+        status, error = (
+            "incomplete",
+            (
+                f"generated, not scored (scoring job: {scoring}; log: {out / 'logs'}); "
+                "rerun the plan to score it"
+            ),
+        )
     return ModelReport(
         model.name, gpus, model.port, status,
         identity=result.identity, restarts=result.restarts, sent=result.sent, wall_s=result.wall_s,
