@@ -1,5 +1,6 @@
 """One vLLM server's endpoints beyond chat and completions: ``/v1/models`` (discovery), ``/health`` (the
-readiness wait), ``/tokenize`` + ``/detokenize`` (exact token counts), ``/metrics`` (the server's load, for
+readiness wait), ``/tokenize`` + ``/detokenize`` (exact token counts; ``--variant loglik``'s prompts as token
+ids), ``/metrics`` (the server's load, for
 backpressure, and its prefix caching) and ``/version`` (provenance), over one HTTP client configuration.
 
 ``Endpoint`` owns that configuration: the server's root, the ``Authorization`` header and the timeouts
@@ -10,8 +11,9 @@ not here: ``pipeline.evaluation.client`` keeps its own aiohttp pool, chosen for 
 httpx, not aiohttp, for these calls: the readiness wait is synchronous (a CLI command, a watchdog thread)
 and the rest is async, and httpx gives both from one configuration (``httpx.Client`` and
 ``httpx.AsyncClient`` take the same base URL, headers and timeout), where aiohttp is async only. These
-calls are few (a probe a second, one ``/tokenize`` per distinct text, cached), so aiohttp's lower
-per-request cost, which matters for the eval's thousands of chat requests, buys nothing here.
+calls are few (a probe a second, one ``/tokenize`` per distinct text, cached; ``--variant loglik``: a few
+per item, beside the item's own completions), so aiohttp's lower per-request cost, which matters for the
+eval's thousands of chat requests, buys nothing here.
 
 Shared vocabulary of the eval core and serving: it imports neither.
 """
@@ -19,7 +21,7 @@ Shared vocabulary of the eval core and serving: it imports neither.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pipeline.config import server_root, without_credentials
 from pipeline.errors import EndpointError
+from pipeline.failures import FailureClass
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,15 @@ class Timeouts:
 
 
 TIMEOUTS = Timeouts()
+
+
+class TokenizeError(EndpointError):
+    """``/tokenize`` failed: the message, and the class the failure of a request that needed it gets
+    (``--variant loglik`` stores an item whose prompt could not be tokenized as failed with it)."""
+
+    def __init__(self, message: str, error_class: FailureClass) -> None:
+        super().__init__(message)
+        self.error_class = error_class
 
 
 class _Card(BaseModel):
@@ -229,12 +241,56 @@ class Endpoint:
         text = await self._metrics()
         return None if text is None else parse_prefix_caching(text)
 
-    async def tokenize(self, model: str, text: str) -> list[int]:
-        """``text``'s tokens in ``model``'s tokenizer, without special tokens (no BOS)."""
-        body = await self._post("tokenize", {"model": model, "prompt": text, "add_special_tokens": False})
-        tokens = body.get("tokens")
-        if not isinstance(tokens, list):
-            raise EndpointError(f"{self.shown}/tokenize answered without a 'tokens' list: is it vLLM?")
+    async def tokenize(self, model: str, text: str, *, special_tokens: bool = False) -> list[int]:
+        """``text``'s tokens in ``model``'s tokenizer; by default without special tokens (no BOS: a piece of
+        a prompt), with them for a whole completion prompt (a base model's, as the server would feed it)."""
+        return await self._tokens({"model": model, "prompt": text, "add_special_tokens": special_tokens})
+
+    async def tokenize_chat(
+        self,
+        model: str,
+        messages: Sequence[Mapping[str, str]],
+        *,
+        add_generation_prompt: bool = True,
+        continue_final_message: bool = False,
+        template_kwargs: Mapping[str, Any] | None = None,
+    ) -> list[int]:
+        """The token ids ``model`` is fed for ``messages``: its chat template rendered by the server (the
+        template writes the special tokens), with the generation prompt or continuing the last message."""
+        payload: dict[str, Any] = {
+            "model": model,
+            "messages": [dict(m) for m in messages],
+            "add_generation_prompt": add_generation_prompt,
+            "continue_final_message": continue_final_message,
+            "add_special_tokens": False,
+        }
+        if template_kwargs:
+            payload["chat_template_kwargs"] = dict(template_kwargs)
+        return await self._tokens(payload)
+
+    async def _tokens(self, payload: dict[str, Any]) -> list[int]:
+        """``POST /tokenize``'s ``tokens``; a ``TokenizeError`` classed as a request's failure would be: no
+        answer (connection), HTTP 5xx (server error), another status (bad request), no token list
+        (invalid response)."""
+        url = f"{self.shown}/tokenize"
+        try:
+            response = await self._client.post("/tokenize", json=payload, timeout=self.timeouts.tokenize)
+        except httpx.HTTPError as exc:
+            raise TokenizeError(
+                f"POST {url} failed ({type(exc).__name__}): is the vLLM server up?", FailureClass.CONNECTION
+            ) from None
+        status = response.status_code
+        if status != 200:
+            error_class = FailureClass.SERVER_ERROR if status >= 500 else FailureClass.BAD_REQUEST
+            raise TokenizeError(f"POST {url} failed with HTTP {status}: {response.text[:200]}", error_class)
+        try:
+            tokens = response.json().get("tokens")
+        except (ValueError, AttributeError):
+            tokens = None
+        if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
+            raise TokenizeError(
+                f"{url} answered without a 'tokens' list: is it vLLM?", FailureClass.INVALID_RESPONSE
+            )
         return tokens
 
     async def detokenize(self, model: str, tokens: list[int]) -> str:

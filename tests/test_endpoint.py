@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from pipeline.endpoint import Endpoint
+from pipeline.endpoint import Endpoint, TokenizeError
+from pipeline.failures import FailureClass
 from tests.support.servers import fake_server
 
 SEEN = web.AppKey("seen", list)
@@ -80,3 +81,62 @@ async def test_an_unreachable_server_has_no_queue_depth_version_or_models() -> N
         assert await endpoint.queue_depth() is None
         assert await endpoint.version() is None
         assert await endpoint.model_entries() == []
+
+
+TOKENIZE_BODIES = web.AppKey("tokenize_bodies", list)
+
+
+async def _tokenize_as_asked(request: web.Request) -> web.Response:
+    """``/tokenize`` answering what the prompt asks for: ``status N``, ``no tokens``, else token ids."""
+    body = await request.json()
+    request.app[TOKENIZE_BODIES].append(body)
+    prompt = body.get("prompt", "")
+    if prompt.startswith("status "):
+        return web.Response(status=int(prompt.split()[1]), text="refused")
+    if prompt == "no tokens":
+        return web.json_response({"count": 0})
+    return web.json_response({"tokens": [7, 8, 9]})
+
+
+async def test_tokenize_failures_are_classed_as_a_requests_would_be() -> None:
+    """``--variant loglik`` stores an item whose prompt could not be tokenized as failed with the class a
+    request's failure would get (its rerun retries the transient ones): pipeline.endpoint classes them."""
+    app = web.Application()
+    app[TOKENIZE_BODIES] = []
+    app.router.add_post("/tokenize", _tokenize_as_asked)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with Endpoint(f"http://127.0.0.1:{port}/v1", "k-1") as endpoint:
+            assert await endpoint.tokenize("m", "a base prompt", special_tokens=True) == [7, 8, 9]
+            messages = [{"role": "user", "content": "hi"}]
+            assert await endpoint.tokenize_chat(
+                "m", messages, continue_final_message=True, add_generation_prompt=False,
+                template_kwargs={"enable_thinking": False},
+            ) == [7, 8, 9]  # fmt: skip
+            classes = {}
+            for prompt in ("status 500", "status 400", "no tokens"):
+                with pytest.raises(TokenizeError) as caught:
+                    await endpoint.tokenize("m", prompt)
+                classes[prompt] = caught.value.error_class
+    finally:
+        await runner.cleanup()
+    assert classes == {
+        "status 500": FailureClass.SERVER_ERROR,
+        "status 400": FailureClass.BAD_REQUEST,
+        "no tokens": FailureClass.INVALID_RESPONSE,
+    }
+    sent = app[TOKENIZE_BODIES]
+    assert sent[0] == {"model": "m", "prompt": "a base prompt", "add_special_tokens": True}
+    assert sent[1] == {
+        "model": "m", "messages": messages, "add_generation_prompt": False, "continue_final_message": True,
+        "add_special_tokens": False, "chat_template_kwargs": {"enable_thinking": False},
+    }  # fmt: skip
+    assert sent[2]["add_special_tokens"] is False  # a piece of a prompt: no BOS
+    async with Endpoint(f"http://127.0.0.1:{port}") as endpoint:  # the server is gone
+        with pytest.raises(TokenizeError) as caught:
+            await endpoint.tokenize("m", "a")
+    assert caught.value.error_class is FailureClass.CONNECTION

@@ -27,6 +27,7 @@ import httpx
 import pytest
 
 from pipeline.config import ClientConfig
+from pipeline.endpoint import Endpoint
 from pipeline.evaluation.client import Client
 from pipeline.evaluation.loglik import LoglikScorer
 from pipeline.evaluation.tokens import EstimateCounter
@@ -131,8 +132,11 @@ def test_scores_do_not_depend_on_request_order_or_the_prefix_cache(cpu_vllm_plai
     server = cpu_vllm_plain
 
     async def score_all() -> tuple[list[Any], list[Any], list[Any]]:
-        async with Client(ClientConfig(concurrency=16), (server.base_url,)) as client:
-            scorer = LoglikScorer(client, server.base_url, server.base)
+        async with (
+            Client(ClientConfig(concurrency=16), (server.base_url,)) as client,
+            Endpoint(server.base_url) as endpoint,
+        ):
+            scorer = LoglikScorer(client, endpoint, server.base_url, server.base)
             forward = [await scorer.score(r, f"order-{r.item_id}") for r in requests]
             # Put every prompt in the prefix cache (the paper variant's generation request), then score the
             # items again, the last first.

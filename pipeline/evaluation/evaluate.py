@@ -177,7 +177,7 @@ async def _evaluate(
         ).as_json()
         loglik = None
         if config.run.variant == "loglik":
-            loglik = LoglikScorer(client, base_url, target.served_name)
+            loglik = LoglikScorer(client, endpoint, base_url, target.served_name)
             await loglik.check_endpoint()  # before the store is touched: a refusal leaves nothing behind
         store = Store.open(config.run.out)
         try:

@@ -23,10 +23,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import orjson
 
-from pipeline.config import server_root
+from pipeline.config import without_credentials
+from pipeline.endpoint import Endpoint, TokenizeError
 from pipeline.errors import EndpointError
 from pipeline.evaluation.client import Client, Outcome
 from pipeline.failures import FailureClass
@@ -59,12 +59,6 @@ class Scored:
     choice_logprobs: str | None
 
 
-class _TokenizeError(Exception):
-    def __init__(self, error_class: FailureClass, message: str) -> None:
-        super().__init__(message)
-        self.error_class = error_class
-
-
 def cache_salt(key: str, index: int) -> str:
     """The prefix-cache salt of option ``index`` of the result ``key``: unique per body, and the same on
     every rerun (the body is part of the stored record)."""
@@ -83,23 +77,25 @@ def continuation_sum(logprobs: Sequence[float | None] | None, start: int, length
 
 
 class LoglikScorer:
-    """Sends the scoring bodies of one item through ``client`` (its retries and replicas)."""
+    """Sends the scoring bodies of one item through ``client`` (its retries and replicas); the server's
+    tokenizer is reached through ``endpoint`` (pipeline.endpoint: the one owner of calls other than
+    generation)."""
 
-    def __init__(self, client: Client, base_url: str, served_name: str) -> None:
+    def __init__(self, client: Client, endpoint: Endpoint, base_url: str, served_name: str) -> None:
         self.client = client
-        self.root = server_root(base_url)
-        self.base_url = base_url
+        self.endpoint = endpoint
+        self.base_url = without_credentials(base_url)  # as messages show it
         self.served_name = served_name
 
     async def check_endpoint(self) -> None:
         """Refuse an endpoint without ``/tokenize`` or without prompt log-probabilities: one line each, naming
         the endpoint and the fix, before anything is stored."""
         try:
-            ids = await self._tokenize({"prompt": _PROBE, "add_special_tokens": False})
-        except _TokenizeError as exc:
+            ids = await self.endpoint.tokenize(self.served_name, _PROBE)
+        except TokenizeError as exc:
             raise EndpointError(
-                f"--variant loglik needs the server's tokenizer, and {self.root}/tokenize failed ({exc}): "
-                "serve the model with vLLM (its /tokenize renders the chat template into token ids)"
+                f"--variant loglik needs the server's tokenizer, and {exc}: serve the model with vLLM (its "
+                "/tokenize renders the chat template into token ids)"
             ) from None
         body = self._body(ids, "probe")
         outcome = await self.client.send("completions", orjson.dumps(body), chat=False)
@@ -130,11 +126,8 @@ class LoglikScorer:
         }
         try:
             context = await self._context_ids(request)
-            options = [
-                await self._tokenize({"prompt": text, "add_special_tokens": False})
-                for _, text in request.choices
-            ]
-        except _TokenizeError as exc:
+            options = [await self.endpoint.tokenize(self.served_name, text) for _, text in request.choices]
+        except TokenizeError as exc:
             failed = Outcome(
                 False, attempts=1, latency_s=time.monotonic() - start, error_class=exc.error_class,
                 error_message=f"tokenizing the prompt for log-likelihood scoring: {exc}",
@@ -177,41 +170,19 @@ class LoglikScorer:
         (``truncate_prompt_tokens``: the server keeps the prompt's last tokens)."""
         extra = request.extra_body
         if request.messages is not None:
-            payload: dict[str, Any] = {
-                "messages": list(request.messages),
-                "add_generation_prompt": bool(extra.get("add_generation_prompt", True)),
-                "continue_final_message": bool(extra.get("continue_final_message", False)),
-                "add_special_tokens": False,  # the chat template writes the special tokens itself
-                "chat_template_kwargs": _NO_THINKING,
-            }
-        else:
-            payload = {"prompt": request.prompt or "", "add_special_tokens": True}
-        ids = await self._tokenize(payload)
+            ids = await self.endpoint.tokenize_chat(
+                self.served_name,
+                request.messages,
+                add_generation_prompt=bool(extra.get("add_generation_prompt", True)),
+                continue_final_message=bool(extra.get("continue_final_message", False)),
+                template_kwargs=_NO_THINKING,
+            )
+        else:  # a base model's completion prompt, with the tokenizer's own special tokens (its BOS)
+            ids = await self.endpoint.tokenize(self.served_name, request.prompt or "", special_tokens=True)
         keep = extra.get("truncate_prompt_tokens")
         if isinstance(keep, int) and 0 < keep < len(ids):
             ids = ids[-keep:]
         return ids
-
-    async def _tokenize(self, payload: dict[str, Any]) -> list[int]:
-        url = f"{self.root}/tokenize"
-        try:
-            async with self.client.session.post(
-                url, json={"model": self.served_name, **payload}, timeout=aiohttp.ClientTimeout(total=120)
-            ) as response:
-                status = response.status
-                text = await response.text()
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise _TokenizeError(FailureClass.CONNECTION, f"{url}: {type(exc).__name__}") from None
-        if status != 200:
-            error_class = FailureClass.SERVER_ERROR if status >= 500 else FailureClass.BAD_REQUEST
-            raise _TokenizeError(error_class, f"{url} answered HTTP {status}: {text[:200]}")
-        try:
-            tokens = orjson.loads(text).get("tokens")
-        except (orjson.JSONDecodeError, AttributeError):
-            tokens = None
-        if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
-            raise _TokenizeError(FailureClass.INVALID_RESPONSE, f"{url} answered without a 'tokens' list")
-        return tokens
 
     def _body(self, ids: list[int], salt: str) -> dict[str, Any]:
         return {"model": self.served_name, "prompt": ids, **LOGLIK_BODY, "cache_salt": salt}
