@@ -101,9 +101,9 @@ def _parsed(scores: Any, request: Request, output: str) -> Any:
 
 
 async def determinism_provenance(endpoint: Endpoint, concurrency: int) -> dict[str, Any]:
-    """What makes temperature-0 outputs repeat or drift: prefix caching (vLLM's ``cache_config_info``
-    gauge), ``VLLM_BATCH_INVARIANT`` and the client's concurrency. None where nothing says: no endpoint
-    reports ``VLLM_BATCH_INVARIANT`` and no engine of medsweep sets it, so it is the server environment's
-    (recorded as None: unknown)."""
+    """What makes temperature-0 outputs repeat or drift, as the endpoint and the client say: prefix caching
+    (vLLM's ``cache_config_info`` gauge; None where the endpoint has none) and the client's concurrency.
+    ``VLLM_BATCH_INVARIANT`` is a fact of the server as medsweep started it (its record, read by
+    pipeline.serving.provenance): no endpoint reports it."""
     prefix = await endpoint.prefix_caching()
-    return {"prefix_caching": prefix, "vllm_batch_invariant": None, "concurrency": concurrency}
+    return {"prefix_caching": prefix, "concurrency": concurrency}

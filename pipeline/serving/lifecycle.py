@@ -19,6 +19,7 @@ from pipeline.endpoint import Endpoint
 from pipeline.errors import ConfigError
 from pipeline.models.registry import Device, ServerConfig
 from pipeline.serving.engines import Engine, Launch, Target, get_engine
+from pipeline.serving.engines.base import BATCH_INVARIANT_ENV
 from pipeline.serving.lora import server_models, verify
 from pipeline.serving.running import RunningServer
 
@@ -55,9 +56,11 @@ def plan_server(
     pipeline_parallel: int = 1,
     executor: str | None = None,
     memory_class: int | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> ServerPlan:
     """The plan that serves ``entry``: a LoRA entry's server is its base's, with every adapter of that base;
-    a base with ``adapters`` given (the sweep's riders) serves those beside it."""
+    a base with ``adapters`` given (the sweep's riders) serves those beside it. ``environ`` (default: ours)
+    is where ``VLLM_BATCH_INVARIANT`` is read: every engine passes it on, and the record keeps it."""
     base, own = server_models(entry)
     target = Target(
         model=base,
@@ -72,8 +75,24 @@ def plan_server(
         tensor_parallel=tensor_parallel,
         pipeline_parallel=pipeline_parallel,
         executor=executor,
+        batch_invariant=batch_invariant(environ),
     )
     return ServerPlan(entry, engine, target, api_key_env, memory_class)
+
+
+def batch_invariant(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``VLLM_BATCH_INVARIANT`` asks for batch invariance, read as vLLM reads it (an integer, 0 is
+    off; unset or empty is off); anything else is a one-line ConfigError before a server starts."""
+    value = (os.environ if environ is None else environ).get(BATCH_INVARIANT_ENV, "").strip()
+    if not value:
+        return False
+    try:
+        return int(value) != 0
+    except ValueError:
+        raise ConfigError(
+            f"{BATCH_INVARIANT_ENV}={value!r}: vLLM reads it as an integer; set it to 1 (on) or 0 (off), "
+            "or unset it"
+        ) from None
 
 
 def start_server(plan: ServerPlan, *, log_path: Path, api_key: str | None = None) -> RunningServer:
@@ -106,6 +125,7 @@ def start_server(plan: ServerPlan, *, log_path: Path, api_key: str | None = None
         chat_mode=entry.chat_mode,
         stop=entry.stop,
         api_key_env=plan.api_key_env,
+        vllm_batch_invariant=target.batch_invariant,
         log_path=str(log_path),
     )
     return engine.start(target, launch, child_env(launch.env, api_key), server)

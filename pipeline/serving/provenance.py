@@ -51,6 +51,9 @@ class ServerProvenance(_Record):
     memory_class: int | None = None
     medsweep_version: str = __version__
     git_commit: str | None = None
+    # VLLM_BATCH_INVARIANT as medsweep started the server (its record: the state file, the sweep's
+    # launcher); None for an endpoint medsweep did not start (nothing reports it).
+    vllm_batch_invariant: bool | None = None
 
 
 class SweepPass(_Record):
@@ -75,6 +78,7 @@ class LauncherFacts(_Record):
     image_id: str | None = None
     image_digests: list[str] | None = None
     sweep: SweepPass | None = None
+    vllm_batch_invariant: bool | None = None
 
     @classmethod
     def of(cls, server: RunningServer, sweep: SweepPass | None = None) -> LauncherFacts:
@@ -90,6 +94,7 @@ class LauncherFacts(_Record):
             image_id=server.image_id,
             image_digests=list(server.image_digests) if known else None,
             sweep=sweep,
+            vllm_batch_invariant=server.vllm_batch_invariant,
         )
 
 
@@ -102,9 +107,9 @@ class RunProvenance(ServerProvenance):
     sweep: SweepPass | None = None
     truncation: str | None = None
     scorers: dict[str, str] = Field(default_factory=dict)
-    # What makes temperature-0 outputs repeat or drift (pipeline.evaluation.recheck); None: unknown.
+    # What makes temperature-0 outputs repeat or drift (pipeline.evaluation.recheck; the server's
+    # VLLM_BATCH_INVARIANT is one of its facts, above); None: unknown.
     prefix_caching: bool | None = None
-    vllm_batch_invariant: bool | None = None
     concurrency: int | None = None
 
     @classmethod
@@ -172,6 +177,7 @@ async def collect_provenance(
             "tensor_parallel_size": state.tensor_parallel_size,
             "pipeline_parallel_size": state.pipeline_parallel_size,
             "memory_class": state.memory_class,
+            "vllm_batch_invariant": state.vllm_batch_invariant,
         }
     )
 

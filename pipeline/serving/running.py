@@ -49,6 +49,8 @@ class RunningServer(BaseModel):
     chat_mode: str | None = None
     stop: list[str] = Field(default_factory=list)
     api_key_env: str | None = None  # name of the variable holding the key; never the key
+    # VLLM_BATCH_INVARIANT as started (engines.base.Target); None in a state file from before it was kept.
+    vllm_batch_invariant: bool | None = None
     log_path: str | None = None
     started_at: float = Field(default_factory=time.time)
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import stat
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +20,7 @@ from pipeline.serving.process import exit_reason
 from pipeline.serving.state import read_state
 from tests.support.paths import REPO_ROOT, TESTS_DIR
 from tests.support.ports import free_port
+from tests.support.servers import fake_server
 
 MODEL = "meta-llama-3-8b-instruct"
 
@@ -86,3 +89,38 @@ def test_a_missing_sif_and_a_missing_apptainer_are_one_line(
     err = capsys.readouterr().err
     assert err.startswith("error: `apptainer` is not on PATH: load it") and err.count("\n") == 1
     assert read_state() is None
+
+
+def _provenance(out: Path) -> dict[str, Any]:
+    with sqlite3.connect(out / "medsweep.sqlite") as conn:
+        (text,) = conn.execute("SELECT provenance_json FROM runs").fetchone()
+    recorded: dict[str, Any] = json.loads(text)
+    return recorded
+
+
+def test_vllm_batch_invariant_is_passed_kept_and_read_by_eval(
+    fake_apptainer: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Served with VLLM_BATCH_INVARIANT=1: the server gets it, the state file keeps it, and an eval of that
+    server records it in the run's provenance; an eval of an endpoint medsweep did not start records None."""
+    sif = tmp_path / "vllm-openai.sif"
+    sif.write_bytes(b"not really an image")
+    port = free_port()
+    monkeypatch.setenv("VLLM_BATCH_INVARIANT", "1")
+    args = ["serve", "--engine", "apptainer", "--model", MODEL, "--gpus", "0", "--port", str(port)]
+    assert main([*args, "--image", str(sif), "--timeout", "60"]) == 0
+    monkeypatch.delenv("VLLM_BATCH_INVARIANT")  # the eval reads the server's record, not its own environment
+    try:
+        (recorded,) = [json.loads(line) for line in fake_apptainer.read_text().splitlines()]
+        assert "VLLM_BATCH_INVARIANT=1" in recorded
+        state = read_state()
+        assert state is not None and state.vllm_batch_invariant is True
+        data = str(REPO_ROOT / "demo_data")
+        evaluate = ["eval", "--task", "mednli", "--limit", "1", "--data-dir", data]
+        assert main([*evaluate, "--out", str(tmp_path / "managed")]) == 0  # the endpoint of the state file
+        assert _provenance(tmp_path / "managed")["vllm_batch_invariant"] is True
+        with fake_server("--model", MODEL) as other:  # a server medsweep did not start
+            assert main([*evaluate, "--base-url", other.base_url, "--out", str(tmp_path / "other")]) == 0
+        assert _provenance(tmp_path / "other")["vllm_batch_invariant"] is None
+    finally:
+        assert main(["stop"]) == 0

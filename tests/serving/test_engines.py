@@ -12,6 +12,7 @@ from pipeline.errors import ConfigError
 from pipeline.models.registry import get_model, load_server_config
 from pipeline.serving.engines import ENGINE_NAMES, ENGINES, Engine, Target, check_engine_name, get_engine
 from pipeline.serving.launch import ServeRequest, resolve
+from pipeline.serving.lifecycle import plan_server
 from tests.support.paths import REPO_ROOT as REPO
 
 
@@ -135,3 +136,26 @@ def test_eval_polls_the_queue_only_where_the_engine_offers_it(
     assert main(["eval", "--task", "mednli", "--out", str(tmp_path / "out")]) == 0
     (config,) = seen
     assert config.client.backpressure is backpressure  # type: ignore[attr-defined]
+
+
+def test_every_engine_passes_vllm_batch_invariant_when_it_is_set() -> None:
+    """``VLLM_BATCH_INVARIANT`` where medsweep serves from reaches the server through every engine (a
+    container's too, which would not inherit it) and is kept in the plan's target; unset or 0 passes nothing
+    (vLLM's default, off); a value vLLM cannot read is one line before anything starts."""
+    entry = get_model("smollm2-135m-instruct")
+    for name, engine in ENGINES.items():
+        for device in engine.devices:
+            on = plan_server(entry, engine, device=device, port=8000, host="127.0.0.1",
+                             environ={"VLLM_BATCH_INVARIANT": "1"})  # fmt: skip
+            launch = on.launch()
+            passed = launch.env.get("VLLM_BATCH_INVARIANT") == "1" or "VLLM_BATCH_INVARIANT=1" in launch.argv
+            assert on.target.batch_invariant and passed, (name, device, launch.shell())
+            for environ in ({}, {"VLLM_BATCH_INVARIANT": "0"}, {"VLLM_BATCH_INVARIANT": ""}):
+                off = plan_server(entry, engine, device=device, port=8000, host="127.0.0.1", environ=environ)
+                assert not off.target.batch_invariant and "VLLM_BATCH_INVARIANT" not in off.launch().shell()
+    with pytest.raises(ConfigError) as caught:
+        plan_server(entry, get_engine("cpu"), device="cpu", port=8000, host="127.0.0.1",
+                    environ={"VLLM_BATCH_INVARIANT": "yes"})  # fmt: skip
+    assert str(caught.value) == (
+        "VLLM_BATCH_INVARIANT='yes': vLLM reads it as an integer; set it to 1 (on) or 0 (off), or unset it"
+    )

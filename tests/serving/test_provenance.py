@@ -18,6 +18,7 @@ SERVER_KEYS = [
     "base_url", "vllm_version", "served_model", "max_model_len", "root", "registry_model", "hf_id",
     "revision", "engine", "device", "image", "image_id", "image_digests", "offers", "gpus",
     "tensor_parallel_size", "pipeline_parallel_size", "memory_class", "medsweep_version", "git_commit",
+    "vllm_batch_invariant",
 ]  # fmt: skip
 
 
@@ -32,7 +33,7 @@ def test_an_eval_records_the_same_keys_and_values(tmp_path: Path, monkeypatch: p
     with sqlite3.connect(tmp_path / "out" / "medsweep.sqlite") as conn:
         (text,) = conn.execute("SELECT provenance_json FROM runs").fetchone()
     recorded = json.loads(text)
-    run_keys = ["replicas", "truncation", "scorers", "prefix_caching", "vllm_batch_invariant", "concurrency"]
+    run_keys = ["replicas", "truncation", "scorers", "prefix_caching", "concurrency"]
     assert list(recorded) == sorted([*SERVER_KEYS, *run_keys])  # the store sorts
     assert {k: recorded[k] for k in SERVER_KEYS[:5]} == {
         "base_url": root, "vllm_version": "0.0.0-fake", "served_model": "fake-model", "max_model_len": 2048,
@@ -41,7 +42,8 @@ def test_an_eval_records_the_same_keys_and_values(tmp_path: Path, monkeypatch: p
     assert all(recorded[k] is None for k in SERVER_KEYS[5:18])  # no state file: the server's facts only
     assert (recorded["replicas"], recorded["truncation"]) == (1, "v3")
     assert recorded["medsweep_version"] and recorded["scorers"] == {}  # MedNLI needs no optional scorer
-    # The fake server exports no cache-config gauge; nothing reports batch invariance (docs/eval.md).
+    # The fake server exports no cache-config gauge; batch invariance is known only of a server medsweep
+    # started (its record), and there is none here (docs/eval.md).
     assert (recorded["prefix_caching"], recorded["vllm_batch_invariant"], recorded["concurrency"]) == (
         None, None, 64,
     )  # fmt: skip
@@ -64,8 +66,7 @@ def test_a_sweep_adds_what_its_launcher_knew_and_its_pass() -> None:
     )
     recorded = run.model_copy(update={"truncation": "v3", "scorers": {}}).as_json()
     assert list(recorded) == [
-        *SERVER_KEYS, "replicas", "sweep", "truncation", "scorers", "prefix_caching", "vllm_batch_invariant",
-        "concurrency",
+        *SERVER_KEYS, "replicas", "sweep", "truncation", "scorers", "prefix_caching", "concurrency",
     ]  # fmt: skip
     assert recorded["sweep"] == {"port": 8001, "pass": 2}
     assert (recorded["engine"], recorded["device"], recorded["gpus"], recorded["tensor_parallel_size"]) == (
@@ -76,7 +77,9 @@ def test_a_sweep_adds_what_its_launcher_knew_and_its_pass() -> None:
     )  # fmt: skip
     # As the sweep always recorded it: what the state file would say of the model stays unknown.
     assert (recorded["registry_model"], recorded["hf_id"], recorded["memory_class"]) == (None, None, None)
-    local = _server(engine="local", pid=42, log_path="/tmp/x.log")
+    assert recorded["vllm_batch_invariant"] is None  # a record from before it was kept: unknown
+    local = _server(engine="local", pid=42, log_path="/tmp/x.log", vllm_batch_invariant=False)
     recorded = RunProvenance.of(facts, 1, LauncherFacts.of(local)).as_json()
     assert "sweep" not in recorded and recorded["engine"] == "local"
+    assert recorded["vllm_batch_invariant"] is False  # the sweep started it without: vLLM's default
     assert (recorded["image"], recorded["image_id"], recorded["image_digests"]) == (None, None, None)

@@ -38,7 +38,7 @@ class ApptainerEngine(ProcessEngine):
         argv = ["apptainer", "exec"]
         if target.device == "gpu":
             argv.append("--nv")
-        env = dict(NO_TELEMETRY_ENV) if target.device == "gpu" else dict(CPU_ENV)
+        env = {**(NO_TELEMETRY_ENV if target.device == "gpu" else CPU_ENV), **target.env()}
         env["HF_HOME"] = str(hf_cache)
         argv += ["--bind", f"{hf_cache}:{hf_cache}"]
         if cfg.local_path:

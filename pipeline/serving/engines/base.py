@@ -35,6 +35,9 @@ class Offers:
 
 VLLM_OFFERS = Offers()
 
+BATCH_INVARIANT_ENV = "VLLM_BATCH_INVARIANT"
+"""vLLM's switch for batch-invariant kernels (read as an integer: ``bool(int(value))``)."""
+
 
 @dataclass(frozen=True)
 class Target:
@@ -55,6 +58,13 @@ class Target:
     tensor_parallel: int | None = None
     pipeline_parallel: int = 1
     executor: str | None = None
+    # VLLM_BATCH_INVARIANT=1 for the server (batch-invariant kernels: T=0 outputs that do not move with the
+    # batch; GPU-only and beta in vLLM 0.32). False: not passed, vLLM's default (off).
+    batch_invariant: bool = False
+
+    def env(self) -> dict[str, str]:
+        """The environment entries every engine passes to the server for this target."""
+        return {BATCH_INVARIANT_ENV: "1"} if self.batch_invariant else {}
 
     def parallel(self) -> dict[str, Any]:
         """The keyword arguments of ``vllm_flags`` that split the model."""

@@ -27,7 +27,7 @@ class CpuEngine(ProcessEngine):
         vllm_bin = str(vllm_venv() / "bin" / "vllm")
         argv = [vllm_bin, "serve", str(model_dir(target.model)), *args]
         argv += ["--host", target.host, "--port", str(target.port)]
-        return Launch(argv=argv, env=dict(CPU_ENV), url=server_url(target.host, target.port))
+        return Launch(argv=argv, env={**CPU_ENV, **target.env()}, url=server_url(target.host, target.port))
 
     def check(self, target: Target, launch: Launch) -> None:
         if not Path(launch.argv[0]).exists():

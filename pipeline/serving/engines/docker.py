@@ -44,7 +44,7 @@ def run_argv(target: Target, image: str, hf_cache: Path) -> list[str]:
         "-p", f"{target.host}:{target.port}:{CONTAINER_PORT}",
         "-v", f"{hf_cache}:{CONTAINER_HF_CACHE}",
     ]  # fmt: skip
-    env = dict(NO_TELEMETRY_ENV) if target.device == "gpu" else dict(CPU_ENV)
+    env = {**(NO_TELEMETRY_ENV if target.device == "gpu" else CPU_ENV), **target.env()}
     if cfg.local_path:
         # The weights stay outside the image, read-only: the same image serves any model folder.
         inside = f"{CONTAINER_MODELS}/{cfg.name}"

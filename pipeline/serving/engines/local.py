@@ -20,7 +20,11 @@ class LocalEngine(ProcessEngine):
         )
         vllm_bin = shutil.which("vllm") or "vllm"
         argv = [vllm_bin, "serve", *args, "--host", target.host, "--port", str(target.port)]
-        env = {"CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in target.gpus), **NO_TELEMETRY_ENV}
+        env = {
+            "CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in target.gpus),
+            **NO_TELEMETRY_ENV,
+            **target.env(),
+        }
         return Launch(argv=argv, env=env, url=server_url(target.host, target.port))
 
     def check(self, target: Target, launch: Launch) -> None:
