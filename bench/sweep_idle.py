@@ -11,10 +11,12 @@ The data are the synthetic demo_data/ (a handful of items a task), sent one at a
 each demo request of task t stands for k_t = requests_t (the full task, costs.toml) / demo requests_t real
 ones, and takes the server time those k_t requests take at full batch (k_t x their share of the server,
 ``estimate.request_seconds``). A model's generation time is therefore the cost model's for the full study,
-divided by A, and the tail is one demo request, about k_t / concurrency real requests' latency: the shares
-of the timeline are the full study's. What does not scale: the code's own fixed costs (an eval process's
-start, scoring, stopping) run at real speed and count A times over in simulated time; the output shows how
-much of the allocation they are.
+divided by A, and its last request takes about one real request's latency at full batch, as the real tail
+does (counted as busy_s here: with one request in flight, in-flight never drops below its limit; the idle
+fraction counts busy and tail alike). What does not scale: the code's own costs (an eval process's start,
+each request's round trip, scoring, stopping) run at real speed and count A times over in simulated time; the
+output shows how much of the allocation each part is, and the idle fraction with those costs taken at the
+study's scale instead (eval start and stop once, scoring times the items' scale) beside the measured one.
 
 Prints the makespan, the lower bound (generating GPU-time / GPUs) and, last, ``idle_fraction=X``: the share
 of the allocated GPU-time in which the GPUs generated nothing (pipeline/sweep/timeline.py's definition,
@@ -141,6 +143,16 @@ def bench_models(
     return load_s, latencies
 
 
+def item_scale(settings: SweepSettings, models: list[PlannedModel], costs: Costs) -> dict[str, float]:
+    """Per model: how many real requests its demo requests stand for, on average (full / demo)."""
+    scale: dict[str, float] = {}
+    for model in models:
+        tasks = model.tasks or tuple(costs.task)
+        demo = sum(t.requests for t in task_costs(costs, tasks, settings.data_dir).values())
+        scale[model.name] = sum(t.requests for t in task_costs(costs, tasks, None).values()) / max(demo, 1)
+    return scale
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--plan", type=Path, default=REPO / "docs/plans/clue.toml")
@@ -174,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         began = time.monotonic()
         reports = runner.run()
         wall = time.monotonic() - began
-    report(reports, planned, len(settings.gpus), accel, wall, load_s)
+    report(reports, planned, len(settings.gpus), accel, wall, load_s, item_scale(settings, models, costs))
     return 0 if all(r.status == "done" for r in reports) else 1
 
 
@@ -185,9 +197,13 @@ def report(
     accel: float,
     wall: float,
     load_s: dict[str, float],
+    scale: dict[str, float],
 ) -> None:
     """The study's figures in simulated seconds (real ones x ``accel``); ``idle_fraction=X`` last."""
     parts = dict.fromkeys(("load", "eval start", "busy", "tail", "scoring", "stop"), 0.0)  # GPU-seconds, real
+    # The same at the full study's scale: the simulated parts x accel; the code's own costs at real speed,
+    # scoring x the model's item scale (it scores that many times more answers), eval start and stop once.
+    at_scale = 0.0
     for r in reports:
         t = r.timeline
         if t is None:
@@ -198,9 +214,10 @@ def report(
         for name, seconds in (("load", load), ("eval start", t.start_s - load), ("busy", t.busy_s),
                               ("tail", t.tail_s), ("scoring", t.scoring_s), ("stop", t.stop_s)):  # fmt: skip
             parts[name] += seconds * n
+        simulated = (load + t.busy_s + t.tail_s) * accel
+        at_scale += n * (simulated + t.start_s - load + t.scoring_s * scale[r.model] + t.stop_s)
     allocated = sum(parts.values())
     generating = parts["busy"] + parts["tail"]
-    fixed = parts["eval start"] + parts["scoring"] + parts["stop"]
     makespan, bound = wall * accel, generating * accel / gpus
     print(f"models: {len(reports)} ({sum(r.status == 'done' for r in reports)} done) on {gpus} GPUs; "
           f"acceleration {accel:.0f}x; real wall {wall:.1f} s")  # fmt: skip
@@ -214,10 +231,9 @@ def report(
     if allocated:
         shares = ", ".join(f"{name} {seconds / allocated:.1%}" for name, seconds in parts.items())
         print(f"allocated GPU-time {allocated * accel / 3600:.1f} GPU-h: {shares}")
-        # The code's own fixed costs ran at real speed; taken once instead of accel times:
-        real_speed = allocated - fixed + fixed / accel
-        print(f"idle fraction with eval start, scoring and stop at real speed (not x{accel:.0f}): "
-              f"{1 - generating / real_speed:.3f}")  # fmt: skip
+        print(f"idle fraction with the code's own costs at the study's scale (eval start and stop once, "
+              f"scoring x the items' scale, not x{accel:.0f}): "
+              f"{1 - generating * accel / at_scale:.3f}")  # fmt: skip
     print(f"makespan: {makespan / 3600:.2f} h")
     print(f"lower bound (generating GPU-time / GPUs): {bound / 3600:.2f} h  (makespan / bound = "
           f"{makespan / bound if bound else float('inf'):.2f})")  # fmt: skip

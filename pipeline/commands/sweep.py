@@ -21,6 +21,12 @@ def register(sub: Any) -> None:
         help="print the GPU packing and the exact serve commands (Slurm: every sbatch script); start nothing",
     )
     parser.add_argument(
+        "--estimate",
+        action="store_true",
+        help="print the expected makespan and GPU-hours (per model and total) from the cost model; start "
+        "nothing",
+    )
+    parser.add_argument(
         "--no-wait",
         action="store_true",
         help='scheduler = "slurm": return once the jobs are submitted (then: medsweep status --out DIR)',
@@ -47,6 +53,10 @@ def _run(args: argparse.Namespace) -> int:
     from pipeline.sweep.plan import load_plan, resolve_models
 
     plan = load_plan(args.plan)
+    if args.estimate:
+        from pipeline.sweep.estimate import print_estimate
+
+        return print_estimate(plan, args.plan, Console())
     _warn_about_templates(plan)
     if plan.sweep.scheduler == "slurm":
         return _slurm(args, plan)

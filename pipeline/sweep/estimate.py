@@ -7,16 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import math
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.errors import ConfigError
 from pipeline.sweep.packing import Need, allocate, check_fits, order
-from pipeline.sweep.plan import PlannedModel, SweepSettings, riders_of
+from pipeline.sweep.plan import PlannedModel, SweepPlan, SweepSettings, riders_of
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 COSTS_PATH = Path(__file__).with_name("costs.toml")
 
@@ -141,7 +146,7 @@ class ModelEstimate:
 @dataclass(frozen=True, slots=True)
 class StudyEstimate:
     models: tuple[ModelEstimate, ...]
-    inventory: int  # GPUs (slots)
+    inventory: int  # GPUs (slots); 0 for a Slurm plan (each model its own job)
     makespan_s: float
 
     @property
@@ -150,8 +155,10 @@ class StudyEstimate:
 
     @property
     def lower_bound_s(self) -> float:
-        """Busy GPU-time over the GPUs: no packing finishes sooner."""
-        return sum(m.wall_s * max(m.gpus, 1) for m in self.models) / max(self.inventory, 1)
+        """Busy GPU-time over the GPUs: no packing finishes sooner (a Slurm plan: the longest job)."""
+        if not self.inventory:
+            return self.makespan_s
+        return sum(m.wall_s * max(m.gpus, 1) for m in self.models) / self.inventory
 
 
 def estimate(
@@ -179,8 +186,9 @@ def estimate(
                 generate += n * request_seconds(cls, task)
         need = slots_for(settings, host)[1]
         servers.append(ModelEstimate(host.name, need, cls.name, cls.load_s, generate))
-    inventory = list(settings.gpus)
-    return simulate(servers, inventory)
+    if settings.scheduler == "slurm":  # one job per model, all queued at once: no packing here
+        return StudyEstimate(tuple(servers), 0, max((s.wall_s for s in servers), default=0.0))
+    return simulate(servers, list(settings.gpus))
 
 
 def simulate(servers: list[ModelEstimate], inventory: list[int]) -> StudyEstimate:
@@ -212,3 +220,70 @@ def simulate(servers: list[ModelEstimate], inventory: list[int]) -> StudyEstimat
         for s in servers
     )
     return StudyEstimate(placed, len(inventory), max((m.start_s + m.wall_s for m in placed), default=0.0))
+
+
+def print_estimate(plan: SweepPlan, path: Path, console: Console) -> int:
+    """`medsweep sweep --plan P --estimate`: the table of servers, the tasks' figures, the totals."""
+    from rich import box
+    from rich.table import Table
+
+    from pipeline.sweep.plan import resolve_models
+    from pipeline.tasks import task_names
+
+    settings = plan.sweep
+    models = resolve_models(plan, path)
+    costs = load_costs()
+    study = estimate(settings, models, costs, settings.data_dir)
+    tasks = sorted({t for m in models for t in (m.tasks or tuple(task_names()))}, key=list(costs.task).index)
+    console.print(f"# estimate for {path}: {COSTS_PATH} (each figure's source is there); estimates, not "
+                  "measurements", highlight=False, soft_wrap=True)  # fmt: skip
+    for name, task in task_costs(costs, tasks, settings.data_dir).items():
+        where = task.source if task.source.startswith("counted in ") else "costs.toml: the full task"
+        console.print(
+            f"# {name}: {task.requests:,} requests x {task.prompt_tokens:,.0f} prompt + "
+            f"{task.output_tokens:,.0f} output tokens ({where})",
+            highlight=False,
+            soft_wrap=True,
+        )
+    used = {m.server_class for m in study.models}
+    for cls in costs.server:
+        if cls.name in used:
+            console.print(
+                f"# class {cls.name}: load {_hms(cls.load_s)}, {cls.prefill_tps:,.0f} prompt and "
+                f"{cls.decode_tps:,.0f} output tokens/s",
+                highlight=False,
+                soft_wrap=True,
+            )
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
+    for col in ("model", "GPUs", "starts", "load", "generate", "wall", "GPU-h"):
+        table.add_column(col, justify="left" if col == "model" else "right", no_wrap=True)
+    for m in sorted(study.models, key=lambda m: (m.start_s, m.name)):
+        table.add_row(m.name, str(m.gpus), _hm(m.start_s), _hm(m.load_s), _hm(m.generate_s),
+                      _hm(m.wall_s), f"{m.gpu_hours:.1f}")  # fmt: skip
+    console.print(table)
+    where = "each model its own Slurm job" if not study.inventory else f"{study.inventory} GPUs"
+    console.print(
+        f"makespan {_hms(study.makespan_s)} on {where} (lower bound {_hms(study.lower_bound_s)}); "
+        f"{study.gpu_hours:.1f} GPU-hours",
+        highlight=False,
+    )
+    console.print(
+        "not in the estimate: vLLM's prefix cache (LongHealth's repeats share documents: lower), the last "
+        "requests draining, scoring, stops, restarts (higher); ask for a margin, e.g. "
+        f"--time={_hms(study.makespan_s * 1.25)} (+25 %)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return 0
+
+
+def _hms(seconds: float) -> str:
+    m, s = divmod(math.ceil(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}"
+
+
+def _hm(seconds: float) -> str:
+    """``1h05m`` (minutes rounded up): the table's columns."""
+    h, m = divmod(math.ceil(seconds / 60), 60)
+    return f"{h}h{m:02d}m"
