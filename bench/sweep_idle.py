@@ -204,6 +204,7 @@ def report(
     # The same at the full study's scale: the simulated parts x accel; the code's own costs at real speed,
     # scoring x the model's item scale (it scores that many times more answers), eval start and stop once.
     at_scale = 0.0
+    released = 0.0  # scoring after the GPUs were released: not allocated GPU-time (timeline.py)
     for r in reports:
         t = r.timeline
         if t is None:
@@ -211,11 +212,13 @@ def report(
             continue
         n = max(len(r.gpus), 1)
         load = min(load_s[r.model], t.start_s)
+        scoring = t.scoring_s - t.released_s
+        released += t.released_s * n
         for name, seconds in (("load", load), ("eval start", t.start_s - load), ("busy", t.busy_s),
-                              ("tail", t.tail_s), ("scoring", t.scoring_s), ("stop", t.stop_s)):  # fmt: skip
+                              ("tail", t.tail_s), ("scoring", scoring), ("stop", t.stop_s)):  # fmt: skip
             parts[name] += seconds * n
         simulated = (load + t.busy_s + t.tail_s) * accel
-        at_scale += n * (simulated + t.start_s - load + t.scoring_s * scale[r.model] + t.stop_s)
+        at_scale += n * (simulated + t.start_s - load + scoring * scale[r.model] + t.stop_s)
     allocated = sum(parts.values())
     generating = parts["busy"] + parts["tail"]
     makespan, bound = wall * accel, generating * accel / gpus
@@ -230,7 +233,8 @@ def report(
     )
     if allocated:
         shares = ", ".join(f"{name} {seconds / allocated:.1%}" for name, seconds in parts.items())
-        print(f"allocated GPU-time {allocated * accel / 3600:.1f} GPU-h: {shares}")
+        print(f"allocated GPU-time {allocated * accel / 3600:.1f} GPU-h: {shares}; scoring after the GPUs' "
+              f"release (not allocated): {released * accel / 3600:.1f} GPU-h")  # fmt: skip
         print(f"idle fraction with the code's own costs at the study's scale (eval start and stop once, "
               f"scoring x the items' scale, not x{accel:.0f}): "
               f"{1 - generating * accel / at_scale:.3f}")  # fmt: skip

@@ -13,7 +13,7 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -143,8 +143,17 @@ def resolve_target(
     return EvalTarget(identity, served_id, chat_mode, context, thinking=thinking), config
 
 
+OnGenerated = Callable[[RunResult, EvalTarget, list[str]], None]
+"""Called once generation is over (every request has its final outcome in the store, or the run was
+interrupted) and before scoring: a sweep stops the server and hands its GPUs on from here."""
+
+
 async def _evaluate(
-    config: EvalConfig, tasks: list[str], console: Console, launcher: LauncherFacts | None
+    config: EvalConfig,
+    tasks: list[str],
+    console: Console,
+    launcher: LauncherFacts | None,
+    on_generated: OnGenerated | None = None,
 ) -> EvalOutcome:
     from pipeline.evaluation.tokens import make_counter
     from pipeline.evaluation.truncation import resolve_truncation
@@ -199,6 +208,8 @@ async def _evaluate(
                         "one at a time (temperature 0)",
                         highlight=False,
                     )
+                if on_generated is not None:
+                    on_generated(result, target, tasks)
                 summaries = (
                     score_tasks(store, target.identity, config.run.variant, tasks) if config.run.score else []
                 )
@@ -220,18 +231,22 @@ def score_stored(out: Path, identity: str, variant: str, tasks: Sequence[str]) -
 
 
 def run_evaluation(
-    config: EvalConfig, *, console: Console | None = None, launcher: LauncherFacts | None = None
+    config: EvalConfig,
+    *,
+    console: Console | None = None,
+    launcher: LauncherFacts | None = None,
+    on_generated: OnGenerated | None = None,
 ) -> EvalOutcome:
     """Run the eval described by ``config`` (progress on ``console``) and score it; print nothing else.
 
     ``launcher`` adds what the sweep knows about the server it started (image, GPUs, TP size) and its
-    pass to the run's provenance.
+    pass to the run's provenance; ``on_generated`` is called between generation and scoring.
     """
     console = console or Console(stderr=True)
     tasks, skipped = select_tasks(config.run.tasks, config.run.data_dir, config.run.variant)
     if skipped:
         console.print(f"skipping tasks without data under {config.run.data_dir}: {', '.join(skipped)}")
-    outcome = asyncio.run(_evaluate(config, tasks, console, launcher))
+    outcome = asyncio.run(_evaluate(config, tasks, console, launcher, on_generated))
     return dataclasses.replace(outcome, skipped_tasks=tuple(skipped))
 
 

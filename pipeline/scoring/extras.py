@@ -65,6 +65,21 @@ def add_extras(task: str, items: list[ScoredItem], texts: Mapping[str, TextPairs
     ]
 
 
+def gpu_scoring(tasks: Sequence[str]) -> list[str]:
+    """``task:metric`` for each metric of ``tasks`` declared ``gpu = true`` (metrics.toml) that can run on
+    this machine: scoring these runs a model on a GPU whenever one is visible."""
+    from pipeline.scoring.metrics import find
+
+    found = []
+    for task in tasks:
+        cannot = unavailable(task)
+        for name in extra_metrics(task):
+            declared = find(name)
+            if declared is not None and declared.gpu and name not in cannot:
+                found.append(f"{task}:{name}")
+    return found
+
+
 def missing_notes(task: str, missing: Sequence[str]) -> list[str]:
     """Why each metric in ``missing`` was not computed for ``task``: a failure, an absent package or model,
     or extras switched off."""

@@ -34,6 +34,7 @@ class Metric:
     about: str  # what one item's value means
     better: Literal["higher", "lower"]
     scale: tuple[float, float]
+    gpu: bool = False  # computing it runs a model on a GPU when one is visible (a sweep scores it first)
 
     @property
     def higher_is_better(self) -> bool:
@@ -50,6 +51,7 @@ class _Entry(BaseModel):
     about: Annotated[str, StringConstraints(min_length=1)]
     better: Literal["higher", "lower"]
     scale: Annotated[tuple[float, float], Field()]
+    gpu: bool = False
 
 
 @lru_cache(maxsize=1)
@@ -73,7 +75,7 @@ def declared() -> dict[str, Metric]:
             ) from None
         if entry.scale[0] >= entry.scale[1]:
             raise ConfigError(f"{_FILE}: [{name}] field 'scale': lowest must be below highest")
-        out[name] = Metric(name, entry.label, entry.about, entry.better, entry.scale)
+        out[name] = Metric(name, entry.label, entry.about, entry.better, entry.scale, entry.gpu)
     return out
 
 

@@ -4,7 +4,8 @@ It tells a rerun which models finished (with which settings) and which servers a
 running. It holds ids, ports, reasons and counts; never a key, token or URL with credentials.
 
 Every line is ``{"t": ..., "model": ..., "event": ..., <details>}``. The events something reads back are
-typed records (``ModelStart``, ``ModelDone``, ``ServerStarted``, ``ServerStopped``, ``JobSubmitted``): they
+typed records (``ModelStart``, ``ModelGenerated``, ``ModelDone``, ``ServerStarted``, ``ServerStopped``,
+``JobSubmitted``): they
 are written from the record and read into it, so a renamed or missing key, or a value of the wrong type,
 is a one-line error naming the file and line, never a silent ``0`` or ``""``. The others (``healthy``,
 ``restart``, ...) are notes for the person reading the file and are written as given.
@@ -40,6 +41,20 @@ class ModelStart:
     gpus: list[int]
     port: int
     server_of: str | None = None
+    t: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ModelGenerated:
+    """A model's eval pass ended its generation (scoring comes next, maybe after its GPUs were released):
+    a rerun whose store holds every answer of it scores it without a server."""
+
+    EVENT: ClassVar[str] = "model_generated"
+    model: str
+    identity: str
+    tasks: list[str]
+    settings: dict[str, Any]  # as ModelDone's: what must match for the answers to count on a rerun
+    eval_pass: int = 1
     t: float = 0.0
 
 
@@ -109,8 +124,8 @@ class JobSubmitted:
     t: float = 0.0
 
 
-Record = ModelStart | ModelDone | ServerStarted | ServerStopped | JobSubmitted
-R = TypeVar("R", ModelStart, ModelDone, ServerStarted, ServerStopped, JobSubmitted)
+Record = ModelStart | ModelGenerated | ModelDone | ServerStarted | ServerStopped | JobSubmitted
+R = TypeVar("R", ModelStart, ModelGenerated, ModelDone, ServerStarted, ServerStopped, JobSubmitted)
 
 
 class Journal:
@@ -152,6 +167,18 @@ class Journal:
         superseded)."""
         last = {done.model: done for done in self.read(ModelDone)}
         return {m: e for m, e in last.items() if e.status == "done" and e.scored}
+
+    def generated(self) -> dict[str, ModelGenerated]:
+        """model -> its last ``model_generated`` event, unless a ``done`` ``model_done`` came after it."""
+        last: dict[str, ModelGenerated] = {}
+        for n, event in self._lines():
+            kind = event.get("event")
+            if kind == ModelGenerated.EVENT:
+                record = _record(ModelGenerated, event, f"{self.path}:{n}")
+                last[record.model] = record
+            elif kind == ModelDone.EVENT and event.get("status") == "done":
+                last.pop(str(event.get("model")), None)
+        return last
 
     def leftover_servers(self) -> list[ServerStarted]:
         """``server_started`` records with no ``server_stopped`` after them (a crashed sweep's servers)."""

@@ -1,9 +1,12 @@
 """Run a sweep: schedule models onto free GPUs, and per model serve → eval → stop under a watchdog.
 
-Each model runs in its own thread; its eval runs in a child process (``run_evaluation`` owns an event
+Each server runs in its own thread; its evals run in child processes (``run_evaluation`` owns an event
 loop and signal handlers, and a child can be stopped cleanly with SIGTERM when its server cannot be kept
-up). A model's failure ends in its report, never in the sweep. GPUs go back to the pool once its server is
-stopped, and the next model that fits (largest first) starts.
+up). A model's failure ends in its report, never in the sweep. GPUs go back to the pool the moment the
+server is stopped, and the next model that fits (largest first) starts: for the server's last model that is
+as soon as its generation is over (the eval process says so before it scores), unless its scoring runs a
+model on a GPU (a metric declared ``gpu = true``, pipeline/scoring/metrics.toml); it then scores with no GPU
+visible while the next server loads.
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ import socket
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -30,19 +34,40 @@ from pipeline.serving.argv import connect_host
 from pipeline.serving.process import cmdline
 from pipeline.serving.provenance import LauncherFacts, SweepPass
 from pipeline.serving.running import RunningServer
-from pipeline.sweep.journal import Journal, ModelDone, ModelStart, ServerStarted, ServerStopped
+from pipeline.sweep.journal import (
+    Journal,
+    ModelDone,
+    ModelGenerated,
+    ModelStart,
+    ServerStarted,
+    ServerStopped,
+)
 from pipeline.sweep.launcher import Launcher, leftover
 from pipeline.sweep.packing import Need, allocate, check_fits, order
 from pipeline.sweep.plan import PlannedModel, SweepSettings, riders_of
 from pipeline.sweep.summary import ModelReport, ModelStats, model_stats
-from pipeline.sweep.timeline import PassMarks, build_timeline
+from pipeline.sweep.timeline import PassMarks, Timeline, build_timeline
 from pipeline.sweep.watchdog import ServerKeeper, Watchdog
+
+if TYPE_CHECKING:
+    from pipeline.evaluation.scheduler import EvalTarget, RunResult
 
 _TERM_GRACE_S = 30.0  # an eval asked to stop settles in-flight requests (10 s) and commits
 _SHOWN_EVENTS = {"server_started", "healthy", "server_down", "restart", "gave_up", "unhealthy", "eval_rerun",
                  "leftover_stopped"}  # fmt: skip
 # The events a reader reads back go through their journal records (pipeline.sweep.journal).
-_TYPED_EVENTS = {kind.EVENT: kind for kind in (ModelStart, ModelDone, ServerStarted, ServerStopped)}
+_TYPED_EVENTS = {
+    kind.EVENT: kind for kind in (ModelStart, ModelGenerated, ModelDone, ServerStarted, ServerStopped)
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Generated:
+    """What an eval process sends when its generation is over, before it scores."""
+
+    identity: str
+    tasks: list[str]
+    interrupted: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +93,40 @@ class EvalFailed:
 
 
 EvalMessage = EvalDone | EvalFailed
+HandOver = Callable[[Generated], None]  # called (sweep side) when an eval pass's generation is over
+
+
+class _Returns:
+    """GPUs the server threads hand back to the allocator, and a future the allocator's wait wakes on."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._gpus: set[int] = set()
+        self.wake: Future[None] = Future()
+
+    def giver(self, gpus: tuple[int, ...]) -> Callable[[], None]:
+        """Hands ``gpus`` back the first time it is called; later calls do nothing."""
+        given = False
+
+        def give() -> None:
+            nonlocal given
+            with self._lock:
+                if given:
+                    return
+                given = True
+                self._gpus |= set(gpus)
+                if not self.wake.done():
+                    self.wake.set_result(None)
+
+        return give
+
+    def take(self) -> set[int]:
+        """The GPUs handed back since the last call."""
+        with self._lock:
+            gpus, self._gpus = self._gpus, set()
+            if self.wake.done():
+                self.wake = Future()
+            return gpus
 
 
 def slots_for(settings: SweepSettings, model: PlannedModel) -> tuple[list[int], int]:
@@ -118,30 +177,40 @@ class SweepRunner:
         self.check_inputs()
         self._stop_leftovers()
         finished = self.journal.finished()
+        generated = self.journal.generated()
         by_name = {m.name: m for m in self.models}
         reports: dict[str, ModelReport] = {}
         queue: list[PlannedModel] = []
         todo: dict[str, list[PlannedModel]] = {}  # per server to start: the models evaluated on it
+        to_score: list[tuple[PlannedModel, ModelGenerated]] = []  # answered earlier, not scored: no server
         for need in order(list(needs.values())):
             host = by_name[need.name]
             for model in (host, *riders.get(host.name, ())):
                 skipped = self._already_done(model, finished.get(model.name))
+                answered = self._answered_earlier(model, generated.get(model.name))
                 if skipped is not None:
                     reports[model.name] = skipped
                     self.console.print(f"{model.name}: done in an earlier run of this plan; skipped")
+                elif answered is not None:
+                    to_score.append((model, answered))
+                    self.console.print(f"{model.name}: answered in an earlier run of this plan; scoring it")
                 else:
                     todo.setdefault(host.name, []).append(model)
             if host.name in todo:
                 queue.append(host)
         free = set(inventory)
-        running: dict[Future[list[ModelReport]], tuple[PlannedModel, tuple[int, ...]]] = {}
+        returns = _Returns()
+        running: dict[Future[list[ModelReport]], tuple[PlannedModel, Callable[[], None]]] = {}
 
         def interrupted(host: PlannedModel) -> None:
             for model in todo[host.name]:
                 reports[model.name] = ModelReport(model.name, [], host.port, "interrupted")
 
-        with ThreadPoolExecutor(max_workers=max(1, len(queue)), thread_name_prefix="sweep") as pool:
+        workers = max(1, len(queue) + len(to_score))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sweep") as pool:
             try:
+                for model, answered in to_score:  # scoring needs no GPU: all at once
+                    running[pool.submit(self._score_only_safely, model, answered)] = (model, lambda: None)
                 while queue or running:
                     for host in list(queue):
                         got = allocate(needs[host.name].gpus, free, inventory)
@@ -150,17 +219,22 @@ class SweepRunner:
                         free -= set(got)
                         queue.remove(host)
                         gpus = () if self.settings.on_device == "cpu" else got
-                        future = pool.submit(self._run_server_safely, host, todo[host.name], gpus)
-                        running[future] = (host, got)
+                        give = returns.giver(got)  # the server thread calls it when the server is stopped
+                        future = pool.submit(self._run_server_safely, host, todo[host.name], gpus, give)
+                        running[future] = (host, give)
                     if self._cancel.is_set():
                         for host in queue:
                             interrupted(host)
                         queue.clear()
-                    done, _ = wait(running, timeout=1.0, return_when=FIRST_COMPLETED)
+                    waited: list[Future[Any]] = [*running, returns.wake]
+                    done, _ = wait(waited, timeout=1.0, return_when=FIRST_COMPLETED)
                     for future in done:
-                        host, got = running.pop(future)
+                        if future not in running:
+                            continue  # returns.wake: GPUs came back before their thread ended
+                        _, give = running.pop(future)
                         reports.update((r.model, r) for r in future.result())
-                        free |= set(got)
+                        give()  # nothing when the server thread gave them back already
+                    free |= returns.take()
             except KeyboardInterrupt:
                 self._cancel.set()
                 self.console.print("interrupted: stopping the evals (results so far are kept) and servers")
@@ -178,10 +252,10 @@ class SweepRunner:
     # --- one server: its model, then the LoRA entries riding on it ---
 
     def _run_server_safely(
-        self, host: PlannedModel, evals: list[PlannedModel], gpus: tuple[int, ...]
+        self, host: PlannedModel, evals: list[PlannedModel], gpus: tuple[int, ...], give: Callable[[], None]
     ) -> list[ModelReport]:
         try:
-            return self._run_server(host, evals, gpus)
+            return self._run_server(host, evals, gpus, give)
         except Exception as exc:  # a bug for one model must not end the sweep
             for model in evals:
                 self.journal.write(ModelDone(model=model.name, status="failed", error=repr(exc)))
@@ -191,10 +265,15 @@ class SweepRunner:
             ]
 
     def _run_server(
-        self, host: PlannedModel, evals: list[PlannedModel], gpus: tuple[int, ...]
+        self,
+        host: PlannedModel,
+        evals: list[PlannedModel],
+        gpus: tuple[int, ...],
+        give: Callable[[], None],
     ) -> list[ModelReport]:
         """Start ``host``'s server (with the adapters of the riders in ``evals``), evaluate each model of
-        ``evals`` on it in turn under one watchdog, stop it; one report per model of ``evals``."""
+        ``evals`` on it in turn under one watchdog, stop it and ``give`` its GPUs back (as soon as the last
+        model's generation is over when its scoring needs no GPU); one report per model of ``evals``."""
         reports = [ModelReport(m.name, list(gpus), host.port) for m in evals]
         tasks: dict[str, tuple[str, ...]] = {}
         # Wall-clock (the eval process's marks are compared with them): a model's turn and its passes.
@@ -202,6 +281,7 @@ class SweepRunner:
         started = {m.name: min(self.allocated_at or now, now) for m in evals[:1]}
         queued = {m.name: self.queued_s for m in evals[:1]}
         ended: dict[str, float] = {}
+        released: dict[str, float] = {}  # the model whose GPUs were handed on before it scored: when
         passes: dict[str, list[PassMarks]] = {m.name: [] for m in evals}
         for model in evals:
             on = {} if model is host else {"server_of": host.name}
@@ -218,17 +298,36 @@ class SweepRunner:
             cancelled=self._cancel,
             adapters=[m.server for m in evals if m is not host],
         )
+        watchdog = Watchdog(
+            keeper, interval=self.settings.health_interval, hang_timeout=self.settings.hang_timeout
+        )
+
+        def hand_over(model: PlannedModel, report: ModelReport) -> HandOver:
+            def on_generated(message: Generated) -> None:
+                if self._final(report, keeper, message.interrupted, message.identity, message.tasks):
+                    watchdog.stop()  # first: a stopped server is no crash to restart
+                    keeper.stop()
+                    released[model.name] = time.time()
+                    give()
+
+            return on_generated
+
+        gpu_scoring = self._gpu_scoring(evals[-1], gpus)
         current = reports[0]
         try:
             self._check_port_free(host.port)
             handle = keeper.start()
-            with Watchdog(
-                keeper, interval=self.settings.health_interval, hang_timeout=self.settings.hang_timeout
-            ):
+            with watchdog:
                 for model, report in zip(evals, reports, strict=True):
                     current = report
                     started.setdefault(model.name, time.time())
-                    handle = self._evaluate(model, report, keeper, handle, tasks, passes[model.name])
+                    # Only the server's last model frees the server; scoring on the GPUs keeps them.
+                    last = model is evals[-1] and not gpu_scoring
+                    on_generated = hand_over(model, report) if last else None
+                    scoring_gpus = gpus if model is evals[-1] and gpu_scoring else ()
+                    handle = self._evaluate(
+                        model, report, keeper, handle, tasks, passes[model.name], on_generated, scoring_gpus
+                    )
                     ended[model.name] = time.time()
                     if report.status == "interrupted" or keeper.gave_up is not None:
                         break
@@ -238,15 +337,45 @@ class SweepRunner:
                 report.error = str(exc)  # the server these would have used did not start
         finally:
             keeper.stop()
+            give()  # the GPUs go to the next model now, before this server's bookkeeping
             # The server's last model holds the GPUs until the server is gone: its stop is its own.
             ended[evals[reports.index(current)].name] = time.time()
         for model, report in zip(evals, reports, strict=True):
             turn = (started[model.name], ended[model.name]) if model.name in started else None
-            marks = passes[model.name]
-            self._finish(
-                model, report, keeper, turn, tasks.get(model.name, ()), marks, queued.get(model.name, 0.0)
+            timeline = (
+                build_timeline(
+                    turn[0],
+                    passes[model.name],
+                    turn[1],
+                    queued.get(model.name, 0.0),
+                    released=released.get(model.name),
+                )
+                if turn is not None
+                else None
             )
+            self._finish(model, report, keeper.restarts, keeper.gave_up, timeline, tasks.get(model.name, ()))
         return reports
+
+    def _gpu_scoring(self, model: PlannedModel, gpus: tuple[int, ...]) -> bool:
+        """Whether ``model``'s scoring runs a model on a GPU (a metric declared ``gpu = true`` that can run
+        here): it then scores on its own GPUs before they are released."""
+        from pipeline.evaluation.evaluate import select_tasks
+        from pipeline.scoring.extras import gpu_scoring
+
+        if not gpus or not self.score:  # no GPU, or no scoring here (a Slurm GPU job)
+            return False
+        tasks, _ = select_tasks(list(model.tasks), self.settings.data_dir, self.settings.variant)
+        return bool(gpu_scoring(tasks))
+
+    def _final(
+        self, report: ModelReport, keeper: ServerKeeper, interrupted: bool, identity: str, tasks: list[str]
+    ) -> bool:
+        """Whether a pass that generated this is ``report``'s last: no second pass will need the server."""
+        if interrupted or self._cancel.is_set() or keeper.gave_up is not None:
+            return False
+        stats = model_stats(self.out, identity, self.settings.variant, tuple(tasks))
+        down = stats.count(FailureClass.CONNECTION, FailureClass.TIMEOUT)
+        return not down or report.eval_passes > self.settings.max_restarts
 
     def _evaluate(
         self,
@@ -256,13 +385,15 @@ class SweepRunner:
         handle: RunningServer,
         tasks: dict[str, tuple[str, ...]],
         passes: list[PassMarks],
+        on_generated: HandOver | None = None,
+        scoring_gpus: tuple[int, ...] = (),
     ) -> RunningServer:
         """``model``'s eval passes on ``handle``'s server: again while requests failed for a server that
         was down (it is back by then); the handle of the server as it is now. Each pass's marks go to
-        ``passes``."""
+        ``passes``; ``on_generated`` hears when a pass's generation is over; scoring sees ``scoring_gpus``."""
         while True:
             report.eval_passes += 1
-            result = self._eval_pass(model, handle, keeper, report.eval_passes)
+            result = self._eval_pass(model, handle, keeper, report.eval_passes, on_generated, scoring_gpus)
             if isinstance(result, EvalFailed):
                 report.error = result.error
                 return handle
@@ -274,13 +405,13 @@ class SweepRunner:
             if result.interrupted or self._cancel.is_set():
                 report.status = "interrupted"
                 return handle
-            if keeper.gave_up is not None:
+            if keeper.gave_up is not None or keeper.handle is None:  # no server: handed over
                 return handle
-            stats = model_stats(self.out, report.identity, self.settings.variant, tasks[model.name])
-            down = stats.count(FailureClass.CONNECTION, FailureClass.TIMEOUT)
-            if not down or report.eval_passes > self.settings.max_restarts:
+            if self._final(report, keeper, False, report.identity, list(tasks[model.name])):
                 return handle
             # The server was down long enough for requests to fail: resend those once it is back.
+            stats = model_stats(self.out, report.identity, self.settings.variant, tasks[model.name])
+            down = stats.count(FailureClass.CONNECTION, FailureClass.TIMEOUT)
             self._event(model.name, "eval_rerun", failed=down)
             handle = keeper.ensure_healthy()
 
@@ -288,24 +419,23 @@ class SweepRunner:
         self,
         model: PlannedModel,
         report: ModelReport,
-        keeper: ServerKeeper,
-        turn: tuple[float, float] | None,
+        restarts: int,
+        gave_up: str | None,
+        timeline: Timeline | None,
         tasks: tuple[str, ...],
-        passes: list[PassMarks],
-        queued_s: float = 0.0,
     ) -> None:
-        """Fill in ``model``'s report from the store and journal its end."""
-        report.restarts = keeper.restarts
-        started = turn[0] if turn is not None else None
-        if turn is not None:
-            report.timeline = build_timeline(turn[0], passes, turn[1], queued_s)
-            report.wall_s = report.timeline.wall_s
+        """Fill in ``model``'s report from the store and journal its end (``timeline`` None: its turn never
+        came)."""
+        report.restarts = restarts
+        if timeline is not None:
+            report.timeline = timeline
+            report.wall_s = timeline.wall_s
         report.stats = model_stats(self.out, report.identity, self.settings.variant, tasks)
         if report.status != "interrupted":
-            if started is None and self._cancel.is_set() and not report.error:
+            if timeline is None and self._cancel.is_set() and not report.error:
                 report.status = "interrupted"  # its turn on the server never came
             else:
-                report.status, note = _status(report.stats, keeper.gave_up, report.error)
+                report.status, note = _status(report.stats, gave_up, report.error)
                 report.error = report.error or note
         self._event(
             model.name,
@@ -323,44 +453,85 @@ class SweepRunner:
         )
 
     def _eval_pass(
-        self, model: PlannedModel, handle: RunningServer, keeper: ServerKeeper, n: int
+        self,
+        model: PlannedModel,
+        handle: RunningServer,
+        keeper: ServerKeeper,
+        n: int,
+        on_generated: HandOver | None = None,
+        scoring_gpus: tuple[int, ...] = (),
     ) -> EvalMessage:
         config = self._eval_config(model, handle.openai_base_url)
         provenance = LauncherFacts.of(handle, SweepPass.model_validate({"port": handle.port, "pass": n}))
         log_path = self.log_dir / f"{model.name}.eval.log"
         self._event(model.name, "eval_start", eval_pass=n)
+        visible = ",".join(map(str, scoring_gpus))
+
+        def heard(generated: Generated) -> None:
+            self.journal.write(
+                ModelGenerated(model=model.name, identity=generated.identity, tasks=generated.tasks,
+                               settings=self._settings(model), eval_pass=n)
+            )  # fmt: skip
+            if on_generated is not None and not generated.interrupted:
+                on_generated(generated)
+
+        stopping = lambda: keeper.gave_up is not None or self._cancel.is_set()  # noqa: E731
+        args = (config, provenance, str(log_path), visible)
+        message, why = self._child(eval_process, args, f"eval-{model.name}", stopping, heard)
+        result: EvalMessage
+        if message is None:
+            result = EvalFailed(f"eval process {why} (log: {log_path})")
+        elif not isinstance(message, EvalDone | EvalFailed):  # a bug: said, never read as a zero
+            result = EvalFailed(
+                f"eval process sent {type(message).__name__}, not an EvalDone (log: {log_path})"
+            )
+        else:
+            result = message
+        shown = {k: v for k, v in asdict(result).items() if k != "tasks"}
+        self._event(model.name, "eval_done", eval_pass=n, **shown)
+        return result
+
+    @staticmethod
+    def _child(
+        target: Callable[..., None],
+        args: tuple[Any, ...],
+        name: str,
+        stopping: Callable[[], bool],
+        heard: Callable[[Generated], None],
+    ) -> tuple[object | None, str]:
+        """Run ``target(*args, conn)`` in a spawned child until it exits: each ``Generated`` it sends goes to
+        ``heard`` at once, and its last other message is returned (None, and why, when it sent none). Once
+        ``stopping()``, the child is asked to stop (SIGTERM) and killed after a grace period."""
         ctx = multiprocessing.get_context("spawn")
         receive, send = ctx.Pipe(duplex=False)
-        proc = ctx.Process(
-            target=eval_process, args=(config, provenance, str(log_path), send), name=f"eval-{model.name}"
-        )
+        proc = ctx.Process(target=target, args=(*args, send), name=name)
         proc.start()
         send.close()
         asked_to_stop: float | None = None
-        while proc.is_alive():
-            proc.join(0.5)
-            if asked_to_stop is None and (keeper.gave_up is not None or self._cancel.is_set()):
+        message: object | None = None
+        open_ = True
+        while open_ or proc.is_alive():
+            if open_:
+                try:
+                    if receive.poll(0.5):
+                        got = receive.recv()
+                        if isinstance(got, Generated):
+                            heard(got)
+                        else:
+                            message = got
+                        continue
+                except (EOFError, OSError):
+                    open_ = False  # the child closed its end (it ends) or died
+            else:
+                proc.join(0.5)
+            if asked_to_stop is None and stopping():
                 asked_to_stop = time.monotonic()
                 proc.terminate()  # SIGTERM: the eval stops sending, settles and commits
             elif asked_to_stop is not None and time.monotonic() - asked_to_stop > _TERM_GRACE_S:
                 proc.kill()
-        result: EvalMessage | None = None
-        try:
-            if receive.poll():
-                result = receive.recv()
-        except (EOFError, OSError):
-            pass
         receive.close()
-        if result is None:
-            why = "stopped" if asked_to_stop is not None else f"exited with status {proc.exitcode}"
-            result = EvalFailed(f"eval process {why} (log: {log_path})")
-        elif not isinstance(result, EvalDone | EvalFailed):  # a bug: said, never read as a zero
-            result = EvalFailed(
-                f"eval process sent {type(result).__name__}, not an EvalDone (log: {log_path})"
-            )
-        shown = {k: v for k, v in asdict(result).items() if k != "tasks"}
-        self._event(model.name, "eval_done", eval_pass=n, **shown)
-        return result
+        why = "stopped" if asked_to_stop is not None else f"exited with status {proc.exitcode}"
+        return message, why
 
     # --- inputs ---
 
@@ -423,6 +594,41 @@ class SweepRunner:
         stats = model_stats(self.out, last.identity, self.settings.variant, tuple(last.tasks))
         return last if stats.total and not stats.pending and not stats.retryable else None
 
+    def _answered_earlier(self, model: PlannedModel, record: ModelGenerated | None) -> ModelGenerated | None:
+        """``record`` when an earlier run of this plan, with the same settings, stored every answer of
+        ``model`` (nothing pending, no failure a rerun may fix) and ended before scoring it: the sweep was
+        stopped between generation and scoring. It is scored without a server; nothing is sent."""
+        if record is None or record.settings != self._settings(model):
+            return None
+        stats = model_stats(self.out, record.identity, self.settings.variant, tuple(record.tasks))
+        if stats.total == 0 or stats.pending or stats.retryable:
+            return None
+        return record
+
+    def _score_only_safely(self, model: PlannedModel, record: ModelGenerated) -> list[ModelReport]:
+        """Score ``model``'s stored answers in a child process (no server, no GPU); its report. Its
+        timeline is all ``scoring_s``: it held no GPU."""
+        report = ModelReport(model.name, [], model.port, identity=record.identity, eval_passes=1)
+        began = time.time()
+        try:
+            self._event(model.name, "model_start", gpus=[], port=model.port)
+            log_path = self.log_dir / f"{model.name}.eval.log"
+            args = (str(self.out), record.identity, self.settings.variant, list(record.tasks), str(log_path))
+            message, why = self._child(
+                score_process, args, f"score-{model.name}", self._cancel.is_set, lambda _: None
+            )
+            if isinstance(message, EvalDone):
+                self._event(model.name, "eval_done", eval_pass=1, identity=message.identity, sent=0,
+                            interrupted=False, scored_at=message.scored_at)  # fmt: skip
+            else:
+                report.error = message.error if isinstance(message, EvalFailed) else f"scoring process {why}"
+        except Exception as exc:  # a bug for one model must not end the sweep
+            report.error = f"internal error: {exc!r}"
+        ended = time.time()
+        timeline = build_timeline(began, [PassMarks(None, None, began, ended)], ended, released=began)
+        self._finish(model, report, 0, None, timeline, tuple(record.tasks))
+        return [report]
+
     def _already_done(self, model: PlannedModel, record: ModelDone | None) -> ModelReport | None:
         if record is None or record.settings != self._settings(model):
             return None
@@ -475,16 +681,26 @@ class SweepRunner:
             self.console.print(f"[bold]{model}[/bold]: {event} {text}", highlight=False, soft_wrap=True)
 
 
-def eval_process(config: EvalConfig, provenance: LauncherFacts, log_path: str, conn: Connection) -> None:
-    """Child-process entry: run one eval, progress into ``log_path``, send back an ``EvalMessage``."""
+def eval_process(
+    config: EvalConfig, provenance: LauncherFacts, log_path: str, scoring_gpus: str, conn: Connection
+) -> None:
+    """Child-process entry: run one eval, progress into ``log_path``; send ``Generated`` once generation is
+    over (the sweep may stop the server then), then score with only ``scoring_gpus`` visible (``""``: none)
+    and send an ``EvalMessage``."""
+    # Before anything imports torch: a scorer's model (BERTScore) would otherwise take cuda:0, whichever
+    # model's GPU that is by then.
+    os.environ["CUDA_VISIBLE_DEVICES"] = scoring_gpus
     from pipeline.evaluation.evaluate import run_evaluation
+
+    def generated(run: RunResult, target: EvalTarget, tasks: list[str]) -> None:
+        conn.send(Generated(target.identity, list(tasks), run.interrupted))
 
     fd = open_private(Path(log_path))
     with open(fd, "a", encoding="utf-8") as log:
         console = Console(file=log, force_terminal=False, width=120)
         message: EvalMessage
         try:
-            outcome = run_evaluation(config, console=console, launcher=provenance)
+            outcome = run_evaluation(config, console=console, launcher=provenance, on_generated=generated)
             message = EvalDone(
                 identity=outcome.target.identity,
                 tasks=list(outcome.tasks),
@@ -495,6 +711,33 @@ def eval_process(config: EvalConfig, provenance: LauncherFacts, log_path: str, c
                 generated_at=outcome.run.generated_at,
                 scored_at=outcome.scored_at,
             )
+        except MedsweepError as exc:
+            message = EvalFailed(str(exc))
+        except Exception as exc:
+            log.write(traceback.format_exc())
+            message = EvalFailed(f"{type(exc).__name__}: {exc}")
+    conn.send(message)
+    conn.close()
+
+
+def score_process(
+    out: str, identity: str, variant: str, tasks: list[str], log_path: str, conn: Connection
+) -> None:
+    """Child-process entry: score a model whose answers are all stored (no server, no GPU visible); send
+    ``EvalDone`` (nothing sent) or ``EvalFailed``."""
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    from pipeline.evaluation.evaluate import score_stored
+    from pipeline.evaluation.scorecard import print_summary
+
+    fd = open_private(Path(log_path))
+    with open(fd, "a", encoding="utf-8") as log:
+        console = Console(file=log, force_terminal=False, width=120)
+        message: EvalMessage
+        try:
+            summaries = score_stored(Path(out), identity, variant, tasks)
+            print_summary(summaries, identity, Path(out), console=console)
+            now = time.time()
+            message = EvalDone(identity, list(tasks), 0, False, None, None, now, now)
         except MedsweepError as exc:
             message = EvalFailed(str(exc))
         except Exception as exc:

@@ -62,6 +62,7 @@ class ModelReport:
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["stats"]["pending"] = self.stats.pending
+        data["timeline"] = self.timeline.as_json() if self.timeline is not None else None
         return data
 
 

@@ -164,8 +164,13 @@ class Watchdog:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop checking (before the server is stopped on purpose); a second call does nothing."""
         self._stop.set()
-        self._thread.join()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
 
     def _loop(self) -> None:
         bad_since: float | None = None

@@ -152,3 +152,18 @@ def test_the_levels_average_only_declared_higher_is_better_metrics(monkeypatch: 
     del declared["accuracy"]
     with pytest.raises(ConfigError, match=r"mednli: 'accuracy' is not declared in .*metrics.toml"):
         level_scores(complete)
+
+
+def test_scoring_that_runs_a_model_on_a_gpu_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """BERTScore's model goes to a GPU whenever one is visible: declared, and named by ``gpu_scoring`` for
+    a task reporting it, where it can run here (a sweep then scores before it releases the GPUs)."""
+    from pipeline.scoring import extras
+
+    assert metrics.metric("bertscore_f1").gpu
+    assert not any(m.gpu for name, m in metrics.declared().items() if name != "bertscore_f1")
+    monkeypatch.setattr(extras, "unavailable", lambda task: {})
+    assert extras.gpu_scoring(["mednli", "meqsum"]) == ["meqsum:bertscore_f1"]
+    monkeypatch.setattr(
+        extras, "unavailable", lambda task: {"bertscore_f1": "package bert-score is not installed"}
+    )
+    assert extras.gpu_scoring(["meqsum"]) == []

@@ -13,16 +13,19 @@ import json
 import os
 import shlex
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import httpx
 import pytest
 from rich.console import Console
 
+import pipeline.sweep.runner
 from pipeline.errors import EndpointError
 from pipeline.models.registry import ServerConfig
 from pipeline.serving.running import RunningServer
@@ -30,6 +33,7 @@ from pipeline.sweep.journal import Journal, ModelDone, ModelStart
 from pipeline.sweep.plan import load_plan, resolve_models
 from pipeline.sweep.runner import SweepRunner
 from pipeline.sweep.summary import ModelReport, print_summary, write_summary
+from tests.support import gated_scoring
 from tests.support.ports import free_port_block
 from tests.support.servers import FAKESERVER, REPO, ServerControl, wait_ready
 
@@ -167,7 +171,9 @@ class Crasher(threading.Thread):
         assert self.done, f"the {self.model} server was never crashed while it held requests: {self.error}"
 
 
-def _write_plan(tmp_path: Path, models: list[str], base_port: int, extra: str = "") -> Path:
+def _write_plan(
+    tmp_path: Path, models: list[str], base_port: int, extra: str = "", gpus: str = "0, 1, 2, 3, 4, 5, 6, 7"
+) -> Path:
     eval_config = tmp_path / "eval.toml"
     eval_config.write_text(
         "[client]\nmax_attempts = 3\nbackoff_base = 0.05\nbackoff_max = 0.3\ntimeout = 10\n"
@@ -176,7 +182,7 @@ def _write_plan(tmp_path: Path, models: list[str], base_port: int, extra: str = 
     plan = tmp_path / "plan.toml"
     plan.write_text(
         f'[sweep]\nout = "{tmp_path / "out"}"\ndata_dir = "{DEMO}"\ntasks = ["mednli", "meqsum"]\n'
-        f'gpus = [0, 1, 2, 3, 4, 5, 6, 7]\nengine = "local"\nbase_port = {base_port}\nlimit = 3\n'
+        f'gpus = [{gpus}]\nengine = "local"\nbase_port = {base_port}\nlimit = 3\n'
         f'concurrency = 2\neval_config = "{eval_config}"\nmax_restarts = 2\nstartup_timeout = 120\n'
         "health_interval = 0.2\nhang_timeout = 2\nmax_retry_time = 30\n\n"
         + "".join(f'[[models]]\nname = "{m}"\n{extra if m == models[-1] else ""}\n' for m in models)
@@ -390,3 +396,121 @@ def test_a_base_and_its_adapter_share_one_server(tmp_path: Path) -> None:
     assert [m for m, _, _ in launcher.starts] == [BASE] and launcher.served[BASE] == [BASE, LORA]
     assert by[SMALL_A].status == by[BASE].status == "skipped"
     assert by[LORA].status == "done" and by[LORA].stats.succeeded == 8 and by[LORA].sent == 2
+
+
+def _scoring_gated(monkeypatch: pytest.MonkeyPatch, gate: Path) -> None:
+    """Every eval of the sweeps that follow holds its scoring until ``gate / "open"`` exists."""
+    gate.mkdir()
+    monkeypatch.setenv(gated_scoring.GATE_ENV, str(gate))
+    monkeypatch.setattr(pipeline.sweep.runner, "eval_process", gated_scoring.eval_process)
+
+
+def _until(what: str, done: Callable[[], bool]) -> None:
+    """Wait for something that happens on any machine (a server started, an eval reached scoring)."""
+    deadline = time.monotonic() + DEADLINE_S
+    while not done():
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(0.05)
+
+
+def _at(events: list[dict[str, object]], model: str, event: str) -> int:
+    return next(i for i, e in enumerate(events) if e["model"] == model and e["event"] == event)
+
+
+def test_gpus_go_to_the_next_server_before_scoring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One GPU, two models: the first's server is stopped as soon as its answers are in, the second's starts
+    on the same GPU while the first's scoring is still held, and the first's timeline puts the scoring
+    after the stop, outside its GPU allocation."""
+    gate = tmp_path / "gate"
+    _scoring_gated(monkeypatch, gate)
+    plan = _write_plan(tmp_path, [SMALL_A, SMALL_B], free_port_block(2), gpus="0")
+    launcher = FakeLauncher()
+    journal = Journal(tmp_path / "out")
+    result: list[ModelReport] = []
+    sweep = threading.Thread(target=lambda: result.extend(_sweep(plan, launcher)), daemon=True)
+    sweep.start()
+    try:
+        _until(f"{SMALL_B}'s server started", lambda: SMALL_B in {m for m, _, _ in launcher.starts})
+    finally:
+        (gate / "open").touch()
+        sweep.join(DEADLINE_S)
+    assert not sweep.is_alive()
+    events = journal.events()
+    assert [(m, g) for m, g, _ in launcher.starts] == [(SMALL_A, (0,)), (SMALL_B, (0,))]
+    assert _at(events, SMALL_A, "model_generated") < _at(events, SMALL_A, "server_stopped")
+    assert _at(events, SMALL_A, "server_stopped") < _at(events, SMALL_B, "server_started")
+    assert _at(events, SMALL_B, "server_started") < _at(events, SMALL_A, "eval_done")  # scoring held
+    by = _by_name(result)
+    assert launcher.received_at_stop[SMALL_A] == [6]  # every answer was in before its server stopped
+    assert {h.read_text().split("\n")[1] for h in gate.glob("held.*")} == {""}  # scoring saw no GPU
+    for name in (SMALL_A, SMALL_B):
+        assert by[name].status == "done" and by[name].stats.succeeded == 6, by[name]
+        timeline = by[name].timeline
+        assert timeline is not None and timeline.wall_s == by[name].wall_s
+        gpu_time = timeline.wall_s - timeline.scoring_s  # scoring came after the release
+        idle = (gpu_time - timeline.busy_s - timeline.tail_s) / gpu_time
+        assert timeline.idle_fraction == pytest.approx(idle, abs=0.002)
+
+
+def test_scoring_on_a_gpu_keeps_the_gpus_until_it_is_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A metric declared ``gpu = true`` that can run here (BERTScore, faked as available): the model scores
+    on its own GPUs, seen by the scorer, and only then is its server stopped and the next one started."""
+    import pipeline.scoring.extras
+
+    gate = tmp_path / "gate"
+    _scoring_gated(monkeypatch, gate)
+    monkeypatch.setattr(pipeline.scoring.extras, "gpu_scoring", lambda tasks: ["meqsum:bertscore_f1"])
+    plan = _write_plan(tmp_path, [SMALL_A, SMALL_B], free_port_block(2), gpus="3")
+    launcher = FakeLauncher()
+    (gate / "open").touch()
+    by = _by_name(_sweep(plan, launcher))
+    events = Journal(tmp_path / "out").events()
+    assert _at(events, SMALL_A, "eval_done") < _at(events, SMALL_A, "server_stopped")
+    assert _at(events, SMALL_A, "server_stopped") < _at(events, SMALL_B, "server_started")
+    assert {h.read_text().split("\n")[1] for h in gate.glob("held.*")} == {"3"}
+    timeline = by[SMALL_A].timeline
+    assert by[SMALL_A].status == "done" and timeline is not None
+    held = (timeline.wall_s - timeline.busy_s - timeline.tail_s) / timeline.wall_s  # scoring counted in
+    assert timeline.idle_fraction == pytest.approx(held, abs=0.002)
+
+
+def test_a_sweep_stopped_between_answers_and_scores_scores_on_rerun_without_a_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The eval process dies in scoring, after its server was stopped (as a killed sweep leaves it): the
+    rerun starts no server, sends nothing, and scores the stored answers."""
+    gate = tmp_path / "gate"
+    _scoring_gated(monkeypatch, gate)
+    plan = _write_plan(tmp_path, [SMALL_A], free_port_block(1), gpus="0")
+    launcher = FakeLauncher()
+    result: list[ModelReport] = []
+    sweep = threading.Thread(target=lambda: result.extend(_sweep(plan, launcher)), daemon=True)
+    sweep.start()
+    _until("the eval reached scoring", lambda: any(gate.glob("held.*")))
+    held = next(gate.glob("held.*"))
+    os.kill(int(held.name.removeprefix("held.")), signal.SIGKILL)
+    sweep.join(DEADLINE_S)
+    assert not sweep.is_alive()
+    assert result[0].status == "failed" and "exited with status" in result[0].error
+    out = tmp_path / "out"
+    assert launcher.received_at_stop[SMALL_A] == [6]
+    assert _scores(out, result[0].identity) == 0
+
+    monkeypatch.undo()  # the rerun's eval processes are the real ones
+    launcher = FakeLauncher()
+    by = _by_name(_sweep(plan, launcher))
+    assert launcher.starts == []  # no server: every answer was stored
+    report = by[SMALL_A]
+    assert report.status == "done" and report.sent == 0 and report.stats.succeeded == 6, report
+    assert _scores(out, report.identity) == 6
+    assert report.timeline is not None and report.timeline.scoring_s == report.wall_s
+    assert report.timeline.idle_fraction == 0
+    # Done now: a third run skips it.
+    assert _by_name(_sweep(plan, FakeLauncher()))[SMALL_A].status == "skipped"
+
+
+def _scores(out: Path, identity: str) -> int:
+    with sqlite3.connect(out / "medsweep.sqlite") as conn:
+        return int(conn.execute("SELECT count(*) FROM scores WHERE model = ?", (identity,)).fetchone()[0])

@@ -31,3 +31,21 @@ def test_rounding_never_breaks_the_sum() -> None:
     t = build_timeline(0.04, [PassMarks(0.16, 0.26, 0.36, 0.46)], 0.5)
     parts = t.queued_s + t.start_s + t.busy_s + t.tail_s + t.scoring_s + t.stop_s
     assert round(parts, 1) == t.wall_s == round(0.5 - 0.04, 1)
+
+
+def test_released_before_scoring_the_stop_comes_first_and_scoring_is_no_gpu_time() -> None:
+    """The server's last model: generation ends at 200, the server is stopped and its GPUs released at 204,
+    scoring (begun at 200, beside the stop) ends at 215, the eval process exits at 216."""
+    t = build_timeline(100.0, [PassMarks(130.0, 190.0, 200.0, 215.0)], 216.0, released=204.0)
+    assert (t.start_s, t.busy_s, t.tail_s, t.stop_s, t.scoring_s) == (30.0, 60.0, 10.0, 4.0, 12.0)
+    assert t.wall_s == 116.0
+    assert t.idle_fraction == round((104 - 70) / 104, 3)  # the allocation ends at the release
+    assert t.allocated_s == 104.0 and "released_s" not in t.as_json()
+    held = build_timeline(100.0, [PassMarks(130.0, 190.0, 200.0, 215.0)], 216.0, released=216.0)
+    assert (held.scoring_s, held.stop_s) == (15.0, 1.0)  # scored on the held GPUs: counted in them
+    assert held.idle_fraction == round((116 - 70) / 116, 3)
+
+
+def test_a_turn_that_only_scored_holds_no_gpu() -> None:
+    t = build_timeline(0.0, [PassMarks(None, None, 0.0, 3.0)], 3.2, released=0.0)
+    assert (t.start_s, t.stop_s, t.scoring_s, t.wall_s, t.idle_fraction) == (0.0, 0.0, 3.2, 3.2, 0.0)
