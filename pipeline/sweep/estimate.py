@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pipeline.config import Variant
 from pipeline.errors import ConfigError
 from pipeline.sweep.packing import Need, allocate, check_fits, order
 from pipeline.sweep.plan import PlannedModel, SweepPlan, SweepSettings, riders_of
@@ -84,7 +85,9 @@ def request_seconds(server: ServerCost, task: TaskCost) -> float:
     return task.prompt_tokens / server.prefill_tps + task.output_tokens / server.decode_tps
 
 
-def task_costs(costs: Costs, tasks: Sequence[str], data_dir: Path | None) -> dict[str, TaskCost]:
+def task_costs(
+    costs: Costs, tasks: Sequence[str], data_dir: Path | None, variant: Variant = "paper"
+) -> dict[str, TaskCost]:
     """Per task: the data's own request count and mean prompt length where ``data_dir`` holds its file,
     else the cost model's figures for the full task."""
     from pipeline.tasks import get_task
@@ -97,7 +100,7 @@ def task_costs(costs: Costs, tasks: Sequence[str], data_dir: Path | None) -> dic
             )
         cost = costs.task[name]
         if data_dir is not None and get_task(name).data_path(data_dir).exists():
-            count, mean_prompt = asyncio.run(_measure(name, data_dir))
+            count, mean_prompt = asyncio.run(_measure(name, data_dir, variant))
             cost = cost.model_copy(
                 update={"requests": count, "prompt_tokens": mean_prompt,
                         "source": f"counted in {get_task(name).data_path(data_dir)}"}
@@ -106,7 +109,7 @@ def task_costs(costs: Costs, tasks: Sequence[str], data_dir: Path | None) -> dic
     return out
 
 
-async def _measure(name: str, data_dir: Path) -> tuple[int, float]:
+async def _measure(name: str, data_dir: Path, variant: Variant) -> tuple[int, float]:
     """(requests, mean prompt tokens) of a task's data, rendered as a chat model's requests are; tokens
     estimated from characters (no tokenizer here)."""
     from pipeline.evaluation.tokens import EstimateCounter
@@ -114,7 +117,7 @@ async def _measure(name: str, data_dir: Path) -> tuple[int, float]:
     from pipeline.tasks.base import RenderContext
 
     counter = EstimateCounter()
-    ctx = RenderContext(chat_mode="chat", max_model_len=8192, counter=counter)
+    ctx = RenderContext(chat_mode="chat", max_model_len=8192, counter=counter, variant=variant)
     count, tokens = 0, 0
     async for request in get_task(name).requests(data_dir, ctx):
         count += 1
@@ -180,7 +183,7 @@ def estimate(
         for model in (host, *riders.get(host.name, ())):
             tasks = model.tasks or tuple(task_names())
             if tasks not in per_task:
-                per_task[tasks] = task_costs(costs, tasks, data_dir)
+                per_task[tasks] = task_costs(costs, tasks, data_dir, settings.variant)
             for task in per_task[tasks].values():
                 n = task.requests if model.limit is None else min(task.requests, model.limit)
                 generate += n * request_seconds(cls, task)
@@ -237,7 +240,7 @@ def print_estimate(plan: SweepPlan, path: Path, console: Console) -> int:
     tasks = sorted({t for m in models for t in (m.tasks or tuple(task_names()))}, key=list(costs.task).index)
     console.print(f"# estimate for {path}: {COSTS_PATH} (each figure's source is there); estimates, not "
                   "measurements", highlight=False, soft_wrap=True)  # fmt: skip
-    for name, task in task_costs(costs, tasks, settings.data_dir).items():
+    for name, task in task_costs(costs, tasks, settings.data_dir, settings.variant).items():
         where = task.source if task.source.startswith("counted in ") else "costs.toml: the full task"
         console.print(
             f"# {name}: {task.requests:,} requests x {task.prompt_tokens:,.0f} prompt + "
