@@ -10,11 +10,13 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.errors import ConfigError
+from pipeline.scoring.extras import gpu_scoring
 from pipeline.sweep.plan import load_plan, resolve_models
 from pipeline.sweep.slurm.settings import default_time, format_time, parse_time
 from pipeline.sweep.slurm.shapes import JobShape, job_shape, split
 from pipeline.sweep.slurm.slurmcli import submit_argv
 from pipeline.sweep.slurm.submit import SlurmSweep
+from pipeline.tasks import get_task, task_names
 
 SMALL, BIG, MOE = "meta-llama-3-8b-instruct", "meta-llama-3-70b-instruct", "mixtral-8x22b-instruct-v0.1"
 
@@ -194,8 +196,16 @@ def test_scoring_script_and_sbatch_lines(tmp_path: Path) -> None:
     plan = load_plan(default)
     script = SlurmSweep(plan, default, resolve_models(plan, default), console=None).scoring_scripts[SMALL]  # type: ignore[arg-type]
     assert "#SBATCH --partition=gpu\n" in script and "#SBATCH --time=02:00:00\n" in script
-    assert "--gpus" not in script
-    with_gpu = _plan(tmp_path, "scoring_gpus = 1")  # for BERTScore on a GPU: asked for, and charged
+    # No --gpus unless a task of the model reports a metric that runs a model on a GPU (BERTScore,
+    # metrics.toml gpu = true) and can run here (bert-score and its model installed).
+    wanting = gpu_scoring([t for t in task_names() if get_task(t).data_path(plan.sweep.data_dir).exists()])
+    assert ("#SBATCH --gpus=1\n" in script) == bool(wanting), wanting
+    cpu = _plan(tmp_path, "scoring_gpus = 0")  # CPU only whatever the tasks: BERTScore on the CPUs
+    plan = load_plan(cpu)
+    assert (
+        "--gpus" not in SlurmSweep(plan, cpu, resolve_models(plan, cpu), console=None).scoring_scripts[SMALL]
+    )  # type: ignore[arg-type]
+    with_gpu = _plan(tmp_path, "scoring_gpus = 1")  # a GPU for the scoring job: asked for, and charged
     plan = load_plan(with_gpu)
     script = SlurmSweep(plan, with_gpu, resolve_models(plan, with_gpu), console=None).scoring_scripts[SMALL]  # type: ignore[arg-type]
     assert "#SBATCH --gpus=1\n" in script
@@ -295,7 +305,7 @@ def test_the_shipped_slurm_plan_dry_runs(capsys: pytest.CaptureFixture[str]) -> 
     out = capsys.readouterr().out
     jobs = out.count("# the job serves with: ")
     assert out.count("#!/bin/bash") == out.count("# --- ") == 2 * jobs and jobs >= 27
-    assert out.count(", scoring: CPU only, submitted with sbatch --dependency=afterany:") == jobs
+    assert out.count("submitted with sbatch --dependency=afterany:<the job above> ---") == jobs
     moe = out[out.index("# --- mixtral-8x22b-instruct-v0.1") :]
     moe = moe[: moe.index("\n# --- ")]
     assert "#SBATCH --nodes=2" in moe and "#SBATCH --gpus-per-node=4" in moe

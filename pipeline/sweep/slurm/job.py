@@ -115,7 +115,8 @@ def run_scoring_job(plan_path: Path, name: str, environ: Mapping[str, str] | Non
 
     environ = os.environ if environ is None else environ
     plan = load_plan(plan_path)
-    if not any(m.name == name for m in resolve_models(plan, plan_path)):
+    model = next((m for m in resolve_models(plan, plan_path) if m.name == name), None)
+    if model is None:
         raise ConfigError(f"{plan_path}: no model {name!r} in [[models]]")
     folder = job_dir(plan.sweep.out.resolve(), name)
     journal = Journal(folder)
@@ -136,13 +137,29 @@ def run_scoring_job(plan_path: Path, name: str, environ: Mapping[str, str] | Non
     timeline = dataclasses.replace(
         gpu, queued_s=round(gpu.queued_s + queued, 1), scoring_s=round(gpu.scoring_s + scoring, 1)
     )  # idle_fraction: the GPU job's allocation, the only one that held GPUs ...
-    if plan.slurm.scoring_gpus:  # ... unless this job held GPUs too: its time is GPU time, generating nothing
+    if scoring_gpus(plan, model)[0]:  # ... unless this job held GPUs too: GPU time, generating nothing
         held = gpu.wall_s - gpu.queued_s + scoring
         idle = (held - gpu.busy_s - gpu.tail_s) / held if held > 0 else 0.0
         timeline = dataclasses.replace(timeline, idle_fraction=round(min(max(idle, 0.0), 1.0), 3))
     journal.write(dataclasses.replace(last, scored=True, timeline=timeline.as_json(), wall_s=timeline.wall_s))
     print_scores(summaries, last.identity, folder, console=Console())
     return 0
+
+
+def scoring_gpus(plan: SweepPlan, model: PlannedModel) -> tuple[int, list[str]]:
+    """(the GPUs the model's scoring job asks for, the ``task:metric`` of its tasks that run a model on a GPU
+    when one is visible and can run here). ``[slurm] scoring_gpus`` when set; else 1 where there is such a
+    metric (a local sweep scores those on the model's GPUs before releasing them; here a scoring job holds
+    one GPU for minutes instead), else 0: CPU only."""
+    from pipeline.scoring.extras import gpu_scoring
+    from pipeline.tasks import get_task, task_names
+
+    data = plan.sweep.data_dir
+    tasks = list(model.tasks) or [t for t in task_names() if get_task(t).data_path(data).exists()]
+    wanting = gpu_scoring(tasks)
+    if plan.slurm.scoring_gpus is not None:
+        return plan.slurm.scoring_gpus, wanting
+    return (1 if wanting else 0), wanting
 
 
 def job_settings(plan: SweepPlan, model: PlannedModel, gpus: tuple[int, ...]) -> SweepSettings:

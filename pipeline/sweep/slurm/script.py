@@ -118,8 +118,8 @@ def render(plan: SweepPlan, sweep: str, model: PlannedModel, shape: JobShape, fi
     return "\n".join(head + body) + "\n"
 
 
-def render_scoring(plan: SweepPlan, sweep: str, model: PlannedModel, files: JobFiles) -> str:
-    """The model's scoring job: CPU only (no ``--gpus`` unless ``scoring_gpus``), submitted with
+def render_scoring(plan: SweepPlan, sweep: str, model: PlannedModel, files: JobFiles, gpus: int = 0) -> str:
+    """The model's scoring job: CPU only (no ``--gpus`` unless ``gpus``: job.scoring_gpus), submitted with
     ``--dependency=afterany:<GPU job>``, so it starts once the GPU job has ended, whichever way (it scores
     only what was generated)."""
     slurm = plan.slurm
@@ -135,8 +135,8 @@ def render_scoring(plan: SweepPlan, sweep: str, model: PlannedModel, files: JobF
         "#SBATCH --ntasks-per-node=1",
         "#SBATCH --no-requeue",
     ]
-    if slurm.scoring_gpus:
-        head.append(f"#SBATCH --gpus={slurm.scoring_gpus}")
+    if gpus:
+        head.append(f"#SBATCH --gpus={gpus}")
     options = {"partition": slurm.scoring_partition or slurm.partition, "account": slurm.account,
                "qos": slurm.qos}  # fmt: skip
     head += [f"#SBATCH --{key}={sbatch_quote(value)}" for key, value in options.items() if value]

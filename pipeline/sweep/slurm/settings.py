@@ -104,9 +104,9 @@ class SlurmSettings(BaseModel):
     scoring_partition: str | None = Field(default=None, min_length=1)  # None: `partition`
     scoring_time: str = "02:00:00"
     scoring_extra_sbatch: tuple[str, ...] = ()  # e.g. "--mem=32G" (the UMLS linker is large)
-    # GPUs of the scoring job: 0, or e.g. 1 for BERTScore, which runs its model on a GPU when it sees one
-    # (on the CPUs otherwise); such a job's time counts as GPU time in the model's idle_fraction.
-    scoring_gpus: int = Field(default=0, ge=0, le=64)
+    # GPUs of the scoring job. None: 1 where the model's tasks report a metric declared `gpu = true` that
+    # can run here (BERTScore; pipeline/scoring/metrics.toml), else 0. A job with GPUs counts as GPU time.
+    scoring_gpus: int | None = Field(default=None, ge=0, le=64)
 
     @field_validator("time", "scoring_time")
     @classmethod

@@ -23,7 +23,7 @@ from pipeline.store.layout import STORES_DIR, job_dir
 from pipeline.sweep.journal import JobSubmitted, Journal, ModelStart
 from pipeline.sweep.plan import PlannedModel, SweepPlan
 from pipeline.sweep.slurm import slurmcli
-from pipeline.sweep.slurm.job import job_launcher, job_runner, job_settings
+from pipeline.sweep.slurm.job import job_launcher, job_runner, job_settings, scoring_gpus
 from pipeline.sweep.slurm.jobs import JOB_PREFIX, JobRow, job_rows, read, submissions
 from pipeline.sweep.slurm.script import SCORING_SUFFIX, JobFiles, job_name, render, render_scoring
 from pipeline.sweep.slurm.shapes import JobShape, job_shapes
@@ -62,7 +62,11 @@ class SlurmSweep:
         files = JobFiles(plan=plan_path.resolve(), workdir=Path.cwd(), logs=self.out / "logs")
         try:
             self.scripts = {m.name: render(plan, self.sweep, m, self.shapes[m.name], files) for m in models}
-            self.scoring_scripts = {m.name: render_scoring(plan, self.sweep, m, files) for m in models}
+            self.scoring_gpus = {m.name: scoring_gpus(plan, m) for m in models}
+            self.scoring_scripts = {
+                m.name: render_scoring(plan, self.sweep, m, files, self.scoring_gpus[m.name][0])
+                for m in models
+            }
         except ConfigError as exc:
             raise ConfigError(f"{plan_path}: {exc}") from None
         self._stop = threading.Event()
@@ -89,9 +93,18 @@ class SlurmSweep:
             granted = tuple(range(shape.gpus_per_node))  # as CUDA_VISIBLE_DEVICES will name them
             launcher = job_launcher(job_settings(self.plan, model, granted), shape, granted)
             print(f"# the job serves with: {launcher.command(model.server, granted, model.port)}")
-            print(f"\n# --- {model.name}, scoring: CPU only, submitted with sbatch "
+            print(f"\n# --- {model.name}, scoring: {self._scoring_on(model.name)}, submitted with sbatch "
                   "--dependency=afterany:<the job above> ---")  # fmt: skip
             print(self.scoring_scripts[model.name], end="")
+
+    def _scoring_on(self, model: str) -> str:
+        """Where the model's scoring job scores, and why it asks for GPUs (or does not, though it could)."""
+        gpus, wanting = self.scoring_gpus[model]
+        if gpus:
+            return f"{gpus} GPU(s)" + (f" for {', '.join(wanting)}" if wanting else "")
+        return "CPU only" + (
+            f" ({', '.join(wanting)} on the CPUs: slurm.scoring_gpus = 0)" if wanting else ""
+        )
 
     # --- submit and watch ---
 
