@@ -139,15 +139,17 @@ def _cpu_vllm_plain_session(tmp_path_factory: pytest.TempPathFactory) -> Iterato
     reason = shared.missing(shared.PLAIN)
     if reason is not None:
         require.unavailable("vllm", reason)
-    with shared.shared_vllm(tmp_path_factory.mktemp("cpu-vllm-plain"), shared.PLAIN) as running:
+    log_dir = tmp_path_factory.mktemp("cpu-vllm-plain")
+    with shared.shared_vllm(log_dir, shared.PLAIN, (shared.PLAIN_COMPLETION,)) as running:
         yield running
 
 
 @pytest.fixture
 def cpu_vllm_plain(_cpu_vllm_plain_session: SharedVllm) -> SharedVllm:
     """A real CPU vLLM server of SmolLM2-135M-Instruct without LoRA, for prompt log-probabilities only
-    (tests/test_vllm_loglik.py). Why not ``cpu_vllm``: ``PLAIN`` in tests/support/cpu_vllm.py. Started once,
-    at its first use; the same rules as ``cpu_vllm``."""
+    (tests/test_vllm_loglik.py), also served as ``smollm2-135m-completion`` (a name the registry does not
+    know: evaluated with ``--chat-mode base``). Why not ``cpu_vllm``: ``PLAIN`` in tests/support/cpu_vllm.py.
+    Started once, at its first use; the same rules as ``cpu_vllm``."""
     return _up(_cpu_vllm_plain_session, "the LoRA-less CPU vLLM server")
 
 

@@ -63,6 +63,11 @@ enabled kills its engine on the first request with prompt log-probabilities (``p
 ``bgmv_shrink``: "einsum(): subscript b has size 8 ... size 250", then EngineDeadError; seen on the shared
 server), which would fail every later test; the shared server needs LoRA for the adapter tests."""
 
+PLAIN_COMPLETION = "smollm2-135m-completion"
+"""A second served name of the plain server that the registry does not know: evaluated under it with
+``--chat-mode base``, the same weights get the registry's completion prompt for base models (the registry's
+own entry would set chat mode ``chat``)."""
+
 START_TIMEOUT = 900.0  # a loaded two-core machine has taken minutes to start vLLM; health is polled
 STOP_GRACE = 30.0
 
