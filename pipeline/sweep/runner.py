@@ -584,15 +584,18 @@ class SweepRunner:
         """The ``skipped`` report when this plan finished ``model`` before with the same settings."""
         return self._already_done(model, self.journal.finished().get(model.name))
 
-    def generated_earlier(self, model: PlannedModel) -> ModelDone | None:
-        """The last ``model_done`` of ``model`` when it is ``done`` but generated only (``scored=False``: a
-        Slurm GPU job) with the same settings, and the store holds every answer: only scoring is left."""
+    def generated_earlier(self, model: PlannedModel) -> ModelDone | ModelGenerated | None:
+        """What says that only scoring is left of ``model`` (same settings, the store holds every answer):
+        its last ``model_done`` when it is ``done`` but generated only (``scored=False``: a Slurm GPU job),
+        else its ``model_generated`` when the run that wrote it ended before its ``model_done`` (stopped in
+        the server's stop)."""
         done = [d for d in self.journal.read(ModelDone) if d.model == model.name]
         last = done[-1] if done else None
-        if last is None or last.scored or last.status != "done" or last.settings != self._settings(model):
-            return None
-        stats = model_stats(self.out, last.identity, self.settings.variant, tuple(last.tasks))
-        return last if stats.total and not stats.pending and not stats.retryable else None
+        if last is not None and not last.scored and last.status == "done":
+            stats = model_stats(self.out, last.identity, self.settings.variant, tuple(last.tasks))
+            complete = stats.total and not stats.pending and not stats.retryable
+            return last if complete and last.settings == self._settings(model) else None
+        return self._answered_earlier(model, self.journal.generated().get(model.name))
 
     def _answered_earlier(self, model: PlannedModel, record: ModelGenerated | None) -> ModelGenerated | None:
         """``record`` when an earlier run of this plan, with the same settings, stored every answer of

@@ -27,7 +27,7 @@ from rich.console import Console
 from pipeline.errors import ConfigError, EndpointError
 from pipeline.serving.argv import connect_host
 from pipeline.store.layout import job_dir
-from pipeline.sweep.journal import Journal, ModelDone
+from pipeline.sweep.journal import Journal, ModelDone, ModelGenerated
 from pipeline.sweep.launcher import EngineLauncher, launcher_for
 from pipeline.sweep.plan import PlannedModel, SweepPlan, SweepSettings, load_plan, resolve_models
 from pipeline.sweep.runner import SweepRunner
@@ -108,8 +108,10 @@ def run_scoring_job(plan_path: Path, name: str, environ: Mapping[str, str] | Non
     (``--dependency=afterany``). It scores what the GPU job generated (its last ``model_done``, written
     with ``scored=False``) from the job's store, and writes that ``model_done`` again, scored, its timeline
     completed: the wait for this job in ``queued_s``, this job in ``scoring_s``; the GPU allocation, and so
-    ``idle_fraction``, stays the GPU job's. Nothing to score (the GPU job was stopped, failed to start, or
-    the model is scored already): says so and exits 0."""
+    ``idle_fraction``, stays the GPU job's. A GPU job stopped after every answer was stored but before its
+    ``model_done`` (its ``model_generated`` says so) is scored too, into a new ``model_done``. Nothing to
+    score (the GPU job was stopped mid-generation, failed to start, or the model is scored already): says
+    so and exits 0."""
     from pipeline.evaluation.evaluate import score_stored
     from pipeline.evaluation.scorecard import print_summary as print_scores
 
@@ -120,19 +122,24 @@ def run_scoring_job(plan_path: Path, name: str, environ: Mapping[str, str] | Non
         raise ConfigError(f"{plan_path}: no model {name!r} in [[models]]")
     folder = job_dir(plan.sweep.out.resolve(), name)
     journal = Journal(folder)
-    done = journal.read(ModelDone)
+    done = [d for d in journal.read(ModelDone) if d.model == name]
     last = done[-1] if done else None
     console = Console(stderr=True)
     ended = last is not None and bool(last.identity) and last.status != "interrupted"
     if last is None or not ended or last.scored:
-        why = "it is scored already" if ended else "no generation of it ended"
-        console.print(f"{name}: nothing to score ({why})", highlight=False)
-        return 0
+        # A GPU job stopped after every answer was stored, before its model_done said so: still scored.
+        answered = job_runner(plan, model, (), console).generated_earlier(model)
+        if not isinstance(answered, ModelGenerated):
+            why = "it is scored already" if ended else "no generation of it ended"
+            console.print(f"{name}: nothing to score ({why})", highlight=False)
+            return 0
+        last = ModelDone(model=name, status="done", identity=answered.identity, tasks=answered.tasks,
+                         settings=answered.settings, t=answered.t)  # fmt: skip
     signal.signal(signal.SIGTERM, _interrupt)
     began = time.time()
     started, queued = _allocation(journal, environ, name, after=last.t)
     summaries = score_stored(folder, last.identity, plan.sweep.variant, last.tasks)
-    gpu = Timeline(**last.timeline) if last.timeline else Timeline()
+    gpu = Timeline(**last.timeline) if last.timeline else Timeline()  # none: its GPU job wrote no end
     scoring = round(time.time() - (started or began), 1)
     timeline = dataclasses.replace(
         gpu, queued_s=round(gpu.queued_s + queued, 1), scoring_s=round(gpu.scoring_s + scoring, 1)
@@ -141,7 +148,9 @@ def run_scoring_job(plan_path: Path, name: str, environ: Mapping[str, str] | Non
         held = gpu.wall_s - gpu.queued_s + scoring
         idle = (held - gpu.busy_s - gpu.tail_s) / held if held > 0 else 0.0
         timeline = dataclasses.replace(timeline, idle_fraction=round(min(max(idle, 0.0), 1.0), 3))
-    journal.write(dataclasses.replace(last, scored=True, timeline=timeline.as_json(), wall_s=timeline.wall_s))
+    journal.write(
+        dataclasses.replace(last, scored=True, timeline=timeline.as_json(), wall_s=timeline.wall_s, t=0.0)
+    )
     print_scores(summaries, last.identity, folder, console=Console())
     return 0
 
