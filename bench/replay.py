@@ -36,9 +36,10 @@ import aiohttp  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
 from pipeline.endpoint import Endpoint  # noqa: E402
 from pipeline.evaluation.evaluate import resolve_target  # noqa: E402
+from pipeline.evaluation.send_order import send_order  # noqa: E402
 from pipeline.evaluation.tokens import make_counter  # noqa: E402
 from pipeline.evaluation.truncation import resolve_truncation  # noqa: E402
-from pipeline.request import request_body  # noqa: E402
+from pipeline.request import Request, request_body  # noqa: E402
 from pipeline.serving.provenance import collect_provenance  # noqa: E402
 from pipeline.tasks import get_task  # noqa: E402
 from pipeline.tasks.base import RenderContext  # noqa: E402
@@ -69,10 +70,16 @@ async def record(base_url: str, model: str, task: str, data_dir: Path, limit: in
         )
         sampling = config.sampling.to_sampling().as_body()
         bodies = []
-        async for request in get_task(task).requests(data_dir, ctx):
+        # In the eval's order (one function decides it for both: pipeline/evaluation/send_order.py).
+        requests = get_task(task).requests(data_dir, ctx)
+        async for request in send_order(requests, config.run.send_order, _same):
             path = "chat/completions" if request.kind == "chat" else "completions"
             bodies.append((path, request_body(request, target.served_name, sampling)))
     return bodies
+
+
+def _same(request: Request) -> Request:
+    return request
 
 
 async def replay(base_url: str, bodies: list[Body], concurrency: int) -> float:

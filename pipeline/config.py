@@ -28,6 +28,11 @@ Demonstrations = Literal["v3", "shuffled"]
 """Which rows are the few-shot demonstrations: ``v3`` as the code behind the published numbers chose them
 per task (the prompt file's ``shuffle``); ``shuffled``: every task shuffled with its seed first (HEAD)."""
 
+SendOrder = Literal["longest_first", "data"]
+"""The order an eval sends its requests in: ``longest_first`` (default) by descending estimated prompt
+length, so that the run ends on short requests and its tail is short; ``data``: the tasks' own order
+(``pipeline.evaluation.send_order``). Results and their keys do not depend on it."""
+
 Truncation = Literal["auto", "v3", "letters"]
 """How an over-long prompt is fitted to the context: ``v3`` sends ``truncate_prompt_tokens`` (the server keeps
 the end of the whole prompt, as TGI's ``truncate`` did in v3); ``letters`` cuts each letter to an equal share
@@ -101,6 +106,7 @@ class RunConfig(_Strict):
     # (default think-tags; docs/reasoning.md).
     reasoning_split: Splitter | None = None
     recheck: int = Field(default=0, ge=0, description="committed items re-sent one at a time after the run")
+    send_order: SendOrder = "longest_first"
     # False: generate only and leave scoring to `score_stored` (the sweep scores after the server is
     # stopped, so the GPUs are not held through CPU-only scoring; docs/sweeps.md, docs/slurm.md).
     score: bool = True

@@ -64,6 +64,9 @@ def register(sub: Any) -> None:
                    help="over-long prompts: v3 = the server keeps the end of the whole prompt "
                    "(truncate_prompt_tokens), letters = each letter cut to an equal share; auto (default) = "
                    "v3 on vLLM endpoints, else letters")  # fmt: skip
+    p.add_argument("--send-order", choices=("longest_first", "data"),
+                   help="longest_first (default): the longest prompts are sent first, so that the run ends "
+                   "on short requests; data: the tasks' own order")  # fmt: skip
     p.add_argument("--reasoning-split", choices=SPLITTERS,
                    help="how a reply the server did not split is cut into trace and answer (default: the "
                    "registry's, else think-tags: a reply opening <think> is split at </think>)")  # fmt: skip
@@ -133,6 +136,7 @@ def _run(args: argparse.Namespace) -> int:
             "truncation": args.truncation,
             "reasoning_split": args.reasoning_split,
             "recheck": args.recheck,
+            "send_order": args.send_order,
         },
     }
     config = load_config(args.config, overrides, sections=sections)

@@ -18,7 +18,8 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,7 @@ from pipeline.evaluation.committer import Committer, Counted, max_uncommitted
 from pipeline.evaluation.concurrency import ConcurrencyController, LoadReading
 from pipeline.evaluation.loglik import LoglikScorer, Scored
 from pipeline.evaluation.progress import Progress
+from pipeline.evaluation.send_order import send_order
 from pipeline.evaluation.thinking import NOT_THINKING, Thinking
 from pipeline.request import Request, content_key, request_body
 from pipeline.store.database import Store
@@ -200,8 +202,21 @@ class EvalRun:
 
     async def _produce(self, done: set[str]) -> None:
         cfg = self.config
+        put = self._queue.put
+        # What is left to send, in the order it is sent (longest prompts first by default: send_order.py).
+        async with aclosing(send_order(self._unsent(done), cfg.run.send_order, _request_of)) as ordered:
+            async for item in ordered:
+                await put(item)
+        # Every worker must see its end marker, parked ones included: backpressure ends here.
+        self.controller.drain()
+        for _ in range(cfg.client.concurrency):
+            await put(None)
+
+    async def _unsent(self, done: set[str]) -> AsyncIterator[tuple[Request, str]]:
+        """Every task's requests whose key has no stored answer yet, with their keys, in the tasks' order."""
+        cfg = self.config
         ctx = render_context(cfg, self.target, self.counter)
-        identity, put, thinking = self.target.identity, self._queue.put, self.target.thinking
+        identity, thinking = self.target.identity, self.target.thinking
         options = prompt_options(cfg, self.target)
         for task in self.tasks:
             async for rendered in task.requests(cfg.run.data_dir, ctx):
@@ -211,11 +226,7 @@ class EvalRun:
                 if key in done:
                     self.progress.add_skipped(task.name)
                     continue
-                await put((request, key))
-        # Every worker must see its end marker, parked ones included: backpressure ends here.
-        self.controller.drain()
-        for _ in range(cfg.client.concurrency):
-            await put(None)
+                yield request, key
 
     async def _work(self, index: int) -> None:
         throttler = self._throttler
@@ -367,6 +378,10 @@ def prompt_options(config: EvalConfig, target: EvalTarget) -> dict[str, str]:
         "truncation": target.truncation,
         **target.thinking.key_options(),
     }
+
+
+def _request_of(item: tuple[Request, str]) -> Request:
+    return item[0]
 
 
 def _throttler(rate: float | None) -> Throttler | None:

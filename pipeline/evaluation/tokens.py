@@ -21,6 +21,11 @@ fits will almost always fit the real tokenizer too."""
 _CACHE_SIZE = 4096
 
 
+def estimate_tokens(chars: int, chars_per_token: float = CHARS_PER_TOKEN) -> int:
+    """The estimate's count for a text of ``chars`` characters."""
+    return math.ceil(chars / chars_per_token)
+
+
 class EstimateCounter:
     """Estimated counts (``ceil(len(text) / CHARS_PER_TOKEN)``); truncation cuts characters."""
 
@@ -32,7 +37,7 @@ class EstimateCounter:
         return False
 
     async def count(self, text: str) -> int:
-        return math.ceil(len(text) / self._chars_per_token)
+        return estimate_tokens(len(text), self._chars_per_token)
 
     async def truncate(self, text: str, max_tokens: int, *, keep: Literal["start", "end"]) -> str:
         if await self.count(text) <= max_tokens:

@@ -6,6 +6,7 @@ faults with seeded probabilities: HTTP 500, 429 with ``Retry-After``, connection
 truncated JSON bodies. ``GET /_stats`` reports what it received and answered so tests can prove that
 nothing was re-sent; ``GET /_requests`` returns the last request bodies, as sent. ``--request-log FILE``
 appends every completion request's body, as received (before any hold), to FILE: it outlives the server.
+``--seconds-per-prompt-token S`` adds S x the prompt's tokens to each completion's latency (a prefill's cost).
 
 Like vLLM it honours ``truncate_prompt_tokens`` (the prompt is counted as at most that many tokens).
 ``--no-vllm-api`` makes it a plain OpenAI-compatible server instead: no ``/version``, ``/tokenize``,
@@ -118,6 +119,7 @@ class State:
     # (phrase, seconds): a request whose prompt holds the phrase takes that long (the first match; none:
     # ``Faults.delay``). bench/sweep_idle.py gives each task's requests its own latency this way.
     latencies: tuple[tuple[str, float], ...] = ()
+    seconds_per_prompt_token: float = 0.0  # added to each completion's latency, per prompt token
 
 
 REASONING_SHAPES = ("reasoning", "reasoning_content", "inline", "cut")
@@ -226,6 +228,7 @@ def make_app(state: State) -> web.Application:
             if fault == "hang":
                 await asyncio.sleep(f.hang_seconds)
             delay = next((s for phrase, s in state.latencies if phrase in text), f.delay)
+            delay = (delay or 0.0) + state.seconds_per_prompt_token * prompt_tokens  # a prefill's cost
             if delay:
                 await asyncio.sleep(delay)
         finally:
@@ -393,6 +396,8 @@ def main() -> None:
     parser.add_argument("--request-log", default=None, help="append every completion body received here")
     parser.add_argument("--reasoning", choices=REASONING_SHAPES, help="answer as a reasoning model does")
     parser.add_argument("--latency-map", default=None, help="JSON file: [[phrase, seconds], ...] per request")
+    parser.add_argument("--seconds-per-prompt-token", type=float, default=0.0,
+                        help="latency added per prompt token (len/4), as a prefill")  # fmt: skip
     args = parser.parse_args()
     faults = Faults(
         fail_first=args.fail_first, status_always=args.status_always, extra_waiting=args.extra_waiting
@@ -408,6 +413,7 @@ def main() -> None:
     state.answer = args.answer
     state.request_log = args.request_log
     state.gate.holding = args.hold
+    state.seconds_per_prompt_token = args.seconds_per_prompt_token
     if args.latency_map:
         with open(args.latency_map, encoding="utf-8") as fh:
             state.latencies = tuple((str(p), float(t)) for p, t in orjson.loads(fh.read()))
