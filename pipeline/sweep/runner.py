@@ -22,7 +22,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console
 
@@ -701,10 +701,10 @@ def eval_process(
     fd = open_private(Path(log_path))
     with open(fd, "a", encoding="utf-8") as log:
         console = Console(file=log, force_terminal=False, width=120)
-        message: EvalMessage
-        try:
+
+        def evaluate() -> EvalMessage:
             outcome = run_evaluation(config, console=console, launcher=provenance, on_generated=generated)
-            message = EvalDone(
+            return EvalDone(
                 identity=outcome.target.identity,
                 tasks=list(outcome.tasks),
                 sent=outcome.run.sent,
@@ -714,11 +714,8 @@ def eval_process(
                 generated_at=outcome.run.generated_at,
                 scored_at=outcome.scored_at,
             )
-        except MedsweepError as exc:
-            message = EvalFailed(str(exc))
-        except Exception as exc:
-            log.write(traceback.format_exc())
-            message = EvalFailed(f"{type(exc).__name__}: {exc}")
+
+        message = _as_message(log, evaluate)
     conn.send(message)
     conn.close()
 
@@ -735,19 +732,28 @@ def score_process(
     fd = open_private(Path(log_path))
     with open(fd, "a", encoding="utf-8") as log:
         console = Console(file=log, force_terminal=False, width=120)
-        message: EvalMessage
-        try:
+
+        def score() -> EvalMessage:
             summaries = score_stored(Path(out), identity, variant, tasks)
             print_summary(summaries, identity, Path(out), console=console)
             now = time.time()
-            message = EvalDone(identity, list(tasks), 0, False, None, None, now, now)
-        except MedsweepError as exc:
-            message = EvalFailed(str(exc))
-        except Exception as exc:
-            log.write(traceback.format_exc())
-            message = EvalFailed(f"{type(exc).__name__}: {exc}")
+            return EvalDone(identity, list(tasks), 0, False, None, None, now, now)
+
+        message = _as_message(log, score)
     conn.send(message)
     conn.close()
+
+
+def _as_message(log: TextIO, work: Callable[[], EvalMessage]) -> EvalMessage:
+    """What a child process tells the sweep: ``work``'s message; a ``MedsweepError`` as its one line; any
+    other exception (a bug) by its name, its traceback written to the child's log."""
+    try:
+        return work()
+    except MedsweepError as exc:
+        return EvalFailed(str(exc))
+    except Exception as exc:
+        log.write(traceback.format_exc())
+        return EvalFailed(f"{type(exc).__name__}: {exc}")
 
 
 def _status(stats: ModelStats, gave_up: str | None, error: str) -> tuple[Any, str]:
