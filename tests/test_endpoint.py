@@ -11,7 +11,7 @@ from aiohttp import web
 
 from pipeline.endpoint import Endpoint, TokenizeError
 from pipeline.failures import FailureClass
-from tests.support.servers import fake_server
+from tests.support.servers import fake_server, serving_app
 
 SEEN = web.AppKey("seen", list)
 
@@ -45,13 +45,8 @@ async def recording() -> AsyncIterator[tuple[str, web.Application]]:
         app.router.add_get(path, _answer)
     for path in ("/tokenize", "/detokenize"):
         app.router.add_post(path, _answer)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}", app
-    await runner.cleanup()
+    async with serving_app(app) as url:
+        yield url, app
 
 
 async def test_every_extra_goes_through_one_configuration(recording: tuple[str, web.Application]) -> None:
@@ -104,26 +99,18 @@ async def test_tokenize_failures_are_classed_as_a_requests_would_be() -> None:
     app = web.Application()
     app[TOKENIZE_BODIES] = []
     app.router.add_post("/tokenize", _tokenize_as_asked)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        async with Endpoint(f"http://127.0.0.1:{port}/v1", "k-1") as endpoint:
-            assert await endpoint.tokenize("m", "a base prompt", special_tokens=True) == [7, 8, 9]
-            messages = [{"role": "user", "content": "hi"}]
-            assert await endpoint.tokenize_chat(
-                "m", messages, continue_final_message=True, add_generation_prompt=False,
-                template_kwargs={"enable_thinking": False},
-            ) == [7, 8, 9]  # fmt: skip
-            classes = {}
-            for prompt in ("status 500", "status 400", "no tokens"):
-                with pytest.raises(TokenizeError) as caught:
-                    await endpoint.tokenize("m", prompt)
-                classes[prompt] = caught.value.error_class
-    finally:
-        await runner.cleanup()
+    async with serving_app(app) as url, Endpoint(f"{url}/v1", "k-1") as endpoint:
+        assert await endpoint.tokenize("m", "a base prompt", special_tokens=True) == [7, 8, 9]
+        messages = [{"role": "user", "content": "hi"}]
+        assert await endpoint.tokenize_chat(
+            "m", messages, continue_final_message=True, add_generation_prompt=False,
+            template_kwargs={"enable_thinking": False},
+        ) == [7, 8, 9]  # fmt: skip
+        classes = {}
+        for prompt in ("status 500", "status 400", "no tokens"):
+            with pytest.raises(TokenizeError) as caught:
+                await endpoint.tokenize("m", prompt)
+            classes[prompt] = caught.value.error_class
     assert classes == {
         "status 500": FailureClass.SERVER_ERROR,
         "status 400": FailureClass.BAD_REQUEST,
@@ -136,7 +123,7 @@ async def test_tokenize_failures_are_classed_as_a_requests_would_be() -> None:
         "add_special_tokens": False, "chat_template_kwargs": {"enable_thinking": False},
     }  # fmt: skip
     assert sent[2]["add_special_tokens"] is False  # a piece of a prompt: no BOS
-    async with Endpoint(f"http://127.0.0.1:{port}") as endpoint:  # the server is gone
+    async with Endpoint(url) as endpoint:  # the server is gone
         with pytest.raises(TokenizeError) as caught:
             await endpoint.tokenize("m", "a")
     assert caught.value.error_class is FailureClass.CONNECTION

@@ -6,13 +6,14 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+from aiohttp import web
 
 from tests.support.paths import REPO_ROOT as REPO
 from tests.support.ports import free_port
@@ -115,3 +116,18 @@ def fake_server(*extra: str, port: int | None = None) -> Iterator[RunningServer]
     finally:
         server.process.kill()
         server.process.wait()
+
+
+@asynccontextmanager
+async def serving_app(app: web.Application) -> AsyncIterator[str]:
+    """``app`` served in this process on a free 127.0.0.1 port, for a test that records what a client sends;
+    yields its root URL (no path) and stops it after."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()

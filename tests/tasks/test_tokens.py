@@ -16,6 +16,7 @@ from pipeline.tasks import get_task
 from pipeline.tasks.base import RenderContext
 from pipeline.tasks.budget import water_fill
 from pipeline.tasks.prompts import load_budget, load_prompts
+from tests.support.servers import serving_app
 from tests.support.tokenizer import WordCounter
 
 VOCAB: dict[str, int] = {}
@@ -45,13 +46,8 @@ async def server() -> AsyncIterator[tuple[str, web.Application]]:
     app[CALLS] = []
     app.router.add_post("/tokenize", _tokenize)
     app.router.add_post("/detokenize", _detokenize)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}/v1", app
-    await runner.cleanup()
+    async with serving_app(app) as url:
+        yield f"{url}/v1", app
 
 
 async def test_estimate_counter() -> None:
