@@ -5,7 +5,9 @@ Real: the sweep (``SweepRunner``: its packing and allocator, server keeper, watc
 model, the evals' client, store and scoring, the timeline). Simulated: each model's server is our fake
 OpenAI server (tests/support/fakeserver.py) that becomes healthy ``load_s / A`` after its launch and answers
 each request after the latency the cost model (pipeline/sweep/costs.toml) gives a request of its task on a
-server of its class, divided by A (the acceleration).
+server of its class, divided by A (the acceleration). The fake servers' own processes are started before the
+sweep: a Python process's start (a third of a second here, two minutes simulated) is no part of an engine's
+load, which ``load_s`` already is, whole.
 
 The data are the synthetic demo_data/ (a handful of items a task), sent one at a time (concurrency 1):
 each demo request of task t stands for k_t = requests_t (the full task, costs.toml) / demo requests_t real
@@ -66,37 +68,53 @@ TARGET_WALL_S = 60.0  # the default acceleration makes the cost model's makespan
 
 
 class FakeLauncher:
-    """Starts one fake server per model: healthy ``load_s / accel`` after launch, each request answered
-    after its task's latency (``--latency-map``)."""
+    """One fake server per model, its process started here (on ``port0`` and up, beside the sweep's ports),
+    each request answered after its task's latency (``--latency-map``); ``start`` "loads" it: it returns the
+    server ``load_s / accel`` after it was called."""
 
-    def __init__(self, load_s: dict[str, float], latencies: dict[str, list[tuple[str, float]]], work: Path):
+    def __init__(
+        self,
+        load_s: dict[str, float],
+        latencies: dict[str, list[tuple[str, float]]],
+        work: Path,
+        port0: int,
+    ):
         self.load_s, self.latencies, self.work = load_s, latencies, work
+        self.ports = {name: port0 + i for i, name in enumerate(load_s)}
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.waiting: dict[str, subprocess.Popen[bytes]] = {}
+        for name, port in self.ports.items():
+            log = open(work / f"{name}.server.log", "ab")  # noqa: SIM115 (the process keeps it)
+            argv = self._argv(name, port)
+            self.waiting[name] = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            log.close()
+        for name, proc in self.waiting.items():
+            while proc.poll() is None and not _listening(self.ports[name]):
+                time.sleep(0.01)
 
-    def _argv(self, model: ServerConfig, port: int) -> list[str]:
-        table = self.work / f"{model.name}.latency.json"
-        table.write_text(json.dumps(self.latencies[model.name]))
-        return [sys.executable, str(FAKESERVER), "--port", str(port), "--model", model.name,
+    def _argv(self, name: str, port: int) -> list[str]:
+        table = self.work / f"{name}.latency.json"
+        table.write_text(json.dumps(self.latencies[name]))
+        return [sys.executable, str(FAKESERVER), "--port", str(port), "--model", name,
                 "--max-model-len", "100000", "--latency-map", str(table)]  # fmt: skip
 
     def command(
         self, model: ServerConfig, gpus: Sequence[int], port: int, adapters: Sequence[ServerConfig] = ()
     ) -> str:
-        return shlex.join(self._argv(model, port))
+        return shlex.join(self._argv(model.name, self.ports[model.name]))
 
     def start(
         self, model: ServerConfig, gpus: Sequence[int], port: int, adapters: Sequence[ServerConfig] = ()
     ) -> RunningServer:
         launched = time.monotonic()
-        log = open(self.work / f"{model.name}.server.log", "ab")  # noqa: SIM115 (the process keeps it)
-        proc = subprocess.Popen(self._argv(model, port), stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        log.close()
+        proc = self.waiting.pop(model.name)
+        if proc.poll() is not None:
+            raise MedsweepError(f"{model.name}: the fake server exited with {proc.returncode}")
         self.procs[proc.pid] = proc
         # Healthy at load_s after launch: wait here (finer than the keeper's 1 s health poll, which A would
-        # stretch to A seconds) for the port, then for the rest of the load time.
-        while proc.poll() is None and not _listening(port):
-            time.sleep(0.005)
+        # stretch to A seconds).
         time.sleep(max(0.0, launched + self.load_s[model.name] - time.monotonic()))
+        port = self.ports[model.name]
         url = f"http://127.0.0.1:{port}"
         return RunningServer(
             url=url, openai_base_url=f"{url}/v1", served_model=model.name, model=model.name, engine="local",
@@ -116,6 +134,12 @@ class FakeLauncher:
 
     def logs(self, server: RunningServer, lines: int = 50) -> str:
         return ""
+
+    def close(self) -> None:
+        """Stop the fake servers the sweep did not start (a model that failed before its launch)."""
+        for proc in [*self.waiting.values(), *self.procs.values()]:
+            proc.kill()
+            proc.wait()
 
 
 def _listening(port: int) -> bool:
@@ -173,19 +197,23 @@ def main(argv: list[str] | None = None) -> int:
     accel = args.accel or max(planned.makespan_s / TARGET_WALL_S, 1.0)
     with tempfile.TemporaryDirectory(prefix="sweep-idle-") as tmp:
         out = args.out or Path(tmp) / "runs"
+        ports = free_port_block(2 * len(models))  # the sweep's, then the fake servers'
         settings = plan.sweep.model_copy(
-            update={"out": out, "data_dir": DEMO, "base_port": free_port_block(len(models)), "limit": None}
+            update={"out": out, "data_dir": DEMO, "base_port": ports, "limit": None}
         )
         models = [
             m.model_copy(update={"port": settings.base_port + i, "concurrency": 1, "limit": None})
             for i, m in enumerate(models)
         ]
         load_s, latencies = bench_models(settings, models, costs, accel)
-        launcher = FakeLauncher(load_s, latencies, Path(tmp))
+        launcher = FakeLauncher(load_s, latencies, Path(tmp), ports + len(models))
         runner = SweepRunner(settings, models, launcher, console=Console(file=io.StringIO()))
-        began = time.monotonic()
-        reports = runner.run()
-        wall = time.monotonic() - began
+        try:
+            began = time.monotonic()
+            reports = runner.run()
+            wall = time.monotonic() - began
+        finally:
+            launcher.close()
     report(reports, planned, len(settings.gpus), accel, wall, load_s, item_scale(settings, models, costs))
     return 0 if all(r.status == "done" for r in reports) else 1
 

@@ -2,8 +2,9 @@
 
 Each server runs in its own thread; its evals run in child processes (``run_evaluation`` owns an event
 loop and signal handlers, and a child can be stopped cleanly with SIGTERM when its server cannot be kept
-up). A model's failure ends in its report, never in the sweep. GPUs go back to the pool the moment the
-server is stopped, and the next model that fits (largest first) starts: for the server's last model that is
+up), started ahead so that their imports overlap the servers' load (pipeline/sweep/children.py).
+A model's failure ends in its report, never in the sweep. GPUs go back to the pool the moment the server is
+stopped, and the next model that fits (largest first) starts: for the server's last model that is
 as soon as its generation is over (the eval process says so before it scores), unless its scoring runs a
 model on a GPU (a metric declared ``gpu = true``, pipeline/scoring/metrics.toml); it then scores with no GPU
 visible while the next server loads.
@@ -11,7 +12,6 @@ visible while the next server loads.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import socket
 import threading
@@ -34,6 +34,7 @@ from pipeline.serving.argv import connect_host
 from pipeline.serving.process import cmdline
 from pipeline.serving.provenance import LauncherFacts, SweepPass
 from pipeline.serving.running import RunningServer
+from pipeline.sweep.children import Children
 from pipeline.sweep.journal import (
     Journal,
     ModelDone,
@@ -52,7 +53,6 @@ from pipeline.sweep.watchdog import ServerKeeper, Watchdog
 if TYPE_CHECKING:
     from pipeline.evaluation.scheduler import EvalTarget, RunResult
 
-_TERM_GRACE_S = 30.0  # an eval asked to stop settles in-flight requests (10 s) and commits
 _SHOWN_EVENTS = {"server_started", "healthy", "server_down", "restart", "gave_up", "unhealthy", "eval_rerun",
                  "leftover_stopped"}  # fmt: skip
 # The events a reader reads back go through their journal records (pipeline.sweep.journal).
@@ -159,6 +159,7 @@ class SweepRunner:
         self.log_dir = self.out / "logs"
         self.journal = Journal(self.out)
         self._cancel = threading.Event()
+        self._children = Children(0, 1)  # run() makes the sweep's: one process per eval, started ahead
         self._api_key = self._read_api_key()
         # A Slurm job's (pipeline/sweep/slurm/job.py): when its allocation began and how long it was pending
         # before; the first model's turn begins then and its timeline counts the wait as queued_s.
@@ -207,6 +208,8 @@ class SweepRunner:
                 reports[model.name] = ModelReport(model.name, [], host.port, "interrupted")
 
         workers = max(1, len(queue) + len(to_score))
+        # One child process per eval pass, up to one per GPU slot started ahead (a server holds one or more).
+        self._children = Children(len(to_score) + sum(map(len, todo.values())), len(inventory))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sweep") as pool:
             try:
                 for model, answered in to_score:  # scoring needs no GPU: all at once
@@ -243,6 +246,8 @@ class SweepRunner:
                     reports.update((r.model, r) for r in future.result())
                 for host in queue:
                     interrupted(host)
+            finally:
+                self._children.close()
         return [reports[m.name] for m in self.models]
 
     def cancel(self) -> None:
@@ -467,17 +472,20 @@ class SweepRunner:
         self._event(model.name, "eval_start", eval_pass=n)
         visible = ",".join(map(str, scoring_gpus))
 
-        def heard(generated: Generated) -> None:
+        def heard(generated: object) -> bool:
+            if not isinstance(generated, Generated):
+                return False
             self.journal.write(
                 ModelGenerated(model=model.name, identity=generated.identity, tasks=generated.tasks,
                                settings=self._settings(model), eval_pass=n)
             )  # fmt: skip
             if on_generated is not None and not generated.interrupted:
                 on_generated(generated)
+            return True
 
         stopping = lambda: keeper.gave_up is not None or self._cancel.is_set()  # noqa: E731
         args = (config, provenance, str(log_path), visible)
-        message, why = self._child(eval_process, args, f"eval-{model.name}", stopping, heard)
+        message, why = self._children.run(eval_process, args, stopping, heard)
         result: EvalMessage
         if message is None:
             result = EvalFailed(f"eval process {why} (log: {log_path})")
@@ -490,48 +498,6 @@ class SweepRunner:
         shown = {k: v for k, v in asdict(result).items() if k != "tasks"}
         self._event(model.name, "eval_done", eval_pass=n, **shown)
         return result
-
-    @staticmethod
-    def _child(
-        target: Callable[..., None],
-        args: tuple[Any, ...],
-        name: str,
-        stopping: Callable[[], bool],
-        heard: Callable[[Generated], None],
-    ) -> tuple[object | None, str]:
-        """Run ``target(*args, conn)`` in a spawned child until it exits: each ``Generated`` it sends goes to
-        ``heard`` at once, and its last other message is returned (None, and why, when it sent none). Once
-        ``stopping()``, the child is asked to stop (SIGTERM) and killed after a grace period."""
-        ctx = multiprocessing.get_context("spawn")
-        receive, send = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=target, args=(*args, send), name=name)
-        proc.start()
-        send.close()
-        asked_to_stop: float | None = None
-        message: object | None = None
-        open_ = True
-        while open_ or proc.is_alive():
-            if open_:
-                try:
-                    if receive.poll(0.5):
-                        got = receive.recv()
-                        if isinstance(got, Generated):
-                            heard(got)
-                        else:
-                            message = got
-                        continue
-                except (EOFError, OSError):
-                    open_ = False  # the child closed its end (it ends) or died
-            else:
-                proc.join(0.5)
-            if asked_to_stop is None and stopping():
-                asked_to_stop = time.monotonic()
-                proc.terminate()  # SIGTERM: the eval stops sending, settles and commits
-            elif asked_to_stop is not None and time.monotonic() - asked_to_stop > _TERM_GRACE_S:
-                proc.kill()
-        receive.close()
-        why = "stopped" if asked_to_stop is not None else f"exited with status {proc.exitcode}"
-        return message, why
 
     # --- inputs ---
 
@@ -617,9 +583,7 @@ class SweepRunner:
             self._event(model.name, "model_start", gpus=[], port=model.port)
             log_path = self.log_dir / f"{model.name}.eval.log"
             args = (str(self.out), record.identity, self.settings.variant, list(record.tasks), str(log_path))
-            message, why = self._child(
-                score_process, args, f"score-{model.name}", self._cancel.is_set, lambda _: None
-            )
+            message, why = self._children.run(score_process, args, self._cancel.is_set, lambda _: False)
             if isinstance(message, EvalDone):
                 self._event(model.name, "eval_done", eval_pass=1, identity=message.identity, sent=0,
                             interrupted=False, scored_at=message.scored_at)  # fmt: skip
