@@ -86,10 +86,15 @@ def request_seconds(server: ServerCost, task: TaskCost) -> float:
 
 
 def task_costs(
-    costs: Costs, tasks: Sequence[str], data_dir: Path | None, variant: Variant = "paper"
+    costs: Costs,
+    tasks: Sequence[str],
+    data_dir: Path | None,
+    variant: Variant = "paper",
+    limit: int | None = None,
 ) -> dict[str, TaskCost]:
     """Per task: the data's own request count and mean prompt length where ``data_dir`` holds its file,
-    else the cost model's figures for the full task."""
+    else the cost model's figures for the full task; with ``limit``, of the task's first ``limit`` items
+    (a LongHealth question is several requests: counted where the data is, else taken as one)."""
     from pipeline.tasks import get_task
 
     out: dict[str, TaskCost] = {}
@@ -100,16 +105,18 @@ def task_costs(
             )
         cost = costs.task[name]
         if data_dir is not None and get_task(name).data_path(data_dir).exists():
-            count, mean_prompt = asyncio.run(_measure(name, data_dir, variant))
+            count, mean_prompt = asyncio.run(_measure(name, data_dir, variant, limit))
             cost = cost.model_copy(
                 update={"requests": count, "prompt_tokens": mean_prompt,
                         "source": f"counted in {get_task(name).data_path(data_dir)}"}
             )  # fmt: skip
+        elif limit is not None:
+            cost = cost.model_copy(update={"requests": min(cost.requests, limit)})
         out[name] = cost
     return out
 
 
-async def _measure(name: str, data_dir: Path, variant: Variant) -> tuple[int, float]:
+async def _measure(name: str, data_dir: Path, variant: Variant, limit: int | None) -> tuple[int, float]:
     """(requests, mean prompt tokens) of a task's data, rendered as a chat model's requests are; tokens
     estimated from characters (no tokenizer here)."""
     from pipeline.evaluation.tokens import EstimateCounter
@@ -117,7 +124,7 @@ async def _measure(name: str, data_dir: Path, variant: Variant) -> tuple[int, fl
     from pipeline.tasks.base import RenderContext
 
     counter = EstimateCounter()
-    ctx = RenderContext(chat_mode="chat", max_model_len=8192, counter=counter, variant=variant)
+    ctx = RenderContext(chat_mode="chat", max_model_len=8192, counter=counter, variant=variant, limit=limit)
     count, tokens = 0, 0
     async for request in get_task(name).requests(data_dir, ctx):
         count += 1
@@ -175,18 +182,17 @@ def estimate(
     if settings.on_device == "cpu":
         raise ConfigError(f"{COSTS_PATH} has figures for GPU servers only; --estimate needs a GPU plan")
     hosts, riders = riders_of(models)
-    per_task: dict[tuple[str, ...], dict[str, TaskCost]] = {}
+    per_task: dict[tuple[tuple[str, ...], int | None], dict[str, TaskCost]] = {}
     servers: list[ModelEstimate] = []
     for host in hosts:
         cls = costs.server_for(host.server.params_b)
         generate = 0.0
         for model in (host, *riders.get(host.name, ())):
-            tasks = model.tasks or tuple(task_names())
-            if tasks not in per_task:
-                per_task[tasks] = task_costs(costs, tasks, data_dir, settings.variant)
-            for task in per_task[tasks].values():
-                n = task.requests if model.limit is None else min(task.requests, model.limit)
-                generate += n * request_seconds(cls, task)
+            key = (model.tasks or tuple(task_names()), model.limit)
+            if key not in per_task:
+                per_task[key] = task_costs(costs, key[0], data_dir, settings.variant, model.limit)
+            for task in per_task[key].values():
+                generate += task.requests * request_seconds(cls, task)
         need = slots_for(settings, host)[1]
         servers.append(ModelEstimate(host.name, need, cls.name, cls.load_s, generate))
     if settings.scheduler == "slurm":  # one job per model, all queued at once: no packing here

@@ -34,7 +34,7 @@ from pipeline.serving.argv import connect_host
 from pipeline.serving.process import cmdline
 from pipeline.serving.provenance import LauncherFacts, SweepPass
 from pipeline.serving.running import RunningServer
-from pipeline.sweep.children import Children
+from pipeline.sweep.children import Children, Prepare
 from pipeline.sweep.journal import (
     Journal,
     ModelDone,
@@ -208,8 +208,11 @@ class SweepRunner:
                 reports[model.name] = ModelReport(model.name, [], host.port, "interrupted")
 
         workers = max(1, len(queue) + len(to_score))
-        # One child process per eval pass, up to one per GPU slot started ahead (a server holds one or more).
-        self._children = Children(len(to_score) + sum(map(len, todo.values())), len(inventory))
+        # One child process per eval pass, up to one per GPU slot started ahead (a server holds one or more),
+        # each with the datasets loaded (check_inputs read them here; an eval reads them before it sends).
+        self._children = Children(
+            len(to_score) + sum(map(len, todo.values())), len(inventory), prepare=self._load_inputs()
+        )
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sweep") as pool:
             try:
                 for model, answered in to_score:  # scoring needs no GPU: all at once
@@ -525,6 +528,14 @@ class SweepRunner:
         for model in self.models:
             self._eval_config(model, "http://127.0.0.1:1")
             select_tasks(list(model.tasks), self.settings.data_dir)
+
+    def _load_inputs(self) -> Prepare:
+        """What loads every dataset the plan's evals read (each model's tasks; none named: all with data)."""
+        from pipeline.evaluation.evaluate import select_tasks
+
+        named = [m.tasks for m in self.models]
+        tasks = [] if not all(named) else sorted({t for ts in named for t in ts})
+        return select_tasks, (tasks, self.settings.data_dir, self.settings.variant)
 
     def _read_api_key(self) -> str | None:
         from pipeline.serving.lifecycle import api_key_from_env

@@ -47,7 +47,7 @@ def _run(children: Children, target: Any, *args: Any) -> tuple[object | None, st
 def test_a_job_runs_in_a_child_started_before_it_with_the_evaluation_code_imported() -> None:
     children = Children(expected=1, at_once=1)
     try:
-        (waiting,) = children.waiting()
+        (waiting,) = children.waiting(warm_within=60)
         message, why, _ = _run(children, child_jobs.report, "x")
     finally:
         children.close()
@@ -57,13 +57,13 @@ def test_a_job_runs_in_a_child_started_before_it_with_the_evaluation_code_import
 
 def test_children_are_replaced_while_jobs_remain_and_the_unused_end_with_close() -> None:
     children = Children(expected=3, at_once=2)
-    first = children.waiting()
+    first = children.waiting(warm_within=60)
     assert len(first) == 2
     message, _, _ = _run(children, child_jobs.report, "")
     assert isinstance(message, dict) and message["pid"] == first[0]
-    assert len(children.waiting()) == 2  # two jobs remain: one more was started
+    assert len(children.waiting(warm_within=60)) == 2  # two jobs remain: one more was started
     _run(children, child_jobs.report, "")
-    left = children.waiting()
+    left = children.waiting(warm_within=60)
     assert len(left) == 1  # one job remains: no new one
     children.close()
     assert not any(_pid_alive(pid) for pid in [*first, *left])
@@ -96,7 +96,7 @@ def test_ctrl_c_does_not_end_a_child_waiting_for_its_job() -> None:
 def test_a_child_that_died_while_waiting_is_replaced_by_a_fresh_one() -> None:
     children = Children(expected=1, at_once=1)
     try:
-        (waiting,) = children.waiting()
+        (waiting,) = children.waiting(warm_within=60)
         os.kill(waiting, signal.SIGKILL)
         _wait_until_dead(waiting)
         message, why, _ = _run(children, child_jobs.report, "")

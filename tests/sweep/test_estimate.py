@@ -68,6 +68,16 @@ def test_the_datas_own_counts_replace_the_full_tasks() -> None:
     assert demo["mednli"].source.startswith("counted in ") and demo["mednli"].prompt_tokens > 0
 
 
+def test_a_limit_counts_the_requests_of_the_first_items() -> None:
+    """A LongHealth question is 15 requests (3 sub-tasks x 5 orderings): a limit of 1 counts 15 where the
+    data is, and caps the cost model's request count where it is not."""
+    costs = load_costs()
+    demo = task_costs(costs, ["mednli", "longhealth"], REPO / "demo_data", limit=1)
+    assert demo["mednli"].requests == 1 and demo["longhealth"].requests == 15
+    full = task_costs(costs, ["mednli"], None, limit=7)
+    assert full["mednli"].requests == 7
+
+
 def test_cli_estimate_prints_makespan_and_gpu_hours(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
