@@ -9,8 +9,11 @@ prompt's characters / ``CHARS_PER_TOKEN``: no tokenizer round trip). Equal lengt
 (shared prefixes adjacent).
 
 The requests are sorted in windows, so that sending starts at once and memory stays bounded whatever the
-run's size: the first ``FIRST_WINDOW`` requests, then windows of up to ``WINDOW_REQUESTS`` requests or
-``WINDOW_CHARS`` prompt characters, each sorted; the next window is rendered while the current one is sent.
+run's size: the first ``FIRST_WINDOW`` requests, then windows ``GROWTH`` times the one before, up to
+``WINDOW_REQUESTS`` requests or ``WINDOW_CHARS`` prompt characters, each sorted; the next window is rendered
+while the current one is sent. The first is small because the server idles until it is rendered (a
+LongHealth request's documents are counted by the server's tokenizer, a round trip each), and only the
+last window makes the tail.
 The order depends on the requests alone, never on timing. The last window, which makes the tail, is always
 sorted.
 
@@ -29,7 +32,8 @@ from pipeline.config import SendOrder
 from pipeline.evaluation.tokens import estimate_tokens
 from pipeline.request import Request
 
-FIRST_WINDOW = 256  # small: the first requests go out after this many are rendered
+FIRST_WINDOW = 16  # small: the first requests go out after this many are rendered
+GROWTH = 4
 WINDOW_REQUESTS = 4096
 WINDOW_CHARS = 32_000_000  # about 32 MB of prompt text held at once
 
@@ -71,10 +75,12 @@ async def send_order(
                 break
         return [item for _, _, item in sorted(taken, key=lambda entry: (entry[0], entry[1]))]
 
-    ahead = asyncio.ensure_future(window(FIRST_WINDOW))
+    size = FIRST_WINDOW
+    ahead = asyncio.ensure_future(window(size))
     try:
         while batch := await ahead:
-            ahead = asyncio.ensure_future(window(WINDOW_REQUESTS))  # rendered while this one is sent
+            size = min(size * GROWTH, WINDOW_REQUESTS)
+            ahead = asyncio.ensure_future(window(size))  # rendered while this one is sent
             for item in batch:
                 yield item
     finally:

@@ -60,6 +60,16 @@ def _sent(log: Path) -> list[tuple[str, int]]:
     return out
 
 
+def _windows(count: int) -> list[tuple[int, int]]:
+    """The (start, end) of each window of a run of ``count`` requests (the demo's prompts are short: no
+    window closes at its characters)."""
+    bounds, start, size = [], 0, order_module.FIRST_WINDOW
+    while start < count:
+        bounds.append((start, min(start + size, count)))
+        start, size = start + size, min(size * order_module.GROWTH, order_module.WINDOW_REQUESTS)
+    return bounds
+
+
 def _eval(server_url: str, out: Path, *extra: str) -> None:
     args = ["eval", "--base-url", server_url, "--model", "fake-model", "--data-dir", str(DEMO),
             "--out", str(out), "--task", TASKS, "--concurrency", "1", *extra]  # fmt: skip
@@ -68,17 +78,19 @@ def _eval(server_url: str, out: Path, *extra: str) -> None:
 
 def test_requests_reach_the_server_longest_first_and_in_data_order_when_asked(tmp_path: Path) -> None:
     """One request at a time, so the server receives them in the order they are sent: by default in
-    descending prompt length; with --send-order data in the tasks' order, which is not that; a resumed run
-    sends only what is missing, longest first."""
+    descending prompt length within each window; with --send-order data in the tasks' order, which is not
+    that; a resumed run sends only what is missing, longest first."""
     longest, data = tmp_path / "longest.jsonl", tmp_path / "data.jsonl"
     with fake_server("--max-model-len", "8192", "--request-log", str(longest)) as server:
         _eval(server.base_url, tmp_path / "a")
     with fake_server("--max-model-len", "8192", "--request-log", str(data)) as server:
         _eval(server.base_url, tmp_path / "b", "--send-order", "data")
     by_default, in_data_order = _sent(longest), _sent(data)
-    assert sorted(by_default) == sorted(in_data_order) and len(by_default) > 10
+    assert sorted(by_default) == sorted(in_data_order) and len(by_default) > order_module.FIRST_WINDOW
     sizes = [n for _, n in by_default]
-    assert sizes == sorted(sizes, reverse=True)
+    windows = _windows(len(sizes))
+    assert len(windows) > 1
+    assert all(sizes[a:b] == sorted(sizes[a:b], reverse=True) for a, b in windows)
     assert [n for _, n in in_data_order] != sizes  # the data order is another one: the test can fail
 
     resumed = tmp_path / "resumed.jsonl"
@@ -87,4 +99,5 @@ def test_requests_reach_the_server_longest_first_and_in_data_order_when_asked(tm
         first = len(_sent(resumed))
         _eval(server.base_url, tmp_path / "c")
     rest = [n for _, n in _sent(resumed)[first:]]
-    assert len(rest) == len(sizes) - first and rest == sorted(rest, reverse=True)
+    assert len(rest) == len(sizes) - first
+    assert all(rest[a:b] == sorted(rest[a:b], reverse=True) for a, b in _windows(len(rest)))
