@@ -169,20 +169,21 @@ async def _evaluate(
     ):
         served = await endpoint.list_models()
         target, config = resolve_target(config, served, base_url)
-        counter = await make_counter(endpoint, target.served_name)
-        # Backpressure only where the server reports its load (vLLM's /metrics).
-        server_load = endpoint.load if await endpoint.load() is not None else None
         card = next(m for m in served if m.id == target.served_name)
-        server = await collect_provenance(endpoint, card=card)
+        # At once: the server idles until the first request, each probe a round trip.
+        counter, load, server, determinism = await asyncio.gather(
+            make_counter(endpoint, target.served_name),
+            endpoint.load(),
+            collect_provenance(endpoint, card=card),
+            determinism_provenance(endpoint, config.client.concurrency),
+        )
+        # Backpressure only where the server reports its load (vLLM's /metrics).
+        server_load = endpoint.load if load is not None else None
         run_provenance = RunProvenance.of(server, len(config.endpoint.base_urls), launcher)
         truncation = resolve_truncation(config.run.truncation, run_provenance.vllm_version)
         target = dataclasses.replace(target, truncation=truncation)
         provenance = run_provenance.model_copy(
-            update={
-                "truncation": truncation,
-                "scorers": scorer_provenance(tasks),
-                **await determinism_provenance(endpoint, config.client.concurrency),
-            }
+            update={"truncation": truncation, "scorers": scorer_provenance(tasks), **determinism}
         ).as_json()
         loglik = None
         if config.run.variant == "loglik":

@@ -10,6 +10,7 @@ ones. Endpoints a server lacks give None, never an exception: provenance must no
 from __future__ import annotations
 
 import asyncio
+import functools
 import subprocess
 from typing import Any
 
@@ -197,8 +198,10 @@ def _int(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+@functools.cache
 def git_commit() -> str | None:
-    """``git rev-parse HEAD`` of the medsweep checkout (with ``-dirty`` when the tree has changes)."""
+    """``git rev-parse HEAD`` of the medsweep checkout (with ``-dirty`` when the tree has changes), when this
+    process first asks: the code it runs is the code it imported then."""
     try:
         head = subprocess.run(
             ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"],
