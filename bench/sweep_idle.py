@@ -51,10 +51,12 @@ from pipeline.models.registry import ServerConfig  # noqa: E402
 from pipeline.serving.running import RunningServer  # noqa: E402
 from pipeline.sweep.estimate import (  # noqa: E402
     Costs,
+    ModelEstimate,
     StudyEstimate,
     estimate,
     load_costs,
     request_seconds,
+    simulate,
     task_costs,
 )
 from pipeline.sweep.plan import PlannedModel, SweepSettings, load_plan, resolve_models  # noqa: E402
@@ -223,14 +225,14 @@ def main(argv: list[str] | None = None) -> int:
             wall = time.monotonic() - began
         finally:
             launcher.close()
-    report(reports, planned, len(settings.gpus), accel, wall, load_s, item_scale(settings, models, costs))
+    report(reports, planned, list(settings.gpus), accel, wall, load_s, item_scale(settings, models, costs))
     return 0 if all(r.status == "done" for r in reports) else 1
 
 
 def report(
     reports: list[ModelReport],
     planned: StudyEstimate,
-    gpus: int,
+    inventory: list[int],
     accel: float,
     wall: float,
     load_s: dict[str, float],
@@ -239,8 +241,9 @@ def report(
     """The study's figures in simulated seconds (real ones x ``accel``); ``idle_fraction=X`` last."""
     parts = dict.fromkeys(("load", "eval start", "busy", "tail", "scoring", "stop"), 0.0)  # GPU-seconds, real
     # The same at the full study's scale: the simulated parts x accel; the code's own costs at real speed,
-    # scoring x the model's item scale (it scores that many times more answers), eval start and stop once.
-    at_scale = 0.0
+    # scoring x the model's item scale (it scores that many times more answers), eval start and stop once;
+    # the schedule replayed with those walls by the sweep's packing (estimate.simulate).
+    at_scale: list[ModelEstimate] = []
     released = 0.0  # scoring after the GPUs were released: not allocated GPU-time (timeline.py)
     for r in reports:
         t = r.timeline
@@ -254,11 +257,13 @@ def report(
         for name, seconds in (("load", load), ("eval start", t.start_s - load), ("busy", t.busy_s),
                               ("tail", t.tail_s), ("scoring", scoring), ("stop", t.stop_s)):  # fmt: skip
             parts[name] += seconds * n
-        simulated = (load + t.busy_s + t.tail_s) * accel
-        at_scale += n * (simulated + t.start_s - load + scoring * scale[r.model] + t.stop_s)
+        own = t.start_s - load + scoring * scale[r.model] + t.stop_s
+        at_scale.append(ModelEstimate(r.model, n, "", load * accel, (t.busy_s + t.tail_s) * accel + own))
     allocated = sum(parts.values())
     generating = parts["busy"] + parts["tail"]
+    gpus = len(inventory)
     makespan, bound = wall * accel, generating * accel / gpus
+    replay = simulate(at_scale, inventory)
     print(f"models: {len(reports)} ({sum(r.status == 'done' for r in reports)} done) on {gpus} GPUs; "
           f"acceleration {accel:.0f}x; real wall {wall:.1f} s")  # fmt: skip
     print(f"cost model (pipeline/sweep/costs.toml): makespan {planned.makespan_s / 3600:.2f} h, "
@@ -272,9 +277,10 @@ def report(
         shares = ", ".join(f"{name} {seconds / allocated:.1%}" for name, seconds in parts.items())
         print(f"allocated GPU-time {allocated * accel / 3600:.1f} GPU-h: {shares}; scoring after the GPUs' "
               f"release (not allocated): {released * accel / 3600:.1f} GPU-h")  # fmt: skip
-        print(f"idle fraction with the code's own costs at the study's scale (eval start and stop once, "
-              f"scoring x the items' scale, not x{accel:.0f}): "
-              f"{1 - generating * accel / at_scale:.3f}")  # fmt: skip
+        print(f"at the study's scale (the code's own steps once, not x{accel:.0f}: eval start and stop, "
+              f"scoring x the items' scale; the schedule replayed by the sweep's packing): makespan "
+              f"{replay.makespan_s / 3600:.2f} h = {replay.makespan_s / (bound or 1):.2f} x the lower bound, "
+              f"idle fraction {1 - generating * accel / (replay.gpu_hours * 3600):.3f}")  # fmt: skip
     print(f"makespan: {makespan / 3600:.2f} h")
     print(f"lower bound (generating GPU-time / GPUs): {bound / 3600:.2f} h  (makespan / bound = "
           f"{makespan / bound if bound else float('inf'):.2f})")  # fmt: skip

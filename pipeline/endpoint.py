@@ -20,6 +20,8 @@ Shared vocabulary of the eval core and serving: it imports neither.
 
 from __future__ import annotations
 
+import functools
+import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -139,6 +141,13 @@ def parse_prefix_caching(text: str) -> bool | None:
     return None
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The certificate store, read once per process (a sweep's eval process reads it before its job): each
+    client would read it again, tens of ms of CPU per health probe and per eval."""
+    return httpx.create_ssl_context()
+
+
 class Endpoint:
     """The extras of the server at ``url`` (its root or its OpenAI base URL ``.../v1``).
 
@@ -159,6 +168,7 @@ class Endpoint:
             "base_url": self.root,
             "headers": self._headers,
             "timeout": httpx.Timeout(self.timeouts.call),
+            "verify": tls_context(),
         }
 
     # --- async: the eval ---

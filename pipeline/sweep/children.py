@@ -189,9 +189,10 @@ def _wait_for_job(jobs: Connection, messages: Connection, warm: EventType, prepa
 
 
 def _warm_up() -> None:
-    """The imports of an eval's start (the evaluation code, every task definition) and the checkout's
-    commit. Not torch: a scorer's model is loaded only after the job has set the GPUs its process may
-    see."""
+    """The imports of an eval's start (the evaluation code, every task definition), the checkout's commit
+    and the certificate store. Not torch: a scorer's model is loaded only after the job has set the GPUs
+    its process may see."""
+    from pipeline.endpoint import tls_context
     from pipeline.evaluation import evaluate  # noqa: F401
     from pipeline.serving.provenance import git_commit
     from pipeline.tasks.registry import get_def, task_names
@@ -199,3 +200,4 @@ def _warm_up() -> None:
     for name in task_names():
         get_def(name)
     git_commit()  # a run's provenance: two git processes, once
+    tls_context()
