@@ -10,6 +10,7 @@ they are taken, so a model's first request goes out as soon as its server is hea
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import multiprocessing
 import signal
@@ -143,29 +144,44 @@ class Children:
         with contextlib.suppress(OSError):  # it died after it was taken: its exit status says so below
             child.jobs.send((target, args))
         child.jobs.close()
-        asked_to_stop: float | None = None
-        message: object | None = None
-        open_ = True
-        while open_ or proc.is_alive():
-            if open_:
-                try:
-                    if receive.poll(0.5):
-                        got = receive.recv()
-                        if not heard(got):
-                            message = got
-                        continue
-                except (EOFError, OSError):
-                    open_ = False  # the child closed its end (it ends) or died
-            else:
-                proc.join(0.5)
-            if asked_to_stop is None and stopping():
-                asked_to_stop = time.monotonic()
-                proc.terminate()  # SIGTERM: the eval stops sending, settles and commits
-            elif asked_to_stop is not None and time.monotonic() - asked_to_stop > _TERM_GRACE_S:
-                proc.kill()
-        receive.close()
-        why = "stopped" if asked_to_stop is not None else f"exited with status {proc.exitcode}"
+        try:
+            message, stopped = _follow(proc, receive, stopping, heard)
+        except BaseException:  # the listener's error (a bug): the child must not outlive its sweep
+            proc.kill()
+            proc.join()
+            raise
+        finally:
+            receive.close()
+        why = "stopped" if stopped else f"exited with status {proc.exitcode}"
         return message, why
+
+
+def _follow(
+    proc: BaseProcess, receive: Connection, stopping: Callable[[], bool], heard: Callable[[object], bool]
+) -> tuple[object | None, bool]:
+    """Until ``proc`` exits: its messages to ``heard``; the last one not consumed, and whether it was asked
+    to stop."""
+    asked_to_stop: float | None = None
+    message: object | None = None
+    open_ = True
+    while open_ or proc.is_alive():
+        if open_:
+            try:
+                if receive.poll(0.5):
+                    got = receive.recv()
+                    if not heard(got):
+                        message = got
+                    continue
+            except (EOFError, OSError):
+                open_ = False  # the child closed its end (it ends) or died
+        else:
+            proc.join(0.5)
+        if asked_to_stop is None and stopping():
+            asked_to_stop = time.monotonic()
+            proc.terminate()  # SIGTERM: the eval stops sending, settles and commits
+        elif asked_to_stop is not None and time.monotonic() - asked_to_stop > _TERM_GRACE_S:
+            proc.kill()
+    return message, asked_to_stop is not None
 
 
 def _wait_for_job(jobs: Connection, messages: Connection, warm: EventType, prepare: Prepare | None) -> None:
@@ -189,9 +205,9 @@ def _wait_for_job(jobs: Connection, messages: Connection, warm: EventType, prepa
 
 
 def _warm_up() -> None:
-    """The imports of an eval's start (the evaluation code, every task definition), the checkout's commit
-    and the certificate store. Not torch: a scorer's model is loaded only after the job has set the GPUs
-    its process may see."""
+    """The imports of an eval's start (the evaluation code, every task definition, the HTTP stack's
+    transport), the checkout's commit and the certificate store. Not torch: a scorer's model is loaded
+    only after the job has set the GPUs its process may see."""
     from pipeline.endpoint import tls_context
     from pipeline.evaluation import evaluate  # noqa: F401
     from pipeline.serving.provenance import git_commit
@@ -201,3 +217,13 @@ def _warm_up() -> None:
         get_def(name)
     git_commit()  # a run's provenance: two git processes, once
     tls_context()
+    asyncio.run(_touch_http())
+
+
+async def _touch_http() -> None:
+    """One request to a closed local port: the HTTP stack imports its transport on its first request."""
+    from pipeline.endpoint import Endpoint
+
+    with contextlib.suppress(Exception):
+        async with Endpoint("http://127.0.0.1:1", None) as endpoint:
+            await endpoint.list_models()

@@ -531,11 +531,9 @@ class SweepRunner:
 
     def _load_inputs(self) -> Prepare:
         """What loads every dataset the plan's evals read (each model's tasks; none named: all with data)."""
-        from pipeline.evaluation.evaluate import select_tasks
-
         named = [m.tasks for m in self.models]
         tasks = [] if not all(named) else sorted({t for ts in named for t in ts})
-        return select_tasks, (tasks, self.settings.data_dir, self.settings.variant)
+        return _load_datasets, (tasks, self.settings.data_dir, self.settings.variant)
 
     def _read_api_key(self) -> str | None:
         from pipeline.serving.lifecycle import api_key_from_env
@@ -657,6 +655,14 @@ class SweepRunner:
             }
             text = ", ".join(f"{k}={v}" for k, v in shown.items())
             self.console.print(f"[bold]{model}[/bold]: {event} {text}", highlight=False, soft_wrap=True)
+
+
+def _load_datasets(tasks: list[str], data_dir: Path, variant: str) -> None:
+    """A child process's preparation (pipeline/sweep/children.py): the datasets an eval reads before it
+    sends. Here, beside the jobs, so that the child has imported their module before its job comes."""
+    from pipeline.evaluation.evaluate import select_tasks
+
+    select_tasks(tasks, data_dir, variant)
 
 
 def eval_process(

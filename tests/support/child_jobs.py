@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from multiprocessing.connection import Connection
 
 
@@ -24,3 +25,9 @@ def chatter(count: int, conn: Connection) -> None:
         conn.send(n)
     conn.send("done")
     conn.close()
+
+
+def linger(conn: Connection) -> None:
+    """Send 0, then wait a minute."""
+    conn.send(0)
+    time.sleep(60)  # ended by the test (a kill), else the test fails (and waits for it)

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from pipeline.sweep.children import Children
 from tests.support import child_jobs
 
@@ -104,3 +106,18 @@ def test_a_child_that_died_while_waiting_is_replaced_by_a_fresh_one() -> None:
         children.close()
     assert why == "exited with status 0"
     assert isinstance(message, dict) and message["pid"] != waiting
+
+
+def test_a_listener_that_fails_takes_its_child_down_with_it() -> None:
+    children = Children(expected=1, at_once=1)
+
+    def hear(message: object) -> bool:
+        raise ValueError("a bug in the listener")
+
+    try:
+        (waiting,) = children.waiting(warm_within=60)
+        with pytest.raises(ValueError, match="a bug"):
+            children.run(child_jobs.linger, (), lambda: False, hear)
+    finally:
+        children.close()
+    assert not _pid_alive(waiting)
