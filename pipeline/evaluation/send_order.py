@@ -32,7 +32,7 @@ from pipeline.config import SendOrder
 from pipeline.evaluation.tokens import estimate_tokens
 from pipeline.request import Request
 
-FIRST_WINDOW = 16  # small: the first requests go out after this many are rendered
+FIRST_WINDOW = 4  # small: the first requests go out after this many are rendered
 GROWTH = 4
 WINDOW_REQUESTS = 4096
 WINDOW_CHARS = 32_000_000  # about 32 MB of prompt text held at once
