@@ -9,22 +9,25 @@ server of its class, divided by A (the acceleration). The fake servers' own proc
 sweep: a Python process's start (a third of a second here, two minutes simulated) is no part of an engine's
 load, which ``load_s`` already is, whole.
 
-The data are the synthetic demo_data/ (a handful of items a task), sent one at a time (concurrency 1):
-each demo request of task t stands for k_t = requests_t (the full task, costs.toml) / demo requests_t real
-ones, and takes the server time those k_t requests take at full batch (k_t x their share of the server,
+The data are the synthetic demo_data/, each task's first ``--limit`` items (default 2: 40 requests a model
+over the six tasks, LongHealth's two questions being 30), sent one at a time (concurrency 1): each demo
+request of task t stands for k_t = requests_t (the full task, costs.toml) / demo requests_t real ones, and
+takes the server time those k_t requests take at full batch (k_t x their share of the server,
 ``estimate.request_seconds``). A model's generation time is therefore the cost model's for the full study,
-divided by A, and its last request takes about one real request's latency at full batch, as the real tail
-does (counted as busy_s here: with one request in flight, in-flight never drops below its limit; the idle
-fraction counts busy and tail alike). What does not scale: the code's own costs (an eval process's start,
-each request's round trip, scoring, stopping) run at real speed and count A times over in simulated time; the
-output shows how much of the allocation each part is, and the idle fraction with those costs taken at the
-study's scale instead (eval start and stop once, scoring times the items' scale) beside the measured one.
+divided by A, and its last request takes k_t requests' share of the server (a few real requests' latency at
+full batch: the order of the real tail; counted as busy_s here: with one request in flight, in-flight never
+drops below its limit; the idle fraction counts busy and tail alike). What does not scale: the code's own
+costs (an eval process's start, each request's round trip, scoring, stopping) run at real speed and count A
+times over in simulated time; the output shows how much of the allocation each part is, and the study's
+figures with those costs taken at the study's scale instead (eval start and stop once, scoring times the
+items' scale; the schedule replayed with those walls by the sweep's packing, ``estimate.simulate``) beside the
+measured ones.
 
 Prints the makespan, the lower bound (generating GPU-time / GPUs) and, last, ``idle_fraction=X``: the share
 of the allocated GPU-time in which the GPUs generated nothing (pipeline/sweep/timeline.py's definition,
 summed over the models, weighted by their GPUs). Times are simulated seconds unless they say "real".
 
-Run: .venv/bin/python bench/sweep_idle.py [--plan docs/plans/clue.toml] [--accel A] [--models N]
+Run: .venv/bin/python bench/sweep_idle.py [--plan docs/plans/clue.toml] [--accel A] [--models N] [--limit N]
 """
 
 from __future__ import annotations
