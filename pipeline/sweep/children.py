@@ -71,7 +71,8 @@ class Children:
         self._changed = threading.Event()  # a child was taken, or the sweep is done
         self._closed = False
         self._keeper = threading.Thread(target=self._keep_ready, name="sweep-children", daemon=True)
-        self._keeper.start()
+        if expected > 0:  # none expected (a runner that never runs): no thread, a job gets a fresh child
+            self._keeper.start()
 
     def _keep_ready(self) -> None:
         while True:
@@ -124,7 +125,8 @@ class Children:
             self._closed = True
             ready, self._ready = self._ready, []
         self._changed.set()
-        self._keeper.join()
+        if self._keeper.is_alive():
+            self._keeper.join()
         for child in ready:
             child.close()
 
