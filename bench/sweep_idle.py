@@ -60,6 +60,7 @@ if __name__ != "__mp_main__":
         Costs,
         ModelEstimate,
         StudyEstimate,
+        TaskCost,
         estimate,
         load_costs,
         request_seconds,
@@ -162,34 +163,32 @@ def _listening(port: int) -> bool:
 
 def bench_models(
     settings: SweepSettings, models: list[PlannedModel], costs: Costs, accel: float
-) -> tuple[dict[str, float], dict[str, list[tuple[str, float]]]]:
-    """Per model: its simulated load time, and (marker, seconds) per task of its demo requests."""
+) -> tuple[dict[str, float], dict[str, list[tuple[str, float]]], dict[str, float]]:
+    """Per model: its simulated load time, (marker, seconds) per task of its demo requests, and how many
+    real requests its demo requests stand for on average (full / demo)."""
     load_s: dict[str, float] = {}
     latencies: dict[str, list[tuple[str, float]]] = {}
+    scale: dict[str, float] = {}
+    counted: dict[tuple[tuple[str, ...], int | None], tuple[dict[str, TaskCost], dict[str, TaskCost]]] = {}
     for model in models:
         cls = costs.server_for(model.server.params_b)
         load_s[model.name] = cls.load_s / accel
         tasks = model.tasks or tuple(costs.task)
-        demo = task_costs(costs, tasks, settings.data_dir, limit=model.limit)  # the bench's request counts
-        full = task_costs(costs, tasks, None)  # the full study's
+        if (tasks, model.limit) not in counted:  # rendering the demo data: once per task list and limit
+            counted[tasks, model.limit] = (
+                task_costs(costs, tasks, settings.data_dir, limit=model.limit),  # the bench's request counts
+                task_costs(costs, tasks, None),  # the full study's
+            )
+        demo, full = counted[tasks, model.limit]
         latencies[model.name] = [
             (full[t].bench_marker, full[t].requests / max(demo[t].requests, 1) * request_seconds(cls, full[t])
              / accel)
             for t in costs.task if t in tasks
         ]  # fmt: skip
-    return load_s, latencies
-
-
-def item_scale(settings: SweepSettings, models: list[PlannedModel], costs: Costs) -> dict[str, float]:
-    """Per model: how many real requests its demo requests stand for, on average (full / demo)."""
-    scale: dict[str, float] = {}
-    for model in models:
-        tasks = model.tasks or tuple(costs.task)
-        demo = sum(
-            t.requests for t in task_costs(costs, tasks, settings.data_dir, limit=model.limit).values()
+        scale[model.name] = sum(t.requests for t in full.values()) / max(
+            sum(t.requests for t in demo.values()), 1
         )
-        scale[model.name] = sum(t.requests for t in task_costs(costs, tasks, None).values()) / max(demo, 1)
-    return scale
+    return load_s, latencies, scale
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -223,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             m.model_copy(update={"port": settings.base_port + i, "concurrency": 1, "limit": args.limit})
             for i, m in enumerate(models)
         ]
-        load_s, latencies = bench_models(settings, models, costs, accel)
+        load_s, latencies, scale = bench_models(settings, models, costs, accel)
         launcher = FakeLauncher(load_s, latencies, Path(tmp), ports + len(models))
         runner = SweepRunner(settings, models, launcher, console=Console(file=io.StringIO()))
         try:
@@ -232,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             wall = time.monotonic() - began
         finally:
             launcher.close()
-    report(reports, planned, list(settings.gpus), accel, wall, load_s, item_scale(settings, models, costs))
+    report(reports, planned, list(settings.gpus), accel, wall, load_s, scale)
     return 0 if all(r.status == "done" for r in reports) else 1
 
 
