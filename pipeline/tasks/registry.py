@@ -47,6 +47,9 @@ class TaskDef:
     text_pair: TextPair | None = None  # for BERTScore (a task clue.toml gives a BERTScore model)
     umls_pair: TextPair | None = None  # for UMLS-F1 (a task whose clue.toml [paper_metrics] has umls_f1)
     reference: str = ""  # what ``medsweep score`` takes as the reference (docs, errors)
+    # Loads what the scorer reads on first use (ROUGE's tokenizer, the ICD-10 table); the eval calls it in a
+    # thread while the server generates, so that scoring starts at once when the last answer is in.
+    warm_up: Callable[[], object] | None = None
 
     @property
     def per_item_metrics(self) -> tuple[str, ...]:

@@ -69,6 +69,14 @@ def score_batch(
     return add_extras(task, outputs, references, items)
 
 
+def warm_up(tasks: Sequence[str]) -> None:
+    """Load what scoring ``tasks`` reads on first use (``TaskDef.warm_up``)."""
+    for task in tasks:
+        hook = _task(task).warm_up
+        if hook is not None:
+            hook()
+
+
 def add_extras(
     task: str, outputs: Sequence[str], references: Sequence[Any], items: list[ScoredItem]
 ) -> list[ScoredItem]:

@@ -9,7 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipeline.scoring.answers import IcdAnswer, is_valid
 from pipeline.scoring.cleanup import strip_continuation
-from pipeline.scoring.icd import code_metrics, gold_codes, lenient_codes, only_codes, paper_codes
+from pipeline.scoring.icd import (
+    code_metrics,
+    gold_codes,
+    lenient_codes,
+    load_table,
+    only_codes,
+    paper_codes,
+)
 from pipeline.scoring.types import ScoredItem
 from pipeline.tasks.fewshot import FewShotTask, Item, unique_ids
 from pipeline.tasks.loaders import Row, id_to_str, read_json_records, validated
@@ -74,5 +81,6 @@ TASK = register(
         clean=strip_continuation,
         structured=lambda output: ", ".join(_Codes.model_validate_json(output).codes),
         reference='the list of gold ICD-10 codes (["I10", "E119"]) or one ", "-joined string',
+        warm_up=load_table,
     )
 )

@@ -69,6 +69,7 @@ TASK = register(
         score=_TEXT.score,
         metrics=study_metrics("medisumqa"),
         text_pair=_TEXT.pair,
+        warm_up=_TEXT.warm_up,
         umls_pair=_TEXT.for_umls,
         reference="the reference answer (text)",
     )

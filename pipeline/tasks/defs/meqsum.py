@@ -85,6 +85,7 @@ TASK = register(
         metrics=study_metrics("meqsum"),
         clean=strip_continuation,
         text_pair=_TEXT.pair,
+        warm_up=_TEXT.warm_up,
         umls_pair=_TEXT.for_umls,
         reference="the reference summary (text)",
     )
