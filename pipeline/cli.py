@@ -60,9 +60,9 @@ def entry() -> int:
     """The ``medsweep`` console script and ``python -m pipeline``: ``main`` in a process of its own.
 
     Every object the command's imports made is frozen before the interpreter exits, so that its teardown
-    skips a last collection over them: 0.1 s of every command (an eval of 480 items on the CPU vLLM gave
-    0.1 s of its 1.1 s outside generation; docs/performance.md). Not in ``main``, which tests and other
-    programs call in a process that goes on."""
+    skips a last collection over them: an eval's teardown took 0.15 s of its 1.1 s outside generation, and
+    takes 0.02 s (docs/performance.md). Not in ``main``, which tests and other programs call in a process
+    that goes on."""
     code = main()
     gc.freeze()
     return code
