@@ -226,7 +226,7 @@ async def _evaluate(
 
 
 async def _warm_scoring(busy: asyncio.Event, tasks: list[str]) -> None:
-    """Load what scoring reads on first use (ROUGE, the ICD-10 table: 0.1-0.25 s) in a thread, once the
+    """Load what scoring reads on first use (ROUGE, the ICD-10 table: 0.1-0.3 s) in a thread, once the
     server is busy: before that, the imports' hold on the GIL would delay the first requests."""
     from pipeline.tasks import scores
 
