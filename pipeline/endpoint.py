@@ -280,8 +280,8 @@ class Endpoint:
 
     async def _tokens(self, payload: dict[str, Any]) -> list[int]:
         """``POST /tokenize``'s ``tokens``; a ``TokenizeError`` classed as a request's failure would be: no
-        answer (connection), HTTP 5xx (server error), another status (bad request), no token list
-        (invalid response)."""
+        answer (connection), an HTTP error by its status (``FailureClass.of_status``: a rejected key is
+        ``auth``), no token list (invalid response)."""
         url = f"{self.shown}/tokenize"
         try:
             response = await self._client.post("/tokenize", json=payload, timeout=self.timeouts.tokenize)
@@ -291,7 +291,7 @@ class Endpoint:
             ) from None
         status = response.status_code
         if status != 200:
-            error_class = FailureClass.SERVER_ERROR if status >= 500 else FailureClass.BAD_REQUEST
+            error_class = FailureClass.of_status(status, response.text)
             raise TokenizeError(f"POST {url} failed with HTTP {status}: {response.text[:200]}", error_class)
         try:
             tokens = response.json().get("tokens")

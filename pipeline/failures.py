@@ -32,6 +32,16 @@ class FailureClass(StrEnum):
         return _MUST_FIX.get(self) or _TRANSIENT_CAUSES.get(self, _RETRY_FIX)
 
     @classmethod
+    def of_status(cls, status: int, message: str = "") -> FailureClass:
+        """The class of an HTTP error answer; ``message`` is the server's error text (an over-long prompt
+        is a 400 that names the context length)."""
+        if status >= 500:
+            return cls.SERVER_ERROR
+        return _BY_STATUS.get(status) or (
+            cls.CONTEXT_LENGTH if status == 400 and "context length" in message.lower() else cls.BAD_REQUEST
+        )
+
+    @classmethod
     def parse(cls, text: str) -> FailureClass | None:
         """The class stored as ``text``; ``None`` for one this version does not know."""
         try:
@@ -40,6 +50,13 @@ class FailureClass(StrEnum):
             return None
 
 
+_BY_STATUS = {
+    401: FailureClass.AUTH,
+    403: FailureClass.AUTH,
+    404: FailureClass.NOT_FOUND,
+    408: FailureClass.TIMEOUT,
+    429: FailureClass.RATE_LIMITED,
+}
 _MUST_FIX: dict[FailureClass, str] = {
     FailureClass.CONTEXT_LENGTH: "the prompt plus max_tokens is longer than the served context; serve the "
     "model with a larger --max-model-len",

@@ -107,13 +107,15 @@ async def test_tokenize_failures_are_classed_as_a_requests_would_be() -> None:
             template_kwargs={"enable_thinking": False},
         ) == [7, 8, 9]  # fmt: skip
         classes = {}
-        for prompt in ("status 500", "status 400", "no tokens"):
+        for prompt in ("status 500", "status 400", "status 401", "status 429", "no tokens"):
             with pytest.raises(TokenizeError) as caught:
                 await endpoint.tokenize("m", prompt)
             classes[prompt] = caught.value.error_class
     assert classes == {
         "status 500": FailureClass.SERVER_ERROR,
         "status 400": FailureClass.BAD_REQUEST,
+        "status 401": FailureClass.AUTH,  # a rejected key: fix it, rerunning alone will not help
+        "status 429": FailureClass.RATE_LIMITED,
         "no tokens": FailureClass.INVALID_RESPONSE,
     }
     sent = app[TOKENIZE_BODIES]

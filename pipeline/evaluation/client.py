@@ -369,22 +369,14 @@ def _trace_tokens(
 
 def _raise_for_status(status: int, payload: bytes, retry_after: str | None) -> None:
     message = _error_message(payload) or f"HTTP {status}"
+    error_class = FailureClass.of_status(status, message)
     if status in RETRYABLE_STATUS:
-        error_class = (
-            FailureClass.RATE_LIMITED
-            if status == 429
-            else FailureClass.TIMEOUT
-            if status == 408
-            else FailureClass.SERVER_ERROR
-        )
         raise _Retry(error_class, f"HTTP {status}: {message}", _parse_retry_after(retry_after))
-    if status == 400 and "context length" in message.lower():
-        raise _Final(FailureClass.CONTEXT_LENGTH, message)
-    if status in (401, 403):
-        raise _Final(FailureClass.AUTH, f"HTTP {status}: the endpoint rejected the API key")
-    if status == 404:
-        raise _Final(FailureClass.NOT_FOUND, f"HTTP 404: {message}")
-    raise _Final(FailureClass.BAD_REQUEST, f"HTTP {status}: {message}")
+    if error_class is FailureClass.CONTEXT_LENGTH:
+        raise _Final(error_class, message)
+    if error_class is FailureClass.AUTH:
+        raise _Final(error_class, f"HTTP {status}: the endpoint rejected the API key")
+    raise _Final(error_class, f"HTTP {status}: {message}")
 
 
 def _error_message(payload: bytes) -> str:
